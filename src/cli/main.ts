@@ -1,0 +1,135 @@
+import { Command as Program } from 'commander';
+import { readFileSync } from 'node:fs';
+import { hostname } from 'node:os';
+import type { Logger } from 'pino';
+import { loadConfig } from '../config/load.js';
+import { envName, keysFor, schema, type Command, type Config, type ConfigKey, type KeySpec } from '../config/schema.js';
+import { WsgwError } from '../errors/errors.js';
+import { createGateway } from '../gateway/gateway.js';
+import { loadHandler } from '../handlers/load.js';
+import { createWorker } from '../handlers/worker.js';
+import { createLogger } from '../log/logger.js';
+import { connectNats, type NatsConnection } from '../nats/connect.js';
+import { ConnectionDirectory } from '../nats/directory.js';
+import { newGatewayId } from '../protocol/ids.js';
+import { createSubjects } from '../protocol/subjects.js';
+
+const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
+
+const DESCRIPTIONS: Record<Command, string> = {
+  local: 'one process, handlers in-process, no NATS: serves ws://localhost:<port><path>',
+  gateway: 'WebSocket gateway on NATS: without --handler publishes every event to workers; with --handler runs it in-process and shares connection state in KV',
+  worker: 'runs a handler module against NATS (queue group); without --handler, the built-in echo',
+};
+
+function describe(spec: KeySpec, key: ConfigKey): string {
+  const def = Array.isArray(spec.default) ? spec.default.join(',') : String(spec.default);
+  const values = spec.type === 'enum' ? `; one of ${spec.values.join('|')}` : '';
+  return `${spec.doc} (default: ${def === '' ? 'none' : def}${values}; env ${envName(key)})`;
+}
+
+/** Shutdown on SIGINT/SIGTERM: stop in reverse order of start; a second signal exits at once. */
+function onSignals(log: Logger, stop: () => Promise<void>): void {
+  let stopping = false;
+  const handler = (signal: NodeJS.Signals) => {
+    if (stopping) {
+      log.warn({ signal }, 'second signal: exiting now');
+      process.exit(1);
+    }
+    stopping = true;
+    log.info({ signal }, 'shutting down');
+    stop().then(
+      () => process.exit(0),
+      (err) => {
+        log.error({ err }, 'shutdown failed');
+        process.exit(1);
+      },
+    );
+  };
+  process.on('SIGINT', handler);
+  process.on('SIGTERM', handler);
+}
+
+/** Connects and opens the KV directory; both retry until NATS (with JetStream) is there. */
+async function startNats(config: Config, name: string, log: Logger, signal: AbortSignal): Promise<{ nc: NatsConnection; directory: ConnectionDirectory }> {
+  const nc = await connectNats({ servers: config.nats, name, log, signal });
+  for (let attempt = 1; ; attempt++) {
+    try {
+      const directory = await ConnectionDirectory.open(nc, { prefix: config.prefix, replicas: config.kvReplicas, log });
+      return { nc, directory };
+    } catch (err) {
+      if (signal.aborted) throw err;
+      log.warn({ err: { message: (err as Error).message }, attempt }, 'cannot open the KV buckets (is JetStream enabled? start nats-server with -js); retrying');
+      await new Promise((r) => setTimeout(r, Math.min(5_000, 500 * attempt)));
+    }
+  }
+}
+
+async function run(command: Command, flags: Record<string, unknown>): Promise<void> {
+  const { config: file, ...rest } = flags;
+  const config = loadConfig({ command, flags: rest as Partial<Record<ConfigKey, unknown>>, file: file as string | undefined });
+  const log = createLogger(config.logLevel).child({ component: command });
+  const abort = new AbortController();
+  let stop: () => Promise<void> = async () => abort.abort(new Error('shut down while starting'));
+  onSignals(log, () => stop());
+
+  if (command === 'local') {
+    const handler = await loadHandler(config.handler);
+    const gw = await createGateway({ config, id: config.id || 'local', log, handler });
+    stop = () => gw.close();
+    const shown = config.host === '0.0.0.0' ? 'localhost' : config.host;
+    log.info(`ready: ws://${shown}:${gw.port}${config.path} (handler: ${config.handler || 'built-in echo'})`);
+    return;
+  }
+
+  const handler = command === 'worker' || config.handler ? await loadHandler(config.handler) : undefined;
+  if (command === 'gateway') {
+    const id = config.id || newGatewayId();
+    const { nc, directory } = await startNats(config, `wsgw-gateway ${id}@${hostname()}`, log, abort.signal);
+    const gw = await createGateway({ config, id, log, handler, nats: { nc, subjects: createSubjects(config.prefix), directory } });
+    stop = async () => {
+      await gw.close();
+      await nc.drain();
+    };
+    return;
+  }
+
+  const { nc, directory } = await startNats(config, `wsgw-worker@${hostname()}`, log, abort.signal);
+  const worker = createWorker({ nc, subjects: createSubjects(config.prefix), directory, handler: handler!, queue: config.queue, log });
+  stop = async () => {
+    await worker.close();
+    await nc.drain();
+  };
+}
+
+export function buildProgram(): Program {
+  const program = new Program('wsgw')
+    .description('WebSocket gateway: uWebSockets.js at the edge, NATS behind it, handlers in any language')
+    .version(pkg.version)
+    .showHelpAfterError()
+    .addHelpText('after', '\nEvery option can also come from the environment (WSGW_...) or a JSON file (--config). Precedence: defaults < file < env < flags.');
+  for (const command of ['local', 'gateway', 'worker'] as const) {
+    const cmd = program.command(command).description(DESCRIPTIONS[command]).option('--config <file>', 'JSON config file with any of the options below');
+    for (const key of keysFor(command)) {
+      const spec: KeySpec = schema[key];
+      cmd.option(`${spec.short ? spec.short + ', ' : ''}${spec.flag} <value>`, describe(spec, key));
+    }
+    cmd.action(async (opts: Record<string, unknown>) => {
+      await run(command, opts);
+    });
+  }
+  return program;
+}
+
+export async function main(argv: string[] = process.argv): Promise<void> {
+  try {
+    await buildProgram().parseAsync(argv);
+  } catch (err) {
+    if (err instanceof WsgwError) {
+      process.stderr.write(`wsgw: ${err.message}\n`);
+      process.exit(2);
+    }
+    process.stderr.write(`wsgw: unexpected error: ${(err as Error)?.stack ?? String(err)}\n`);
+    process.exit(1);
+  }
+}

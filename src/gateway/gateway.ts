@@ -1,0 +1,474 @@
+import uWS from 'uWebSockets.js';
+import type { HttpRequest, HttpResponse, TemplatedApp, us_listen_socket, WebSocket } from 'uWebSockets.js';
+import { isUtf8 } from 'node:buffer';
+import { headers as natsHeaders, type Msg, type MsgHdrs, type NatsConnection, type Subscription } from '@nats-io/transport-node';
+import type { Logger } from 'pino';
+import type { Config } from '../config/schema.js';
+import { ListenError } from '../errors/errors.js';
+import { CloseCode, truncateReason } from '../protocol/close-codes.js';
+import { parseControlCommand, type CloseEvent, type ConnectionRecord, type ControlReply, type OpenEvent, type RequestInfo } from '../protocol/events.js';
+import { Header } from '../protocol/headers.js';
+import { formatConnectionId, newToken, parseConnectionId } from '../protocol/ids.js';
+import type { Subjects } from '../protocol/subjects.js';
+import { assertToken } from '../protocol/tokens.js';
+import type { ConnectionDirectory } from '../nats/directory.js';
+import { watchStatus, type StatusWatcher } from '../nats/connect.js';
+import { FrameMessage, HandlerRuntime, HostConn, type ConnectionHost } from '../handlers/runtime.js';
+import type { FrameData, Handler } from '../handlers/types.js';
+import { InboundPublisher } from './publisher.js';
+import { routeFromField, routeFromPath } from './route.js';
+
+/** What the gateway needs from NATS; absent in local mode. */
+export interface GatewayNats {
+  readonly nc: NatsConnection;
+  readonly subjects: Subjects;
+  readonly directory: ConnectionDirectory;
+}
+
+export interface GatewayOptions {
+  readonly config: Config;
+  /** Gateway id, a safe token; the first part of every connection id it issues. */
+  readonly id: string;
+  readonly log: Logger;
+  /** In-process handler (local mode, or `gateway --handler`). Without it frames are published to NATS. */
+  readonly handler?: Handler;
+  readonly nats?: GatewayNats;
+}
+
+export interface Gateway {
+  readonly id: string;
+  /** The port actually listened on (useful with port 0). */
+  readonly port: number;
+  /** Open connections on this gateway. */
+  readonly connections: number;
+  /** Stops listening, closes every client (1001), publishes their close events, removes records. */
+  close(): Promise<void>;
+}
+
+/** Per-socket state, created at upgrade from data copied out of the request. */
+interface ConnData {
+  readonly id: string;
+  readonly token: string;
+  readonly request: RequestInfo;
+  readonly connectedAt: number;
+  /** `P.in.msg.<route>` for the path route (remote mode). */
+  readonly msgSubject: string;
+  readonly route: string;
+  /** `P.out.<connId>`: the reply subject on every inbound frame. */
+  readonly outSubject: string;
+  ws: WebSocket<ConnData> | null;
+  topics: Set<string> | null;
+  seq: number;
+  closed: boolean;
+  /** Outbound frames waiting for the corked flush: data, binary, data, binary, ... */
+  outq: Array<FrameData | boolean>;
+  conn: HostConn | null;
+}
+
+const textEncoder = new TextEncoder();
+const BINARY_HEADERS: MsgHdrs = natsHeaders();
+BINARY_HEADERS.set(Header.Binary, '1');
+
+function copyHeaders(req: HttpRequest, names: readonly string[]): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const name of names) {
+    const v = req.getHeader(name);
+    if (v !== '') out[name] = v;
+  }
+  return out;
+}
+
+function reply(msg: Msg, body: ControlReply): void {
+  if (msg.reply) msg.respond(JSON.stringify(body));
+}
+
+/**
+ * A uWebSockets.js WebSocket frontend. With a handler it runs it in-process (local mode without NATS,
+ * or shared-state mode with NATS); without one it publishes every event to NATS and delivers what
+ * comes back on its fixed subscriptions (`P.out.<gw>.*`, `P.ctl.<gw>.*`, one per subscribed topic).
+ */
+export async function createGateway(options: GatewayOptions): Promise<Gateway> {
+  const { config, log, nats } = options;
+  const gatewayId = assertToken('gateway id', options.id);
+  const base = config.path.length > 1 && config.path.endsWith('/') ? config.path.slice(0, -1) : config.path;
+  const conns = new Map<string, ConnData>();
+  const topicSubs = new Map<string, { count: number; sub: Subscription | null }>();
+  const subs: Subscription[] = [];
+  let pendingUpgrades = 0;
+  let listenSocket: us_listen_socket | false = false;
+  let closing = false;
+  const app: TemplatedApp = uWS.App();
+
+  // --- outbound: corked, batched per socket -------------------------------------------------
+  let dirty: ConnData[] = [];
+  let flushScheduled = false;
+  let droppedFrames = 0;
+  const flushOut = () => {
+    flushScheduled = false;
+    const list = dirty;
+    dirty = [];
+    for (const d of list) {
+      const q = d.outq;
+      const ws = d.ws;
+      if (!d.closed && ws) {
+        ws.cork(() => {
+          for (let i = 0; i < q.length; i += 2) {
+            if (ws.send(q[i] as FrameData, q[i + 1] as boolean) === 2) droppedFrames++;
+          }
+        });
+      }
+      q.length = 0;
+    }
+  };
+  function enqueueOut(d: ConnData, data: FrameData, binary: boolean): void {
+    if (d.closed) return;
+    if (d.outq.length === 0) dirty.push(d);
+    d.outq.push(data, binary);
+    if (!flushScheduled) {
+      flushScheduled = true;
+      queueMicrotask(flushOut);
+    }
+  }
+
+  // --- topics ---------------------------------------------------------------------------------
+  function topicRef(topic: string): void {
+    const entry = topicSubs.get(topic);
+    if (entry) {
+      entry.count++;
+      return;
+    }
+    let sub: Subscription | null = null;
+    if (nats) {
+      sub = nats.nc.subscribe(nats.subjects.topic(topic), {
+        callback: (err, msg) => {
+          if (err) return log.warn({ err, topic }, 'topic subscription failed');
+          app.publish(topic, msg.data, msg.headers?.get(Header.Binary) === '1');
+        },
+      });
+    }
+    topicSubs.set(topic, { count: 1, sub });
+  }
+  function topicUnref(topic: string): void {
+    const entry = topicSubs.get(topic);
+    if (!entry) return;
+    if (--entry.count > 0) return;
+    topicSubs.delete(topic);
+    entry.sub?.unsubscribe();
+  }
+  function record(d: ConnData): ConnectionRecord {
+    return { id: d.id, gateway: gatewayId, connectedAt: d.connectedAt, ...d.request, topics: d.topics ? [...d.topics] : [] };
+  }
+  function subscribeLocal(d: ConnData, topic: string): void {
+    if (d.closed || !d.ws) return;
+    d.topics ??= new Set();
+    if (d.topics.has(topic)) return;
+    d.topics.add(topic);
+    d.ws.subscribe(topic);
+    topicRef(topic);
+    nats?.directory.put(record(d));
+  }
+  function unsubscribeLocal(d: ConnData, topic: string): void {
+    if (d.closed || !d.ws || !d.topics?.delete(topic)) return;
+    d.ws.unsubscribe(topic);
+    topicUnref(topic);
+    nats?.directory.put(record(d));
+  }
+  function closeLocal(d: ConnData, code: number | undefined, reason: string | undefined): void {
+    if (d.closed || !d.ws) return;
+    d.ws.end(code ?? CloseCode.ClosedByApplication, truncateReason(reason ?? ''));
+  }
+
+  // --- the in-process host (local and shared-state modes) -------------------------------------
+  function localOf(connectionId: string): ConnData | null | undefined {
+    const { gateway, token } = parseConnectionId(connectionId);
+    return gateway === gatewayId ? (conns.get(token) ?? null) : undefined;
+  }
+  const host: ConnectionHost = {
+    node: gatewayId,
+    send(id, data, binary) {
+      const d = localOf(id);
+      if (d) enqueueOut(d, data, binary);
+      else if (d === undefined && nats) nats.nc.publish(nats.subjects.out(id), data, binary ? { headers: BINARY_HEADERS } : undefined);
+    },
+    close(id, code, reason) {
+      const d = localOf(id);
+      if (d) closeLocal(d, code, reason);
+      else if (d === undefined && nats) nats.nc.publish(nats.subjects.ctl(id), JSON.stringify({ op: 'close', code, reason }));
+    },
+    async subscribe(id, topic) {
+      assertToken('topic', topic);
+      const d = localOf(id);
+      if (d) subscribeLocal(d, topic);
+      else if (d === undefined && nats) await controlRequest(id, { op: 'subscribe', topic });
+    },
+    async unsubscribe(id, topic) {
+      assertToken('topic', topic);
+      const d = localOf(id);
+      if (d) unsubscribeLocal(d, topic);
+      else if (d === undefined && nats) await controlRequest(id, { op: 'unsubscribe', topic });
+    },
+    publish(topic, data, binary) {
+      assertToken('topic', topic);
+      if (nats) nats.nc.publish(nats.subjects.topic(topic), data, binary ? { headers: BINARY_HEADERS } : undefined);
+      else app.publish(topic, data, binary);
+    },
+    async lookup(id) {
+      const d = localOf(id);
+      if (d) return record(d);
+      if (d === null || !nats) return null;
+      return nats.directory.get(id);
+    },
+  };
+  async function controlRequest(id: string, body: object): Promise<void> {
+    if (!nats) return;
+    try {
+      await nats.nc.request(nats.subjects.ctl(id), JSON.stringify(body), { timeout: 5_000 });
+    } catch (err) {
+      // no responders: the owning gateway is gone, like a send to a closed connection
+      log.debug({ err, conn: id }, 'control request got no answer');
+    }
+  }
+  const runtime = options.handler ? new HandlerRuntime(options.handler, host, log.child({ component: 'handler' })) : null;
+  function connOf(d: ConnData): HostConn {
+    return (d.conn ??= new HostConn(host, d.id, gatewayId, d.request));
+  }
+
+  // --- NATS wiring (remote-handler and shared-state modes) ------------------------------------
+  let status: StatusWatcher = { connected: true };
+  let publisher: InboundPublisher | null = null;
+  let heartbeat: NodeJS.Timeout | null = null;
+  const startedAt = Date.now();
+  if (nats) {
+    const { nc, subjects, directory } = nats;
+    status = watchStatus(nc, log, {
+      onReconnect() {
+        publisher?.flush();
+        // records written while NATS was away were lost: write them all again
+        for (const d of conns.values()) directory.put(record(d));
+        void renewLease();
+      },
+    });
+    if (!runtime) publisher = new InboundPublisher(nc, status, config.outageBuffer, log);
+    const outPrefixLength = subjects.outForGateway(gatewayId).length - 1;
+    subs.push(
+      nc.subscribe(subjects.outForGateway(gatewayId), {
+        callback: (err, msg) => {
+          if (err) return log.warn({ err }, 'outbound subscription failed');
+          const d = conns.get(msg.subject.slice(outPrefixLength));
+          if (!d || d.closed) return reply(msg, { ok: false, error: 'gone' });
+          const data = msg.data;
+          // no header means text; bytes that are not UTF-8 must still not break the client's decoder
+          const binary = msg.headers?.get(Header.Binary) === '1' || !isUtf8(data);
+          enqueueOut(d, data, binary);
+          reply(msg, { ok: true });
+        },
+      }),
+    );
+    const ctlPrefixLength = subjects.ctlForGateway(gatewayId).length - 1;
+    subs.push(
+      nc.subscribe(subjects.ctlForGateway(gatewayId), {
+        callback: (err, msg) => {
+          if (err) return log.warn({ err }, 'control subscription failed');
+          const d = conns.get(msg.subject.slice(ctlPrefixLength));
+          let cmd;
+          try {
+            cmd = parseControlCommand(msg.json());
+          } catch (e) {
+            log.warn({ err: e, subject: msg.subject }, 'invalid control command');
+            return reply(msg, { ok: false, error: 'invalid', message: (e as Error).message });
+          }
+          if (!d || d.closed) return reply(msg, { ok: false, error: 'gone' });
+          switch (cmd.op) {
+            case 'close':
+              closeLocal(d, cmd.code, cmd.reason);
+              return reply(msg, { ok: true });
+            case 'subscribe':
+              subscribeLocal(d, cmd.topic);
+              // answer once the server has our topic subscription, so a publish after the answer arrives
+              if (msg.reply) nc.flush().then(() => reply(msg, { ok: true }), () => reply(msg, { ok: true }));
+              return;
+            case 'unsubscribe':
+              unsubscribeLocal(d, cmd.topic);
+              return reply(msg, { ok: true });
+          }
+        },
+      }),
+    );
+    const renewLease = async () => {
+      try {
+        await directory.putLease({ id: gatewayId, startedAt, heartbeatAt: Date.now(), leaseMs: config.leaseMs, connections: conns.size });
+      } catch (err) {
+        log.warn({ err }, 'gateway lease renewal failed');
+      }
+    };
+    await renewLease();
+    heartbeat = setInterval(renewLease, Math.max(250, Math.floor(config.leaseMs / 3)));
+    heartbeat.unref();
+  }
+
+  // --- WebSocket behavior ---------------------------------------------------------------------
+  function refuse(res: HttpResponse, status: string, message: string): void {
+    res.cork(() => {
+      res.writeStatus(status).writeHeader('Content-Type', 'application/json').end(JSON.stringify({ error: status.slice(4).toLowerCase().replace(/ /g, '_'), message }));
+    });
+  }
+
+  const behavior: uWS.WebSocketBehavior<ConnData> = {
+    maxPayloadLength: config.maxPayload,
+    idleTimeout: config.idleTimeout,
+    maxBackpressure: config.maxBackpressure,
+    // typed as number in index.d.ts, read as a flag by the addon
+    closeOnBackpressureLimit: config.backpressurePolicy === 'close' ? 1 : 0,
+    sendPingsAutomatically: true,
+    compression: uWS.DISABLED,
+    upgrade(res, req, context) {
+      // copy req data now: it dies with this callback
+      const url = req.getUrl();
+      const query = req.getQuery() ?? '';
+      const key = req.getHeader('sec-websocket-key');
+      const protocols = req.getHeader('sec-websocket-protocol');
+      const extensions = req.getHeader('sec-websocket-extensions');
+      const headers = copyHeaders(req, config.headers);
+      if (closing) return refuse(res, '503 Service Unavailable', 'gateway is shutting down');
+      if (conns.size + pendingUpgrades >= config.maxConnections) return refuse(res, '503 Service Unavailable', 'too many connections');
+      const route = routeFromPath(base, url);
+      if (route === null) return refuse(res, '404 Not Found', `no WebSocket endpoint at ${url}`);
+      if (typeof route !== 'string') return refuse(res, '400 Bad Request', `invalid route ${JSON.stringify(route.invalid.slice(0, 64))}: use A-Z a-z 0-9 _ -`);
+      const token = newToken();
+      const id = formatConnectionId(gatewayId, token);
+      const subprotocol = protocols === '' ? '' : protocols.split(',')[0]!.trim();
+      const data: ConnData = {
+        id,
+        token,
+        connectedAt: Date.now(),
+        request: {
+          path: url,
+          query,
+          headers,
+          remoteAddress: Buffer.from(res.getRemoteAddressAsText()).toString(),
+          subprotocol,
+          identity: null,
+        },
+        route,
+        msgSubject: nats ? nats.subjects.inMsg(route) : '',
+        outSubject: nats ? nats.subjects.out(id) : '',
+        ws: null,
+        topics: null,
+        seq: 0,
+        closed: false,
+        outq: [],
+        conn: null,
+      };
+      res.upgrade(data, key, subprotocol, extensions, context);
+    },
+    open(ws) {
+      const d = ws.getUserData();
+      d.ws = ws;
+      conns.set(d.token, d);
+      if (nats) {
+        nats.directory.put(record(d));
+        if (publisher) {
+          const ev: OpenEvent = { id: d.id, gateway: gatewayId, connectedAt: d.connectedAt, ...d.request };
+          publisher.publish(nats.subjects.inOpen, textEncoder.encode(JSON.stringify(ev)), undefined, '');
+        }
+      }
+      log.debug({ conn: d.id, path: d.request.path }, 'open');
+      runtime?.open(connOf(d));
+    },
+    message(ws, message, isBinary) {
+      const d = ws.getUserData();
+      let subject = d.msgSubject;
+      let route = d.route;
+      if (config.routeField !== '' && !isBinary) {
+        const r = routeFromField(config.routeField, message, d.route);
+        if (typeof r !== 'string') {
+          ws.end(CloseCode.PolicyViolation, truncateReason(`invalid route ${JSON.stringify(r.invalid)}`));
+          return;
+        }
+        if (r !== route) {
+          route = r;
+          if (nats) subject = nats.subjects.inMsg(r);
+        }
+      }
+      // copy: uWS detaches the ArrayBuffer when this callback returns
+      const data = new Uint8Array(message.slice(0));
+      const seq = ++d.seq;
+      if (runtime) {
+        runtime.message(connOf(d), new FrameMessage(data, isBinary, route, seq));
+        return;
+      }
+      const h = natsHeaders();
+      h.set(Header.Connection, d.id);
+      h.set(Header.Gateway, gatewayId);
+      h.set(Header.Seq, String(seq));
+      h.set(Header.Binary, isBinary ? '1' : '0');
+      if (!publisher!.publish(subject, data, h, d.outSubject)) {
+        ws.end(CloseCode.NatsUnavailable, 'message queue unavailable; retry later');
+      }
+    },
+    close(ws, code, message) {
+      const d = ws.getUserData();
+      d.closed = true;
+      d.ws = null;
+      conns.delete(d.token);
+      const reason = Buffer.from(message).toString();
+      if (d.topics) for (const t of d.topics) topicUnref(t);
+      if (nats) {
+        nats.directory.remove(d.id);
+        if (publisher) {
+          const ev: CloseEvent = { id: d.id, gateway: gatewayId, code, reason, lost: false };
+          publisher.publish(nats.subjects.inClose, textEncoder.encode(JSON.stringify(ev)), undefined, '');
+        }
+      }
+      log.debug({ conn: d.id, code }, 'close');
+      runtime?.close(connOf(d), { code, reason, lost: false });
+    },
+  };
+  app.ws(base, behavior);
+  if (base !== '/') app.ws(base + '/*', behavior);
+  app.get('/healthz', (res) => {
+    res.writeHeader('Content-Type', 'application/json').end(JSON.stringify({ ok: true, gateway: gatewayId, connections: conns.size }));
+  });
+  app.any('/*', (res, req) => {
+    const url = req.getUrl();
+    refuse(res, '404 Not Found', `nothing at ${url}; WebSocket clients connect to ${base}`);
+  });
+
+  const port = await new Promise<number>((resolve, reject) => {
+    app.listen(config.host, config.port, (token) => {
+      if (!token) return reject(new ListenError(config.host, config.port));
+      listenSocket = token;
+      resolve(uWS.us_socket_local_port(token));
+    });
+  });
+  log.info({ gateway: gatewayId, port, path: base, mode: runtime ? (nats ? 'shared-state' : 'local') : 'remote-handlers' }, 'gateway listening');
+
+  return {
+    id: gatewayId,
+    port,
+    get connections() {
+      return conns.size;
+    },
+    async close() {
+      if (closing) return;
+      closing = true;
+      if (listenSocket) uWS.us_listen_socket_close(listenSocket);
+      listenSocket = false;
+      for (const d of [...conns.values()]) d.ws?.end(CloseCode.GoingAway, 'gateway shutting down');
+      if (heartbeat) clearInterval(heartbeat);
+      if (nats) {
+        publisher?.flush();
+        for (const s of subs) s.unsubscribe();
+        for (const t of topicSubs.values()) t.sub?.unsubscribe();
+        try {
+          await nats.directory.removeLease(gatewayId);
+          await nats.nc.flush();
+        } catch (err) {
+          log.warn({ err }, 'could not remove the gateway lease');
+        }
+      }
+      app.close();
+      if (droppedFrames) log.info({ droppedFrames }, 'frames dropped by backpressure during this run');
+    },
+  };
+}

@@ -1,0 +1,127 @@
+import type { Logger } from 'pino';
+import type { ConnectionRecord, RequestInfo } from '../protocol/events.js';
+import { KeyedSerializer } from './serializer.js';
+import type { CloseInfo, Conn, Context, FrameData, Handler, Message, SendOptions } from './types.js';
+
+/**
+ * Where a handler's actions go. The gateway implements it in-process (local sockets first, NATS for
+ * the rest); the worker implements it over NATS. Conn and Context are the same objects on both, which
+ * is what lets one handler module run unchanged in every mode.
+ */
+export interface ConnectionHost {
+  readonly node: string;
+  send(connectionId: string, data: FrameData, binary: boolean): void;
+  close(connectionId: string, code: number | undefined, reason: string | undefined): void;
+  subscribe(connectionId: string, topic: string): Promise<void>;
+  unsubscribe(connectionId: string, topic: string): Promise<void>;
+  publish(topic: string, data: FrameData, binary: boolean): void;
+  lookup(connectionId: string): Promise<ConnectionRecord | null>;
+}
+
+const decoder = new TextDecoder();
+
+function isBinary(data: FrameData, options?: SendOptions): boolean {
+  return options?.binary ?? typeof data !== 'string';
+}
+
+export class HostConn implements Conn {
+  readonly id: string;
+  readonly gateway: string;
+  request: RequestInfo | undefined;
+  readonly #host: ConnectionHost;
+
+  constructor(host: ConnectionHost, id: string, gateway: string, request: RequestInfo | undefined) {
+    this.#host = host;
+    this.id = id;
+    this.gateway = gateway;
+    this.request = request;
+  }
+  send(data: FrameData, options?: SendOptions): void {
+    this.#host.send(this.id, data, isBinary(data, options));
+  }
+  close(code?: number, reason?: string): void {
+    this.#host.close(this.id, code, reason);
+  }
+  subscribe(topic: string): Promise<void> {
+    return this.#host.subscribe(this.id, topic);
+  }
+  unsubscribe(topic: string): Promise<void> {
+    return this.#host.unsubscribe(this.id, topic);
+  }
+  toJSON(): { id: string; gateway: string } {
+    return { id: this.id, gateway: this.gateway };
+  }
+}
+
+export class FrameMessage implements Message {
+  readonly data: Uint8Array;
+  readonly binary: boolean;
+  readonly route: string;
+  readonly seq: number;
+  constructor(data: Uint8Array, binary: boolean, route: string, seq: number) {
+    this.data = data;
+    this.binary = binary;
+    this.route = route;
+    this.seq = seq;
+  }
+  text(): string {
+    return decoder.decode(this.data);
+  }
+  json<T = unknown>(): T {
+    return JSON.parse(this.text()) as T;
+  }
+}
+
+export function createContext(host: ConnectionHost, log: Logger): Context {
+  return Object.freeze({
+    node: host.node,
+    log,
+    send: (id: string, data: FrameData, options?: SendOptions) => host.send(id, data, isBinary(data, options)),
+    close: (id: string, code?: number, reason?: string) => host.close(id, code, reason),
+    publish: (topic: string, data: FrameData, options?: SendOptions) => host.publish(topic, data, isBinary(data, options)),
+    lookup: (id: string) => host.lookup(id),
+  });
+}
+
+/**
+ * Dispatches events to a handler: one connection's events strictly in order (a callback's promise is
+ * awaited before that connection's next event), different connections concurrently. Handler errors
+ * are logged with the connection id and never take the process down.
+ */
+export class HandlerRuntime {
+  readonly context: Context;
+  readonly #handler: Handler;
+  readonly #serial: KeyedSerializer;
+
+  constructor(handler: Handler, host: ConnectionHost, log: Logger) {
+    this.#handler = handler;
+    this.context = createContext(host, log);
+    this.#serial = new KeyedSerializer((err, conn) => log.error({ err, conn }, 'handler failed'));
+  }
+
+  /** Connections with a handler promise still pending. */
+  get busy(): number {
+    return this.#serial.busy;
+  }
+
+  open(conn: Conn): void {
+    const fn = this.#handler.open;
+    if (fn) this.#serial.run(conn.id, () => fn.call(this.#handler, conn, this.context));
+  }
+
+  message(conn: Conn, message: Message): void {
+    const fn = this.#handler.message;
+    if (fn) this.#serial.run(conn.id, () => fn.call(this.#handler, conn, message, this.context));
+  }
+
+  /** Like message, but resolves the connection first (the worker's cache miss); order is kept. */
+  messageAfter(connId: string, resolve: () => Promise<Conn>, message: Message): void {
+    const fn = this.#handler.message;
+    if (fn) this.#serial.run(connId, async () => fn.call(this.#handler, await resolve(), message, this.context));
+  }
+
+  close(conn: Conn, info: CloseInfo): void {
+    const fn = this.#handler.close;
+    if (fn) this.#serial.run(conn.id, () => fn.call(this.#handler, conn, info, this.context));
+  }
+}

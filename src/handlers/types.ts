@@ -1,0 +1,74 @@
+import type { Logger } from 'pino';
+import type { ConnectionRecord, RequestInfo } from '../protocol/events.js';
+
+/** Text (string) or binary (Uint8Array) frame data. */
+export type FrameData = string | Uint8Array;
+
+export interface SendOptions {
+  /** Send as a binary frame. Default: true for Uint8Array data, false for strings. */
+  readonly binary?: boolean;
+}
+
+/** One frame from a client. */
+export interface Message {
+  /** Raw frame bytes (valid until the handler's promise settles; copy to keep longer). */
+  readonly data: Uint8Array;
+  readonly binary: boolean;
+  /** The route the frame was selected for (`default` when none). */
+  readonly route: string;
+  /** Per-connection sequence number, from 1. */
+  readonly seq: number;
+  /** The frame decoded as UTF-8. */
+  text(): string;
+  /** The frame parsed as JSON (throws on invalid JSON). */
+  json<T = unknown>(): T;
+}
+
+export interface CloseInfo {
+  readonly code: number;
+  readonly reason: string;
+  /** True when the gateway that held the connection died and another process reported the close. */
+  readonly lost: boolean;
+}
+
+/** A client connection, as a handler sees it in every mode. */
+export interface Conn {
+  /** `<gatewayId>.<token>` */
+  readonly id: string;
+  /** Id of the gateway holding the connection. */
+  readonly gateway: string;
+  /**
+   * The upgrade request (path, query, selected headers, remote address, subprotocol, identity).
+   * Always set in `open`; in other callbacks set unless the connection record is already gone.
+   */
+  readonly request: RequestInfo | undefined;
+  send(data: FrameData, options?: SendOptions): void;
+  close(code?: number, reason?: string): void;
+  /** Resolves once broadcasts to `topic` reach this connection. */
+  subscribe(topic: string): Promise<void>;
+  unsubscribe(topic: string): Promise<void>;
+}
+
+/** What a handler can do beyond its own connection. */
+export interface Context {
+  /** Id of the process running the handler (gateway id, or `worker`). */
+  readonly node: string;
+  readonly log: Logger;
+  /** Sends to any connection on any gateway. Unknown or closed ids are ignored (use the connection service for acknowledged sends). */
+  send(connectionId: string, data: FrameData, options?: SendOptions): void;
+  close(connectionId: string, code?: number, reason?: string): void;
+  /** Broadcasts to every connection subscribed to `topic`, on every gateway. */
+  publish(topic: string, data: FrameData, options?: SendOptions): void;
+  /** The directory record of a connection, or null when it is not open. */
+  lookup(connectionId: string): Promise<ConnectionRecord | null>;
+}
+
+/**
+ * A handler module's default export. Every callback is optional and may return a promise: events of
+ * one connection are handled one at a time, in order; different connections run concurrently.
+ */
+export interface Handler {
+  open?(conn: Conn, ctx: Context): unknown;
+  message?(conn: Conn, message: Message, ctx: Context): unknown;
+  close?(conn: Conn, info: CloseInfo, ctx: Context): unknown;
+}

@@ -1,0 +1,157 @@
+import { headers as natsHeaders, type Msg, type MsgHdrs, type NatsConnection, type Subscription } from '@nats-io/transport-node';
+import type { Logger } from 'pino';
+import { Header } from '../protocol/headers.js';
+import type { CloseEvent, ControlReply, OpenEvent, RequestInfo } from '../protocol/events.js';
+import type { Subjects } from '../protocol/subjects.js';
+import { assertToken } from '../protocol/tokens.js';
+import { parseConnectionId } from '../protocol/ids.js';
+import type { ConnectionDirectory } from '../nats/directory.js';
+import { FrameMessage, HandlerRuntime, HostConn, type ConnectionHost } from './runtime.js';
+import type { Handler } from './types.js';
+
+export interface WorkerOptions {
+  readonly nc: NatsConnection;
+  readonly subjects: Subjects;
+  /** Used to resolve `conn.request` for connections this worker did not see open. */
+  readonly directory: ConnectionDirectory;
+  readonly handler: Handler;
+  /** Queue group; workers in one group share the load. */
+  readonly queue: string;
+  readonly log: Logger;
+  /** Connections whose request info is cached (least recently opened evicted first). */
+  readonly cacheSize?: number;
+}
+
+export interface Worker {
+  /** Events handled so far (open + message + close). */
+  readonly handled: number;
+  /** Drains its subscriptions (in-flight handlers finish) and stops. */
+  close(): Promise<void>;
+}
+
+const BINARY_HEADERS: MsgHdrs = natsHeaders();
+BINARY_HEADERS.set(Header.Binary, '1');
+const DEFAULT_CACHE_SIZE = 50_000;
+
+/**
+ * Runs a handler module against NATS: joins the queue group on `P.in.open`, `P.in.msg.>` and
+ * `P.in.close`, and turns the handler's actions into `P.out`, `P.ctl` and `P.topic` publishes.
+ */
+export function createWorker(options: WorkerOptions): Worker {
+  const { nc, subjects, directory, log, queue } = options;
+  const cacheSize = options.cacheSize ?? DEFAULT_CACHE_SIZE;
+  const conns = new Map<string, HostConn>();
+  let handled = 0;
+
+  const host: ConnectionHost = {
+    node: 'worker',
+    send(id, data, binary) {
+      nc.publish(subjects.out(id), data, binary ? { headers: BINARY_HEADERS } : undefined);
+    },
+    close(id, code, reason) {
+      nc.publish(subjects.ctl(id), JSON.stringify({ op: 'close', code, reason }));
+    },
+    subscribe: (id, topic) => control(id, { op: 'subscribe', topic: assertToken('topic', topic) }),
+    unsubscribe: (id, topic) => control(id, { op: 'unsubscribe', topic: assertToken('topic', topic) }),
+    publish(topic, data, binary) {
+      nc.publish(subjects.topic(topic), data, binary ? { headers: BINARY_HEADERS } : undefined);
+    },
+    lookup: (id) => directory.get(id),
+  };
+  async function control(id: string, body: object): Promise<void> {
+    let answer: Msg;
+    try {
+      answer = await nc.request(subjects.ctl(id), JSON.stringify(body), { timeout: 5_000 });
+    } catch (err) {
+      log.debug({ err, conn: id }, 'control request got no answer (gateway gone)');
+      return;
+    }
+    const r = answer.json<ControlReply>();
+    if (!r.ok && r.error === 'invalid') log.warn({ conn: id, message: r.message }, 'gateway refused control command');
+  }
+  const runtime = new HandlerRuntime(options.handler, host, log.child({ component: 'handler' }));
+
+  function remember(conn: HostConn): HostConn {
+    conns.set(conn.id, conn);
+    if (conns.size > cacheSize) conns.delete(conns.keys().next().value!);
+    return conn;
+  }
+  async function resolveConn(id: string, gateway: string): Promise<HostConn> {
+    const known = conns.get(id);
+    if (known) return known;
+    let request: RequestInfo | undefined;
+    try {
+      request = (await directory.get(id)) ?? undefined;
+    } catch (err) {
+      log.warn({ err, conn: id }, 'could not read connection record');
+    }
+    return remember(new HostConn(host, id, gateway, request));
+  }
+
+  const subs: Subscription[] = [];
+  subs.push(
+    nc.subscribe(subjects.inOpen, {
+      queue,
+      callback: (err, msg) => {
+        if (err) return log.warn({ err }, 'open subscription failed');
+        let ev: OpenEvent;
+        try {
+          ev = msg.json<OpenEvent>();
+          parseConnectionId(ev.id);
+        } catch (e) {
+          return log.warn({ err: e }, 'malformed open event ignored');
+        }
+        handled++;
+        const { id, gateway, connectedAt: _c, ...request } = ev;
+        runtime.open(remember(new HostConn(host, id, gateway, request)));
+      },
+    }),
+  );
+  const routeOffset = subjects.inMsgAll.length - 1;
+  subs.push(
+    nc.subscribe(subjects.inMsgAll, {
+      queue,
+      callback: (err, msg) => {
+        if (err) return log.warn({ err }, 'message subscription failed');
+        const h = msg.headers;
+        const id = h?.get(Header.Connection) ?? '';
+        const gateway = h?.get(Header.Gateway) ?? '';
+        if (id === '' || gateway === '') return log.warn({ subject: msg.subject }, 'frame without connection headers ignored');
+        handled++;
+        const message = new FrameMessage(msg.data, h!.get(Header.Binary) === '1', msg.subject.slice(routeOffset), Number(h!.get(Header.Seq)));
+        const conn = conns.get(id);
+        if (conn) runtime.message(conn, message);
+        else runtime.messageAfter(id, () => resolveConn(id, gateway), message);
+      },
+    }),
+  );
+  subs.push(
+    nc.subscribe(subjects.inClose, {
+      queue,
+      callback: (err, msg) => {
+        if (err) return log.warn({ err }, 'close subscription failed');
+        let ev: CloseEvent;
+        try {
+          ev = msg.json<CloseEvent>();
+          parseConnectionId(ev.id);
+        } catch (e) {
+          return log.warn({ err: e }, 'malformed close event ignored');
+        }
+        handled++;
+        const conn = conns.get(ev.id) ?? new HostConn(host, ev.id, ev.gateway, undefined);
+        conns.delete(ev.id);
+        runtime.close(conn, { code: ev.code, reason: ev.reason, lost: ev.lost === true });
+      },
+    }),
+  );
+  log.info({ queue, prefix: subjects.prefix }, 'worker subscribed');
+
+  return {
+    get handled() {
+      return handled;
+    },
+    async close() {
+      await Promise.all(subs.map((s) => s.drain().catch(() => undefined)));
+    },
+  };
+}

@@ -1,0 +1,27 @@
+// The public library surface of wsgw. Everything a program embedding wsgw needs is named here.
+export { createGateway } from './gateway/gateway.js';
+export type { Gateway, GatewayOptions, GatewayNats } from './gateway/gateway.js';
+export { createWorker } from './handlers/worker.js';
+export type { Worker, WorkerOptions } from './handlers/worker.js';
+export { loadHandler, asHandler } from './handlers/load.js';
+export { echoHandler } from './handlers/echo.js';
+export type { Handler, Conn, Context, Message, CloseInfo, FrameData, SendOptions } from './handlers/types.js';
+export { connectNats, watchStatus } from './nats/connect.js';
+export type { ConnectNatsOptions, StatusWatcher, NatsConnection } from './nats/connect.js';
+export { ConnectionDirectory } from './nats/directory.js';
+export type { DirectoryOptions } from './nats/directory.js';
+export { createSubjects, connectionsBucket, gatewaysBucket, DEFAULT_PREFIX } from './protocol/subjects.js';
+export type { Subjects } from './protocol/subjects.js';
+export { Header } from './protocol/headers.js';
+export { CloseCode, isApplicationCloseCode } from './protocol/close-codes.js';
+export { formatConnectionId, parseConnectionId, isConnectionId, newGatewayId } from './protocol/ids.js';
+export type { ConnectionIdParts } from './protocol/ids.js';
+export { isToken, assertToken, MAX_TOKEN_LENGTH } from './protocol/tokens.js';
+export { parseControlCommand } from './protocol/events.js';
+export type { RequestInfo, OpenEvent, CloseEvent, ConnectionRecord, GatewayLease, ControlCommand, ControlReply } from './protocol/events.js';
+export { loadConfig } from './config/load.js';
+export { schema as configSchema, envName } from './config/schema.js';
+export type { Config, ConfigKey, Command } from './config/schema.js';
+export { createLogger } from './log/logger.js';
+export { WsgwError, InvalidTokenError, ConfigError, HandlerLoadError, ConnectionGoneError, GatewayTimeoutError, ListenError } from './errors/errors.js';
+export { InvalidControlError } from './protocol/events.js';

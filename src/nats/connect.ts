@@ -1,0 +1,100 @@
+import { connect, type NatsConnection } from '@nats-io/transport-node';
+import type { Logger } from 'pino';
+
+export type { NatsConnection };
+
+export interface ConnectNatsOptions {
+  readonly servers: readonly string[];
+  /** Client name shown by the server (`wsgw-gateway gw-1`). */
+  readonly name: string;
+  readonly log: Logger;
+  /** Aborting stops the start-up retry loop (shutdown before NATS was ever reached). */
+  readonly signal?: AbortSignal;
+}
+
+const MAX_BACKOFF_MS = 5_000;
+
+/**
+ * Connects to NATS and never gives up: the first connection is retried with backoff (each failure is
+ * logged, so an operator sees why start-up waits), and once connected the client reconnects forever
+ * (nats.js defaults to giving up after ~20 s, which a gateway must never do).
+ */
+export async function connectNats(options: ConnectNatsOptions): Promise<NatsConnection> {
+  const { log, signal } = options;
+  let attempt = 0;
+  for (;;) {
+    if (signal?.aborted) throw signal.reason ?? new Error('aborted');
+    try {
+      const nc = await connect({
+        servers: [...options.servers],
+        name: options.name,
+        maxReconnectAttempts: -1,
+        reconnectTimeWait: 500,
+        reconnectJitter: 200,
+        timeout: 2_000,
+        pingInterval: 10_000,
+        maxPingOut: 3,
+      });
+      if (attempt > 0) log.info({ servers: options.servers, server: nc.getServer() }, 'connected to NATS');
+      else log.debug({ server: nc.getServer() }, 'connected to NATS');
+      return nc;
+    } catch (err) {
+      attempt++;
+      const wait = Math.min(MAX_BACKOFF_MS, 250 * 2 ** Math.min(attempt, 5));
+      log.warn({ servers: options.servers, attempt, retryInMs: wait, err: { message: (err as Error).message, code: (err as { code?: string }).code } }, 'cannot reach NATS, retrying');
+      await abortableDelay(wait, signal);
+    }
+  }
+}
+
+function abortableDelay(ms: number, signal?: AbortSignal): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => {
+      signal?.removeEventListener('abort', onAbort);
+      resolve();
+    }, ms);
+    const onAbort = () => {
+      clearTimeout(timer);
+      reject(signal?.reason ?? new Error('aborted'));
+    };
+    signal?.addEventListener('abort', onAbort, { once: true });
+  });
+}
+
+export interface StatusWatcher {
+  /** True while the client has a live server connection. */
+  readonly connected: boolean;
+}
+
+/**
+ * Tracks connected/disconnected from the client's status stream. nats.js silently discards publishes
+ * made while disconnected, so callers must check `connected` and hold their own data meanwhile.
+ */
+export function watchStatus(nc: NatsConnection, log: Logger, hooks: { onDisconnect?(): void; onReconnect?(): void } = {}): StatusWatcher {
+  const state = { connected: true };
+  void (async () => {
+    for await (const s of nc.status()) {
+      switch (s.type) {
+        case 'disconnect':
+          if (state.connected) log.warn({ server: s.server }, 'NATS disconnected; buffering');
+          state.connected = false;
+          hooks.onDisconnect?.();
+          break;
+        case 'reconnect':
+          state.connected = true;
+          log.info({ server: s.server }, 'NATS reconnected');
+          hooks.onReconnect?.();
+          break;
+        case 'error':
+          log.warn({ err: { message: String(s.error?.message ?? s.error) } }, 'NATS error');
+          break;
+        case 'slowConsumer':
+          log.warn({ sub: s.sub?.getSubject?.() }, 'NATS slow consumer: messages dropped by the client');
+          break;
+        default:
+          break;
+      }
+    }
+  })().catch((err) => log.error({ err }, 'NATS status watcher failed'));
+  return state;
+}

@@ -1,0 +1,90 @@
+import { isApplicationCloseCode, truncateReason } from './close-codes.js';
+import { assertToken } from './tokens.js';
+import { WsgwError } from '../errors/errors.js';
+
+/** What the gateway knew about the HTTP upgrade request. Copied out of uWS before any async gap. */
+export interface RequestInfo {
+  /** URL path, e.g. `/ws/chat`. */
+  readonly path: string;
+  /** Raw query string without `?`, e.g. `room=lobby&name=ann`. */
+  readonly query: string;
+  /** Selected request headers (lower-case names), as configured by `headers`. */
+  readonly headers: Readonly<Record<string, string>>;
+  /** Remote address as text. */
+  readonly remoteAddress: string;
+  /** Negotiated subprotocol, or empty. */
+  readonly subprotocol: string;
+  /** Identity attached by authentication (claims), or null when anonymous. */
+  readonly identity: Readonly<Record<string, unknown>> | null;
+}
+
+/** JSON body of `P.in.open`. */
+export interface OpenEvent extends RequestInfo {
+  readonly id: string;
+  readonly gateway: string;
+  /** Milliseconds since the epoch. */
+  readonly connectedAt: number;
+}
+
+/** JSON body of `P.in.close`. */
+export interface CloseEvent {
+  readonly id: string;
+  readonly gateway: string;
+  readonly code: number;
+  readonly reason: string;
+  /** True when the gateway died and a survivor reported the close on its behalf. */
+  readonly lost: boolean;
+}
+
+/** The KV directory record of one open connection (value under key `<connId>`). */
+export interface ConnectionRecord extends RequestInfo {
+  readonly id: string;
+  readonly gateway: string;
+  readonly connectedAt: number;
+  readonly topics: readonly string[];
+}
+
+/** The KV lease of one live gateway (value under key `<gatewayId>`). */
+export interface GatewayLease {
+  readonly id: string;
+  readonly startedAt: number;
+  readonly heartbeatAt: number;
+  /** A lease older than this many ms is expired: the gateway is presumed dead. */
+  readonly leaseMs: number;
+  readonly connections: number;
+}
+
+/** JSON body of `P.ctl.<connId>`. */
+export type ControlCommand =
+  | { readonly op: 'close'; readonly code?: number; readonly reason?: string }
+  | { readonly op: 'subscribe'; readonly topic: string }
+  | { readonly op: 'unsubscribe'; readonly topic: string };
+
+/** JSON reply from the gateway to a `P.ctl` or `P.out` request that carried a reply subject. */
+export type ControlReply = { readonly ok: true } | { readonly ok: false; readonly error: 'gone' | 'invalid'; readonly message?: string };
+
+export class InvalidControlError extends WsgwError {
+  constructor(message: string) {
+    super('WSGW_INVALID_CONTROL', message);
+  }
+}
+
+/** Validates a decoded control command; throws InvalidControlError/InvalidTokenError with the reason. */
+export function parseControlCommand(value: unknown): ControlCommand {
+  if (typeof value !== 'object' || value === null) throw new InvalidControlError('control command must be a JSON object');
+  const v = value as Record<string, unknown>;
+  switch (v.op) {
+    case 'close': {
+      if (v.code !== undefined && !isApplicationCloseCode(v.code)) {
+        throw new InvalidControlError('close code must be 1000 or 3000-4999');
+      }
+      if (v.reason !== undefined && typeof v.reason !== 'string') throw new InvalidControlError('close reason must be a string');
+      return { op: 'close', code: v.code as number | undefined, reason: v.reason === undefined ? undefined : truncateReason(v.reason as string) };
+    }
+    case 'subscribe':
+    case 'unsubscribe':
+      return { op: v.op, topic: assertToken('topic', v.topic) };
+    default:
+      throw new InvalidControlError(`unknown control op ${JSON.stringify(v.op)} (expected close, subscribe or unsubscribe)`);
+  }
+}

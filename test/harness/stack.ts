@@ -1,0 +1,85 @@
+import { connect } from '@nats-io/transport-node';
+import { randomBytes } from 'node:crypto';
+import { pino } from 'pino';
+import { loadConfig } from '../../src/config/load.js';
+import type { Command, ConfigKey } from '../../src/config/schema.js';
+import { createGateway, type Gateway } from '../../src/gateway/gateway.js';
+import { createWorker, type Worker } from '../../src/handlers/worker.js';
+import type { Handler } from '../../src/handlers/types.js';
+import { ConnectionDirectory } from '../../src/nats/directory.js';
+import type { NatsConnection } from '../../src/nats/connect.js';
+import { createSubjects, type Subjects } from '../../src/protocol/subjects.js';
+
+/** A subject/KV prefix of its own for each test, so tests never see each other's traffic. */
+export function uniquePrefix(): string {
+  return 't' + randomBytes(5).toString('hex');
+}
+
+export const quietLog = pino({ level: process.env.WSGW_TEST_LOG ?? 'silent' });
+
+export function testConfig(command: Command, flags: Partial<Record<ConfigKey, unknown>> = {}) {
+  return loadConfig({ command, env: {}, flags: { ...(command !== 'worker' ? { port: 0, host: '127.0.0.1' } : {}), ...flags } });
+}
+
+export interface RunningGateway {
+  readonly gw: Gateway;
+  readonly url: string;
+  readonly nc: NatsConnection | null;
+  readonly directory: ConnectionDirectory | null;
+  readonly subjects: Subjects | null;
+  close(): Promise<void>;
+}
+
+/** A gateway in this process on port 0: local mode without natsUrl, NATS modes with it. */
+export async function startGateway(options: {
+  natsUrl?: string;
+  prefix?: string;
+  handler?: Handler;
+  id?: string;
+  flags?: Partial<Record<ConfigKey, unknown>>;
+}): Promise<RunningGateway> {
+  const prefix = options.prefix ?? uniquePrefix();
+  if (!options.natsUrl) {
+    const config = testConfig('local', options.flags);
+    const gw = await createGateway({ config, id: options.id ?? 'local', log: quietLog, handler: options.handler });
+    return { gw, url: `ws://127.0.0.1:${gw.port}/ws`, nc: null, directory: null, subjects: null, close: () => gw.close() };
+  }
+  const config = testConfig('gateway', { prefix, nats: options.natsUrl, ...options.flags });
+  const nc = await connect({ servers: options.natsUrl, maxReconnectAttempts: -1, reconnectTimeWait: 100 });
+  const directory = await ConnectionDirectory.open(nc, { prefix, replicas: 1, log: quietLog });
+  const subjects = createSubjects(prefix);
+  const gw = await createGateway({ config, id: options.id ?? 'gw' + randomBytes(3).toString('hex'), log: quietLog, handler: options.handler, nats: { nc, subjects, directory } });
+  return {
+    gw,
+    url: `ws://127.0.0.1:${gw.port}/ws`,
+    nc,
+    directory,
+    subjects,
+    close: async () => {
+      await gw.close();
+      await nc.drain().catch(() => undefined);
+    },
+  };
+}
+
+export interface RunningWorker {
+  readonly worker: Worker;
+  readonly nc: NatsConnection;
+  close(): Promise<void>;
+}
+
+export async function startWorker(options: { natsUrl: string; prefix: string; handler: Handler; queue?: string }): Promise<RunningWorker> {
+  const nc = await connect({ servers: options.natsUrl, maxReconnectAttempts: -1, reconnectTimeWait: 100 });
+  const directory = await ConnectionDirectory.open(nc, { prefix: options.prefix, replicas: 1, log: quietLog });
+  const worker = createWorker({ nc, subjects: createSubjects(options.prefix), directory, handler: options.handler, queue: options.queue ?? 'wsgw-workers', log: quietLog });
+  // the worker's subscriptions must be live on the server before the test sends frames
+  await nc.flush();
+  return {
+    worker,
+    nc,
+    close: async () => {
+      await worker.close();
+      await nc.drain().catch(() => undefined);
+    },
+  };
+}
