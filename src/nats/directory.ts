@@ -11,14 +11,9 @@ export interface DirectoryOptions {
   readonly log: Logger;
 }
 
-/** Opens a bucket, creating it with wsgw's settings when it does not exist yet. */
-async function openBucket(kvm: Kvm, name: string, replicas: number, description: string): Promise<KV> {
-  try {
-    return await kvm.open(name);
-  } catch {
-    // not there yet (or another process is creating it right now): create, which opens an existing one
-    return await kvm.create(name, { history: 1, replicas, description });
-  }
+/** Opens a bucket, creating it with wsgw's settings when it does not exist yet (nats.js create opens an existing one). */
+function openBucket(kvm: Kvm, name: string, replicas: number, description: string): Promise<KV> {
+  return kvm.create(name, { history: 1, replicas, description });
 }
 
 /**
