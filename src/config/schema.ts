@@ -62,7 +62,7 @@ export const schema = {
   outageBuffer: { type: 'integer', flag: '--outage-buffer', default: 10_000, min: 0, max: 10_000_000, commands: ['gateway'], doc: 'Inbound frames buffered while NATS is away; past it, the sending client is closed (4101)' },
   kvReplicas: { type: 'integer', flag: '--kv-replicas', default: 1, min: 1, max: 5, commands: NATS, doc: 'Replicas of the KV buckets when wsgw creates them (3 on a cluster)' },
   leaseMs: { type: 'integer', flag: '--lease-ms', default: 15_000, min: 1_000, max: 600_000, commands: ['gateway'], doc: 'Gateway lease length; heartbeats every third of it, and a lease older than this is dead' },
-  logLevel: { type: 'enum', flag: '--log-level', default: 'info', values: ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'], commands: ALL, doc: 'Log level' },
+  logLevel: { type: 'enum', flag: '--log-level', default: 'info', values: ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'], commands: ALL, doc: 'Log level of the NDJSON logs on stdout' },
 } as const satisfies Record<string, KeySpec>;
 
 export type ConfigKey = keyof typeof schema;

@@ -1,0 +1,81 @@
+import t from 'tap';
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
+import { keysFor, schema, envName } from '../../src/config/schema.js';
+import { startNatsServer } from '../harness/nats-server.js';
+import { freePort, spawnWsgw, WSGW_BIN } from '../harness/process.js';
+import { uniquePrefix } from '../harness/stack.js';
+import { TestClient } from '../harness/ws-client.js';
+
+const run = promisify(execFile);
+
+async function wsgw(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  try {
+    const { stdout, stderr } = await run(process.execPath, [WSGW_BIN, ...args]);
+    return { code: 0, stdout, stderr };
+  } catch (err) {
+    const e = err as { code: number; stdout: string; stderr: string };
+    return { code: e.code, stdout: e.stdout, stderr: e.stderr };
+  }
+}
+
+t.test('help lists every command and every option with its default and env name', async (t) => {
+  const top = await wsgw(['--help']);
+  t.equal(top.code, 0);
+  for (const c of ['local', 'gateway', 'worker']) t.match(top.stdout, new RegExp(`^  ${c} `, 'm'));
+  for (const c of ['local', 'gateway', 'worker'] as const) {
+    const h = await wsgw([c, '--help']);
+    const flat = h.stdout.replace(/\s+/g, ' ');
+    for (const key of keysFor(c)) {
+      t.match(flat, schema[key].flag, `${c} help lists ${schema[key].flag}`);
+      t.match(flat, envName(key), `${c} help names ${envName(key)}`);
+    }
+  }
+});
+
+t.test('bad options fail at start naming the option, without a stack trace', async (t) => {
+  const r = await wsgw(['local', '--port', 'eighty', '--backpressure-policy', 'yolo']);
+  t.equal(r.code, 2);
+  t.match(r.stderr, /--port: expected an integer, got "eighty"/);
+  t.match(r.stderr, /--backpressure-policy: "yolo" is not one of drop, close/);
+  t.notMatch(r.stderr, /\n\s+at /, 'no stack trace');
+  const h = await wsgw(['local', '--handler', './no/such/module.js']);
+  t.equal(h.code, 2);
+  t.match(h.stderr, /cannot load handler module \.\/no\/such\/module\.js/);
+});
+
+t.test('wsgw local serves echo and stops cleanly on SIGTERM', async (t) => {
+  const p = spawnWsgw(['local', '-p', '0', '--host', '127.0.0.1']);
+  t.teardown(() => p.stop());
+  const ready = await p.waitFor((l) => typeof l.msg === 'string' && l.msg.startsWith('ready: ws://'));
+  const port = /:(\d+)\//.exec(ready.msg)![1];
+  const c = await TestClient.connect(`ws://127.0.0.1:${port}/ws`);
+  c.send('hi');
+  t.equal((await c.next()).text(), 'hi');
+  t.equal(await p.stop(), 0, 'exit code 0');
+  t.equal((await c.waitClosed()).code, 1001, 'client told the gateway is going away');
+});
+
+t.test('a gateway started before NATS keeps retrying, says so, then serves through a worker', async (t) => {
+  const port = await freePort();
+  const prefix = uniquePrefix();
+  const natsUrl = `nats://127.0.0.1:${port}`;
+  const gw = spawnWsgw(['gateway', '-p', '0', '--host', '127.0.0.1', '--nats', natsUrl, '--prefix', prefix, '--id', 'gwcli']);
+  t.teardown(() => gw.stop());
+  const warn = await gw.waitFor((l) => l.msg === 'cannot reach NATS, retrying');
+  t.equal(warn.level, 40, 'logged as a warning');
+  t.same(warn.servers, [natsUrl], 'names the server it tries');
+  const nats = await startNatsServer({ port });
+  t.teardown(() => nats.stop());
+  const listening = await gw.waitFor((l) => l.msg === 'gateway listening', 20_000);
+  t.equal(listening.mode, 'remote-handlers');
+  const worker = spawnWsgw(['worker', '--nats', natsUrl, '--prefix', prefix]);
+  t.teardown(() => worker.stop());
+  await worker.waitFor((l) => l.msg === 'worker subscribed');
+  const c = await TestClient.connect(`ws://127.0.0.1:${listening.port}/ws`);
+  t.teardown(() => c.close());
+  c.send('through NATS');
+  t.equal((await c.next()).text(), 'through NATS');
+  t.equal(await worker.stop(), 0);
+  t.equal(await gw.stop(), 0);
+});
