@@ -314,7 +314,9 @@ export async function createGateway(options: GatewayOptions): Promise<Gateway> {
   }
 
   const behavior: uWS.WebSocketBehavior<ConnData> = {
-    maxPayloadLength: config.maxPayload,
+    // uWS drops an oversized frame's TCP connection without a close frame (the client sees 1006);
+    // letting it buffer up to twice the limit lets us close frames just over it with 1009 and a reason
+    maxPayloadLength: config.maxPayload * 2,
     idleTimeout: config.idleTimeout,
     maxBackpressure: config.maxBackpressure,
     // typed as number in index.d.ts, read as a flag by the addon
@@ -377,6 +379,10 @@ export async function createGateway(options: GatewayOptions): Promise<Gateway> {
     },
     message(ws, message, isBinary) {
       const d = ws.getUserData();
+      if (message.byteLength > config.maxPayload) {
+        ws.end(CloseCode.MessageTooBig, `frame of ${message.byteLength} bytes exceeds the ${config.maxPayload}-byte limit`);
+        return;
+      }
       let subject = d.msgSubject;
       let route = d.route;
       if (config.routeField !== '' && !isBinary) {
