@@ -6,7 +6,7 @@ export type { Worker, WorkerOptions } from './handlers/worker.js';
 export { loadHandler, asHandler } from './handlers/load.js';
 export { echoHandler } from './handlers/echo.js';
 export type { Handler, Conn, Context, Message, CloseInfo, FrameData, SendOptions } from './handlers/types.js';
-export { connectNats, watchStatus } from './nats/connect.js';
+export { connectNats, watchStatus, closeNats } from './nats/connect.js';
 export type { ConnectNatsOptions, StatusWatcher, NatsConnection } from './nats/connect.js';
 export { ConnectionDirectory } from './nats/directory.js';
 export type { DirectoryOptions } from './nats/directory.js';

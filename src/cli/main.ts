@@ -9,7 +9,7 @@ import { createGateway } from '../gateway/gateway.js';
 import { loadHandler } from '../handlers/load.js';
 import { createWorker } from '../handlers/worker.js';
 import { createLogger } from '../log/logger.js';
-import { connectNats, type NatsConnection } from '../nats/connect.js';
+import { closeNats, connectNats, type NatsConnection } from '../nats/connect.js';
 import { ConnectionDirectory } from '../nats/directory.js';
 import { newGatewayId } from '../protocol/ids.js';
 import { createSubjects } from '../protocol/subjects.js';
@@ -89,7 +89,7 @@ async function run(command: Command, flags: Record<string, unknown>): Promise<vo
     const gw = await createGateway({ config, id, log, handler, nats: { nc, subjects: createSubjects(config.prefix), directory } });
     stop = async () => {
       await gw.close();
-      await nc.drain();
+      await closeNats(nc);
     };
     return;
   }
@@ -98,7 +98,7 @@ async function run(command: Command, flags: Record<string, unknown>): Promise<vo
   const worker = createWorker({ nc, subjects: createSubjects(config.prefix), directory, handler: handler!, queue: config.queue, log });
   stop = async () => {
     await worker.close();
-    await nc.drain();
+    await closeNats(nc);
   };
 }
 

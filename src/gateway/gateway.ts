@@ -12,7 +12,7 @@ import { formatConnectionId, newToken, parseConnectionId } from '../protocol/ids
 import type { Subjects } from '../protocol/subjects.js';
 import { assertToken } from '../protocol/tokens.js';
 import type { ConnectionDirectory } from '../nats/directory.js';
-import { watchStatus, type StatusWatcher } from '../nats/connect.js';
+import { watchStatus, within, type StatusWatcher } from '../nats/connect.js';
 import { FrameMessage, HandlerRuntime, HostConn, type ConnectionHost } from '../handlers/runtime.js';
 import type { FrameData, Handler } from '../handlers/types.js';
 import { InboundPublisher } from './publisher.js';
@@ -103,6 +103,7 @@ export async function createGateway(options: GatewayOptions): Promise<Gateway> {
   let dirty: ConnData[] = [];
   let flushScheduled = false;
   let droppedFrames = 0;
+  let noResponders = 0;
   const flushOut = () => {
     flushScheduled = false;
     const list = dirty;
@@ -254,11 +255,19 @@ export async function createGateway(options: GatewayOptions): Promise<Gateway> {
       nc.subscribe(subjects.outForGateway(gatewayId), {
         callback: (err, msg) => {
           if (err) return log.warn({ err }, 'outbound subscription failed');
+          const h = msg.headers;
+          if (h && h.code !== 0 && msg.data.length === 0) {
+            // a server status, never client data: 503 means frames published with this reply subject
+            // found no subscriber (no worker listening) and are lost; core NATS is at-most-once here
+            noResponders++;
+            if (noResponders === 1 || noResponders % 1000 === 0) log.warn({ noResponders, status: h.code }, 'frames reached no worker (no responders on P.in.msg)');
+            return;
+          }
           const d = conns.get(msg.subject.slice(outPrefixLength));
           if (!d || d.closed) return reply(msg, { ok: false, error: 'gone' });
           const data = msg.data;
           // no header means text; bytes that are not UTF-8 must still not break the client's decoder
-          const binary = msg.headers?.get(Header.Binary) === '1' || !isUtf8(data);
+          const binary = h?.get(Header.Binary) === '1' || !isUtf8(data);
           enqueueOut(d, data, binary);
           reply(msg, { ok: true });
         },
@@ -466,12 +475,15 @@ export async function createGateway(options: GatewayOptions): Promise<Gateway> {
         publisher?.flush();
         for (const s of subs) s.unsubscribe();
         for (const t of topicSubs.values()) t.sub?.unsubscribe();
-        try {
-          await nats.directory.removeLease(gatewayId);
-          await nats.nc.flush();
-        } catch (err) {
-          log.warn({ err }, 'could not remove the gateway lease');
-        }
+        // bounded: with NATS unreachable these would wait for a reconnect that may never come
+        const done = await within(
+          nats.directory.removeLease(gatewayId).then(() => nats.nc.flush()).then(
+            () => true,
+            (err) => (log.warn({ err }, 'could not remove the gateway lease'), true),
+          ),
+          2_000,
+        );
+        if (!done) log.warn('NATS unreachable at shutdown: the gateway lease will expire instead of being removed');
       }
       app.close();
       if (droppedFrames) log.info({ droppedFrames }, 'frames dropped by backpressure during this run');

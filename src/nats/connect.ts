@@ -98,3 +98,30 @@ export function watchStatus(nc: NatsConnection, log: Logger, hooks: { onDisconne
   })().catch((err) => log.error({ err }, 'NATS status watcher failed'));
   return state;
 }
+
+/** Resolves with the promise's outcome, or with `false` after `ms` (the promise is left to settle). */
+export function within<T>(promise: Promise<T>, ms: number): Promise<T | false> {
+  let timer: NodeJS.Timeout;
+  return Promise.race([
+    promise.finally(() => clearTimeout(timer)),
+    new Promise<false>((resolve) => {
+      timer = setTimeout(() => resolve(false), ms);
+    }),
+  ]);
+}
+
+/**
+ * Drains the connection (pending messages go out, subscriptions finish) but never waits longer than
+ * `timeoutMs`: a drain while the server is unreachable would wait forever, so it is then closed.
+ */
+export async function closeNats(nc: NatsConnection, timeoutMs = 5_000): Promise<void> {
+  if (nc.isClosed()) return;
+  const drained = await within(
+    nc.drain().then(
+      () => true,
+      () => false,
+    ),
+    timeoutMs,
+  );
+  if (!drained && !nc.isClosed()) await nc.close();
+}

@@ -7,7 +7,7 @@ import { createGateway, type Gateway } from '../../src/gateway/gateway.js';
 import { createWorker, type Worker } from '../../src/handlers/worker.js';
 import type { Handler } from '../../src/handlers/types.js';
 import { ConnectionDirectory } from '../../src/nats/directory.js';
-import type { NatsConnection } from '../../src/nats/connect.js';
+import { closeNats, type NatsConnection } from '../../src/nats/connect.js';
 import { createSubjects, type Subjects } from '../../src/protocol/subjects.js';
 
 /** A subject/KV prefix of its own for each test, so tests never see each other's traffic. */
@@ -57,7 +57,7 @@ export async function startGateway(options: {
     subjects,
     close: async () => {
       await gw.close();
-      await nc.drain().catch(() => undefined);
+      await closeNats(nc);
     },
   };
 }
@@ -79,7 +79,7 @@ export async function startWorker(options: { natsUrl: string; prefix: string; ha
     nc,
     close: async () => {
       await worker.close();
-      await nc.drain().catch(() => undefined);
+      await closeNats(nc);
     },
   };
 }
