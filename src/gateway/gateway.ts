@@ -121,6 +121,10 @@ export async function createGateway(options: GatewayOptions): Promise<Gateway> {
       q.length = 0;
     }
   };
+  /** Sends every queued frame now: call before anything that bypasses the queue (fan-out, close). */
+  function flushOutNow(): void {
+    if (dirty.length) flushOut();
+  }
   function enqueueOut(d: ConnData, data: FrameData, binary: boolean): void {
     if (d.closed) return;
     if (d.outq.length === 0) dirty.push(d);
@@ -143,7 +147,11 @@ export async function createGateway(options: GatewayOptions): Promise<Gateway> {
       sub = nats.nc.subscribe(nats.subjects.topic(topic), {
         callback: (err, msg) => {
           if (err) return log.warn({ err, topic }, 'topic subscription failed');
-          app.publish(topic, msg.data, msg.headers?.get(Header.Binary) === '1');
+          const h = msg.headers;
+          // our own broadcast, already fanned out locally when it was published
+          if (h?.get(Header.Origin) === gatewayId) return;
+          flushOutNow();
+          app.publish(topic, msg.data, h?.get(Header.Binary) === '1');
         },
       });
     }
@@ -176,6 +184,7 @@ export async function createGateway(options: GatewayOptions): Promise<Gateway> {
   }
   function closeLocal(d: ConnData, code: number | undefined, reason: string | undefined): void {
     if (d.closed || !d.ws) return;
+    flushOutNow(); // frames sent before the close go out before it
     d.ws.end(code ?? CloseCode.ClosedByApplication, truncateReason(reason ?? ''));
   }
 
@@ -210,8 +219,10 @@ export async function createGateway(options: GatewayOptions): Promise<Gateway> {
     },
     publish(topic, data, binary) {
       assertToken('topic', topic);
-      if (nats) nats.nc.publish(nats.subjects.topic(topic), data, binary ? { headers: BINARY_HEADERS } : undefined);
-      else app.publish(topic, data, binary);
+      // local subscribers first, in order with the sends queued before; other gateways through NATS
+      flushOutNow();
+      app.publish(topic, data, binary);
+      if (nats) nats.nc.publish(nats.subjects.topic(topic), data, { headers: binary ? ORIGIN_BINARY_HEADERS : ORIGIN_HEADERS });
     },
     async lookup(id) {
       const d = localOf(id);
@@ -229,6 +240,11 @@ export async function createGateway(options: GatewayOptions): Promise<Gateway> {
       log.debug({ err, conn: id }, 'control request got no answer');
     }
   }
+  const ORIGIN_HEADERS = natsHeaders();
+  ORIGIN_HEADERS.set(Header.Origin, gatewayId);
+  const ORIGIN_BINARY_HEADERS = natsHeaders();
+  ORIGIN_BINARY_HEADERS.set(Header.Origin, gatewayId);
+  ORIGIN_BINARY_HEADERS.set(Header.Binary, '1');
   const runtime = options.handler ? new HandlerRuntime(options.handler, host, log.child({ component: 'handler' })) : null;
   function connOf(d: ConnData): HostConn {
     return (d.conn ??= new HostConn(host, d.id, gatewayId, d.request));
@@ -469,6 +485,7 @@ export async function createGateway(options: GatewayOptions): Promise<Gateway> {
       closing = true;
       if (listenSocket) uWS.us_listen_socket_close(listenSocket);
       listenSocket = false;
+      flushOutNow();
       for (const d of [...conns.values()]) d.ws?.end(CloseCode.GoingAway, 'gateway shutting down');
       if (heartbeat) clearInterval(heartbeat);
       if (nats) {

@@ -3,6 +3,7 @@
  *
  * On `P.in.msg.<route>` (gateway -> workers): Conn, Gateway, Seq, Binary (always present).
  * On `P.out.<connId>` and `P.topic.<topic>` (anyone -> gateway): Binary (optional, default text).
+ * On `P.topic.<topic>` from a gateway's in-process handler: Origin.
  */
 export const Header = {
   /** The connection id `<gatewayId>.<token>`. */
@@ -15,5 +16,7 @@ export const Header = {
   Binary: 'Wsgw-Binary',
   /** The route the frame was published under. */
   Route: 'Wsgw-Route',
+  /** On `P.topic.<topic>`: the gateway that published it and already delivered it to its own subscribers. */
+  Origin: 'Wsgw-Origin',
 } as const;
 export type Header = (typeof Header)[keyof typeof Header];
