@@ -23,5 +23,5 @@ export { loadConfig } from './config/load.js';
 export { schema as configSchema, envName } from './config/schema.js';
 export type { Config, ConfigKey, Command } from './config/schema.js';
 export { createLogger } from './log/logger.js';
-export { WsgwError, InvalidTokenError, ConfigError, HandlerLoadError, ConnectionGoneError, GatewayTimeoutError, ListenError } from './errors/errors.js';
+export { WsgwError, InvalidTokenError, ConfigError, HandlerLoadError, ListenError } from './errors/errors.js';
 export { InvalidControlError } from './protocol/events.js';

@@ -33,22 +33,6 @@ export class HandlerLoadError extends WsgwError {
   }
 }
 
-/** The target connection does not exist (any more). */
-export class ConnectionGoneError extends WsgwError {
-  readonly connectionId: string;
-  constructor(connectionId: string) {
-    super('WSGW_GONE', `connection ${connectionId} is gone`);
-    this.connectionId = connectionId;
-  }
-}
-
-/** A control request got no answer from the owning gateway in time. */
-export class GatewayTimeoutError extends WsgwError {
-  constructor(message: string, options?: { cause?: unknown }) {
-    super('WSGW_GATEWAY_TIMEOUT', message, options);
-  }
-}
-
 /** Listening on the requested port failed. */
 export class ListenError extends WsgwError {
   constructor(host: string, port: number) {
