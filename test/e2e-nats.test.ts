@@ -225,3 +225,17 @@ t.test('invalid routes and topics are refused before any NATS call', async (t) =
   t.equal(closed.code, 1008, 'an unsafe JSON route closes with 1008');
   t.notOk(seen.some((m) => m.subject.includes('evil')), 'the unsafe route never reached NATS');
 });
+
+t.test('a worker that never saw the open reads conn.request from the KV directory', async (t) => {
+  const prefix = uniquePrefix();
+  const g = await startGateway({ natsUrl: nats.url, prefix });
+  t.teardown(() => g.close());
+  const c = await TestClient.connect(`${g.url}/late?who=ann`);
+  t.teardown(() => c.close());
+  await eventually(async () => (await g.directory!.ids()).length === 1, 5_000, 'record written');
+  // the worker starts after the open event went by
+  const w = await startWorker({ natsUrl: nats.url, prefix, handler: { message: (conn) => conn.send(`${conn.request?.path}?${conn.request?.query}`) } });
+  t.teardown(() => w.close());
+  c.send('who am I');
+  t.equal((await c.next()).text(), '/ws/late?who=ann');
+});
