@@ -1,7 +1,7 @@
 import t from 'tap';
 import { echoHandler } from '../src/handlers/echo.js';
 import { startNatsServer } from './harness/nats-server.js';
-import { startGateway, startWorker, uniquePrefix } from './harness/stack.js';
+import { startGateway, startRemoteStack } from './harness/stack.js';
 import { TestClient } from './harness/ws-client.js';
 
 const nats = await startNatsServer();
@@ -34,10 +34,6 @@ t.test('shared-state mode (gateway --handler) echo', async (t) => {
 });
 
 t.test('remote-handler mode (gateway + worker) echo', async (t) => {
-  const prefix = uniquePrefix();
-  const w = await startWorker({ natsUrl: nats.url, prefix, handler: echoHandler });
-  t.teardown(() => w.close());
-  const g = await startGateway({ natsUrl: nats.url, prefix });
-  t.teardown(() => g.close());
-  await checkEcho(t, g.url);
+  const { gateway } = await startRemoteStack(t, nats.url, echoHandler);
+  await checkEcho(t, gateway.url);
 });

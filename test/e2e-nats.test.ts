@@ -5,7 +5,7 @@ import type { Handler } from '../src/handlers/types.js';
 import { Header } from '../src/protocol/headers.js';
 import { isConnectionId } from '../src/protocol/ids.js';
 import { startNatsServer } from './harness/nats-server.js';
-import { startGateway, startWorker, uniquePrefix } from './harness/stack.js';
+import { startGateway, startRemoteStack, startWorker, uniquePrefix } from './harness/stack.js';
 import { TestClient, eventually } from './harness/ws-client.js';
 
 const nats = await startNatsServer();
@@ -163,11 +163,7 @@ t.test('route from a JSON field', async (t) => {
 });
 
 t.test('10,000 frames on one connection through one worker come back in order', async (t) => {
-  const prefix = uniquePrefix();
-  const w = await startWorker({ natsUrl: nats.url, prefix, handler: echoHandler });
-  t.teardown(() => w.close());
-  const g = await startGateway({ natsUrl: nats.url, prefix });
-  t.teardown(() => g.close());
+  const { gateway: g } = await startRemoteStack(t, nats.url, echoHandler);
   const c = await TestClient.connect(g.url);
   t.teardown(() => c.close());
   const N = 10_000;

@@ -1,7 +1,7 @@
 import t from 'tap';
 import type { Handler } from '../src/handlers/types.js';
 import { startNatsServer } from './harness/nats-server.js';
-import { startGateway, startWorker, uniquePrefix, type RunningGateway } from './harness/stack.js';
+import { startGateway, startRemoteStack, type RunningGateway } from './harness/stack.js';
 import { TestClient } from './harness/ws-client.js';
 
 const nats = await startNatsServer();
@@ -46,10 +46,6 @@ t.test('shared-state mode', async (t) => {
 });
 
 t.test('remote-handler mode', async (t) => {
-  const prefix = uniquePrefix();
-  const w = await startWorker({ natsUrl: nats.url, prefix, handler });
-  t.teardown(() => w.close());
-  const g = await startGateway({ natsUrl: nats.url, prefix });
-  t.teardown(() => g.close());
-  await check(t, g);
+  const { gateway } = await startRemoteStack(t, nats.url, handler);
+  await check(t, gateway);
 });

@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { echoHandler } from '../../src/handlers/echo.js';
 import { loadConfig } from '../../src/config/load.js';
 import { natsServerBinary, startNatsServer } from '../harness/nats-server.js';
-import { startGateway, startWorker, uniquePrefix } from '../harness/stack.js';
+import { startRemoteStack } from '../harness/stack.js';
 import { TestClient } from '../harness/ws-client.js';
 
 const shipped = readFileSync(new URL('../../deploy/nats/single.conf', import.meta.url), 'utf8');
@@ -33,11 +33,7 @@ t.test('wsgw runs against a server started from it (ports and store rewritten fo
     .replace(/jetstream \{[\s\S]*?\n\}/m, '');
   const nats = await startNatsServer({ config: body });
   t.teardown(() => nats.stop());
-  const prefix = uniquePrefix();
-  const w = await startWorker({ natsUrl: nats.url, prefix, handler: echoHandler });
-  t.teardown(() => w.close());
-  const g = await startGateway({ natsUrl: nats.url, prefix });
-  t.teardown(() => g.close());
+  const { gateway: g } = await startRemoteStack(t, nats.url, echoHandler);
   const c = await TestClient.connect(g.url);
   t.teardown(() => c.close());
   c.send('via shipped config');

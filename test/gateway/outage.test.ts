@@ -2,7 +2,7 @@ import t from 'tap';
 import type { NatsConnection } from '@nats-io/transport-node';
 import { echoHandler } from '../../src/handlers/echo.js';
 import { startNatsServer } from '../harness/nats-server.js';
-import { startGateway, startWorker, uniquePrefix } from '../harness/stack.js';
+import { startGateway, startRemoteStack, startWorker, uniquePrefix } from '../harness/stack.js';
 import { startTcpProxy } from '../harness/tcp-proxy.js';
 import { TestClient, eventually } from '../harness/ws-client.js';
 
@@ -65,11 +65,7 @@ t.test('NATS away past the outage buffer: the sending client is closed with 4101
 t.test('nats-server restarted: clients stay connected and echo resumes once the worker is back', async (t) => {
   let nats = await startNatsServer();
   t.teardown(() => nats.stop());
-  const prefix = uniquePrefix();
-  const w = await startWorker({ natsUrl: nats.url, prefix, handler: echoHandler });
-  t.teardown(() => w.close());
-  const g = await startGateway({ natsUrl: nats.url, prefix });
-  t.teardown(() => g.close());
+  const { worker: w, gateway: g } = await startRemoteStack(t, nats.url, echoHandler);
   const c = await TestClient.connect(g.url);
   t.teardown(() => c.close());
   c.send('before');

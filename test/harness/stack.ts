@@ -83,3 +83,25 @@ export async function startWorker(options: { natsUrl: string; prefix: string; ha
     },
   };
 }
+
+/** What `startRemoteStack` registers with the test: stopped in reverse order at teardown. */
+export interface RemoteStack {
+  readonly prefix: string;
+  readonly worker: RunningWorker;
+  readonly gateway: RunningGateway;
+}
+
+/** Remote-handler mode in one call: a worker running `handler`, then a gateway, torn down with the test. */
+export async function startRemoteStack(
+  t: { teardown(fn: () => unknown): void },
+  natsUrl: string,
+  handler: Handler,
+  flags: Partial<Record<ConfigKey, unknown>> = {},
+): Promise<RemoteStack> {
+  const prefix = uniquePrefix();
+  const worker = await startWorker({ natsUrl, prefix, handler });
+  t.teardown(() => worker.close());
+  const gateway = await startGateway({ natsUrl, prefix, flags });
+  t.teardown(() => gateway.close());
+  return { prefix, worker, gateway };
+}
