@@ -1,6 +1,9 @@
 import t from 'tap';
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { keysFor, schema, envName } from '../../src/config/schema.js';
 import { startNatsServer } from '../harness/nats-server.js';
 import { freePort, spawnWsgw, WSGW_BIN } from '../harness/process.js';
@@ -9,9 +12,9 @@ import { TestClient } from '../harness/ws-client.js';
 
 const run = promisify(execFile);
 
-async function wsgw(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+async function wsgw(args: string[], env: Record<string, string> = {}): Promise<{ code: number; stdout: string; stderr: string }> {
   try {
-    const { stdout, stderr } = await run(process.execPath, [WSGW_BIN, ...args]);
+    const { stdout, stderr } = await run(process.execPath, [WSGW_BIN, ...args], { env: { ...process.env, ...env } });
     return { code: 0, stdout, stderr };
   } catch (err) {
     const e = err as { code: number; stdout: string; stderr: string };
@@ -42,6 +45,27 @@ t.test('bad options fail at start naming the option, without a stack trace', asy
   const h = await wsgw(['local', '--handler', './no/such/module.js']);
   t.equal(h.code, 2);
   t.match(h.stderr, /cannot load handler module \.\/no\/such\/module\.js/);
+});
+
+t.test('options from --config and WSGW_* env reach the command, and their errors name them', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'wsgw-cli-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  writeFileSync(join(dir, 'bad.json'), JSON.stringify({ maxPayload: 'big', portt: 1 }));
+  const bad = await wsgw(['local', '--config', join(dir, 'bad.json')], { WSGW_IDLE_TIMEOUT: 'soon' });
+  t.equal(bad.code, 2);
+  t.match(bad.stderr, /config file: --max-payload: expected an integer, got "big"/);
+  t.match(bad.stderr, /unknown key "portt"/);
+  t.match(bad.stderr, /env WSGW_IDLE_TIMEOUT \/ --idle-timeout: expected an integer/);
+  writeFileSync(join(dir, 'good.json'), JSON.stringify({ host: '127.0.0.1', path: '/from-file' }));
+  const p = spawnWsgw(['local', '--config', join(dir, 'good.json')], { WSGW_PORT: '0' });
+  t.teardown(() => p.stop());
+  const listening = await p.waitFor((l) => l.msg === 'gateway listening');
+  t.equal(listening.path, '/from-file', 'path from the file');
+  t.not(listening.port, 8000, 'port 0 from the environment');
+  const c = await TestClient.connect(`ws://127.0.0.1:${listening.port}/from-file`);
+  c.send('configured');
+  t.equal((await c.next()).text(), 'configured');
+  await c.close();
 });
 
 t.test('wsgw local serves echo and stops cleanly on SIGTERM', async (t) => {
