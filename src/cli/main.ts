@@ -3,7 +3,10 @@ import { readFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import type { Logger } from 'pino';
 import { loadConfig } from '../config/load.js';
-import { envName, keysFor, schema, type Command, type Config, type ConfigKey, type KeySpec } from '../config/schema.js';
+import { defaultFor, envName, keysFor, schema, type Command, type Config, type ConfigKey, type KeySpec } from '../config/schema.js';
+import { createConnectionService } from '../http/connection-service.js';
+import { DirectoryView } from '../http/directory-view.js';
+import { createBridge } from '../bridge/bridge.js';
 import { WsgwError } from '../errors/errors.js';
 import { createGateway } from '../gateway/gateway.js';
 import { loadHandler } from '../handlers/load.js';
@@ -20,10 +23,13 @@ const DESCRIPTIONS: Record<Command, string> = {
   local: 'one process, handlers in-process, no NATS: serves ws://localhost:<port><path>',
   gateway: 'WebSocket gateway on NATS: without --handler publishes every event to workers; with --handler runs it in-process and shares connection state in KV',
   worker: 'runs a handler module against NATS (queue group); without --handler, the built-in echo',
+  connections: 'the connection service: HTTP API to list, message, close and subscribe any connection on any gateway',
+  bridge: 'turns every WebSocket event into an HTTP POST to your application (--target) and its answers into frames',
 };
 
-function describe(spec: KeySpec, key: ConfigKey): string {
-  const def = Array.isArray(spec.default) ? spec.default.join(',') : String(spec.default);
+function describe(spec: KeySpec, key: ConfigKey, command: Command): string {
+  const d = defaultFor(spec, command);
+  const def = Array.isArray(d) ? d.join(',') : String(d);
   const values = spec.type === 'enum' ? `; one of ${spec.values.join('|')}` : '';
   return `${spec.doc} (default: ${def === '' ? 'none' : def}${values}; env ${envName(key)})`;
 }
@@ -86,9 +92,30 @@ async function run(command: Command, flags: Record<string, unknown>): Promise<vo
   if (command === 'gateway') {
     const id = config.id || newGatewayId();
     const { nc, directory } = await startNats(config, `wsgw-gateway ${id}@${hostname()}`, log, abort.signal);
-    const gw = await createGateway({ config, id, log, handler, nats: { nc, subjects: createSubjects(config.prefix), directory } });
+    const api = config.api ? { view: await DirectoryView.start(directory, log) } : undefined;
+    const gw = await createGateway({ config, id, log, handler, nats: { nc, subjects: createSubjects(config.prefix), directory }, api });
     stop = async () => {
       await gw.close();
+      await closeNats(nc);
+    };
+    return;
+  }
+
+  if (command === 'connections') {
+    const { nc, directory } = await startNats(config, `wsgw-connections@${hostname()}`, log, abort.signal);
+    const service = await createConnectionService({ config, nc, subjects: createSubjects(config.prefix), directory, log });
+    stop = async () => {
+      await service.close();
+      await closeNats(nc);
+    };
+    return;
+  }
+
+  if (command === 'bridge') {
+    const { nc, directory } = await startNats(config, `wsgw-bridge@${hostname()}`, log, abort.signal);
+    const bridge = createBridge({ config, nc, subjects: createSubjects(config.prefix), directory, log });
+    stop = async () => {
+      await bridge.close();
       await closeNats(nc);
     };
     return;
@@ -108,11 +135,11 @@ export function buildProgram(): Program {
     .version(pkg.version)
     .showHelpAfterError()
     .addHelpText('after', '\nEvery option can also come from the environment (WSGW_...) or a JSON file (--config). Precedence: defaults < file < env < flags.');
-  for (const command of ['local', 'gateway', 'worker'] as const) {
+  for (const command of ['local', 'gateway', 'worker', 'connections', 'bridge'] as const) {
     const cmd = program.command(command).description(DESCRIPTIONS[command]).option('--config <file>', 'JSON config file with any of the options below');
     for (const key of keysFor(command)) {
       const spec: KeySpec = schema[key];
-      cmd.option(`${spec.short ? spec.short + ', ' : ''}${spec.flag} <value>`, describe(spec, key));
+      cmd.option(`${spec.short ? spec.short + ', ' : ''}${spec.flag}${spec.type === 'boolean' ? '' : ' <value>'}`, describe(spec, key, command));
     }
     cmd.action(async (opts: Record<string, unknown>) => {
       await run(command, opts);

@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { ConfigError } from '../errors/errors.js';
-import { schema, envName, keysFor, type Command, type Config, type ConfigKey, type KeySpec } from './schema.js';
+import { schema, envName, keysFor, defaultFor, type Command, type Config, type ConfigKey, type KeySpec } from './schema.js';
 
 export type RawConfig = Partial<Record<ConfigKey, unknown>>;
 
@@ -80,6 +80,13 @@ function coerce(key: ConfigKey, spec: KeySpec, raw: unknown, where: string, prob
       }
       return raw;
     }
+    case 'boolean': {
+      if (typeof raw === 'boolean') return raw;
+      if (typeof raw === 'string' && /^(1|true|yes|on)$/i.test(raw.trim())) return true;
+      if (typeof raw === 'string' && /^(0|false|no|off|)$/i.test(raw.trim())) return false;
+      problems.push(`${name}: expected true or false, got ${JSON.stringify(raw)}`);
+      return undefined;
+    }
     case 'list': {
       const items = Array.isArray(raw) ? raw : typeof raw === 'string' ? raw.split(',') : null;
       if (!items || items.some((i) => typeof i !== 'string')) {
@@ -108,7 +115,7 @@ export function loadConfig(options: LoadConfigOptions): Config {
   const allowed = new Set(keysFor(options.command));
   for (const key of Object.keys(schema) as ConfigKey[]) {
     const spec: KeySpec = schema[key];
-    let value: unknown = spec.default;
+    let value: unknown = defaultFor(spec, options.command);
     const layers: Array<[string, unknown]> = [
       [`config file:`, fromFile[key]],
       [`env ${envName(key)} /`, env[envName(key)]],
@@ -125,6 +132,9 @@ export function loadConfig(options: LoadConfigOptions): Config {
     if (options.flags?.[key] !== undefined && !allowed.has(key)) problems.push(`option ${schema[key].flag}: not used by "wsgw ${options.command}"`);
   }
   if (problems.length) throw new ConfigError(problems);
+  if (options.command === 'bridge' && out.target === '') {
+    throw new ConfigError(['option --target: required by "wsgw bridge" (the URL of your application, e.g. http://127.0.0.1:3000/ws-events)']);
+  }
   if (out.idleTimeout !== 0 && (out.idleTimeout as number) < 8) {
     throw new ConfigError([`option --idle-timeout: ${out.idleTimeout} is too short (0 to disable, or at least 8 seconds)`]);
   }

@@ -2,13 +2,15 @@
  * The one configuration schema: each key's type, default, env name, flag, doc line and the commands
  * that take it. The CLI, env parsing, config-file parsing and the README's table all come from here.
  */
-export type Command = 'local' | 'gateway' | 'worker';
+export type Command = 'local' | 'gateway' | 'worker' | 'connections' | 'bridge';
 
 interface BaseSpec {
   readonly flag: string;
   readonly short?: string;
   readonly doc: string;
   readonly commands: readonly Command[];
+  /** Defaults that differ by command (the connection service listens on 8004). */
+  readonly commandDefaults?: Partial<Record<Command, number | string>>;
 }
 export interface NumberSpec extends BaseSpec {
   readonly type: 'integer';
@@ -35,31 +37,47 @@ export interface ListSpec extends BaseSpec {
   readonly itemPattern?: RegExp;
   readonly itemDoc?: string;
 }
-export type KeySpec = NumberSpec | StringSpec | EnumSpec | ListSpec;
+export interface BooleanSpec extends BaseSpec {
+  readonly type: 'boolean';
+  readonly default: boolean;
+}
+export type KeySpec = NumberSpec | StringSpec | EnumSpec | ListSpec | BooleanSpec;
 
-const ALL: readonly Command[] = ['local', 'gateway', 'worker'];
+const ALL: readonly Command[] = ['local', 'gateway', 'worker', 'connections', 'bridge'];
 const FRONT: readonly Command[] = ['local', 'gateway'];
-const NATS: readonly Command[] = ['gateway', 'worker'];
+const NATS: readonly Command[] = ['gateway', 'worker', 'connections', 'bridge'];
+const HTTP: readonly Command[] = ['local', 'gateway', 'connections'];
 const TOKEN = /^[A-Za-z0-9_-]{1,128}$/;
 const TOKEN_DOC = '1-128 characters of A-Z a-z 0-9 _ -';
 
 export const schema = {
-  port: { type: 'integer', flag: '--port', short: '-p', default: 8000, min: 0, max: 65535, commands: FRONT, doc: 'TCP port for WebSocket and HTTP (0 picks a free port)' },
-  host: { type: 'string', flag: '--host', default: '0.0.0.0', commands: FRONT, doc: 'Address to listen on' },
+  port: { type: 'integer', flag: '--port', short: '-p', default: 8000, commandDefaults: { connections: 8004 }, min: 0, max: 65535, commands: HTTP, doc: 'TCP port for WebSocket and HTTP (0 picks a free port); the connection service defaults to 8004' },
+  host: { type: 'string', flag: '--host', default: '0.0.0.0', commands: HTTP, doc: 'Address to listen on' },
   path: { type: 'string', flag: '--path', default: '/ws', pattern: /^\/[A-Za-z0-9_\-/]*$/, patternDoc: 'an absolute URL path such as /ws', commands: FRONT, doc: 'WebSocket endpoint; `<path>/<route>` selects a route' },
-  handler: { type: 'string', flag: '--handler', default: '', optional: true, commands: ALL, doc: 'Handler module (file path or package); local and worker default to the built-in echo, gateway without it publishes to NATS' },
+  handler: { type: 'string', flag: '--handler', default: '', optional: true, commands: ['local', 'gateway', 'worker'], doc: 'Handler module (file path or package); local and worker default to the built-in echo, gateway without it publishes to NATS' },
   nats: { type: 'list', flag: '--nats', default: ['nats://127.0.0.1:4222'], itemPattern: /^(nats|tls|ws|wss):\/\/[^\s]+$|^[^\s:/]+:\d+$/, itemDoc: 'a NATS URL such as nats://host:4222', commands: NATS, doc: 'NATS server URLs, comma-separated' },
   id: { type: 'string', flag: '--id', default: '', optional: true, pattern: TOKEN, patternDoc: TOKEN_DOC, commands: FRONT, doc: 'Gateway id (unique per process); random `gw-...` when empty' },
   prefix: { type: 'string', flag: '--prefix', default: 'wsgw', pattern: TOKEN, patternDoc: TOKEN_DOC, commands: NATS, doc: 'Subject prefix P and KV bucket prefix' },
-  queue: { type: 'string', flag: '--queue', default: 'wsgw-workers', pattern: TOKEN, patternDoc: TOKEN_DOC, commands: ['worker'], doc: 'NATS queue group the worker joins' },
+  queue: { type: 'string', flag: '--queue', default: 'wsgw-workers', commandDefaults: { bridge: 'wsgw-bridge' }, pattern: TOKEN, patternDoc: TOKEN_DOC, commands: ['worker', 'bridge'], doc: 'NATS queue group the worker (default wsgw-workers) or bridge (default wsgw-bridge) joins' },
   routeField: { type: 'string', flag: '--route-field', default: '', optional: true, pattern: /^[A-Za-z0-9_$-]{1,64}$/, patternDoc: 'a top-level JSON field name', commands: FRONT, doc: 'Top-level JSON field of text frames that selects the route (like `action`); path route is used when empty' },
   headers: { type: 'list', flag: '--headers', default: ['user-agent', 'origin', 'x-forwarded-for'], itemPattern: /^[a-z0-9-]{1,64}$/, itemDoc: 'a lower-case header name', commands: FRONT, doc: 'Request headers copied into the connection info' },
-  maxPayload: { type: 'integer', flag: '--max-payload', default: 512 * 1024, min: 128, max: 64 * 1024 * 1024, commands: FRONT, doc: 'Largest frame in bytes; larger frames close the connection (1009). Keep below NATS max_payload' },
+  maxPayload: { type: 'integer', flag: '--max-payload', default: 512 * 1024, min: 128, max: 64 * 1024 * 1024, commands: [...FRONT, 'connections', 'bridge'], doc: 'Largest frame in bytes: larger client frames close the connection (1009), larger API bodies and bridge answers are refused (413). Keep below NATS max_payload' },
   maxConnections: { type: 'integer', flag: '--max-connections', default: 100_000, min: 1, max: 10_000_000, commands: FRONT, doc: 'Connections per process; more are refused with 503 before the upgrade' },
   idleTimeout: { type: 'integer', flag: '--idle-timeout', default: 120, min: 0, max: 960, commands: FRONT, doc: 'Seconds without traffic before a connection is closed (pings keep it alive); 0 disables' },
   maxBackpressure: { type: 'integer', flag: '--max-backpressure', default: 1024 * 1024, min: 1024, max: 1024 * 1024 * 1024, commands: FRONT, doc: 'Bytes buffered for a slow client before the backpressure policy applies' },
   backpressurePolicy: { type: 'enum', flag: '--backpressure-policy', default: 'drop', values: ['drop', 'close'], commands: FRONT, doc: 'What happens past max-backpressure: drop the frame, or close the connection (4001)' },
   outageBuffer: { type: 'integer', flag: '--outage-buffer', default: 10_000, min: 0, max: 10_000_000, commands: ['gateway'], doc: 'Inbound frames buffered while NATS is away; past it, the sending client is closed (4101)' },
+  authorize: { type: 'boolean', flag: '--authorize', default: false, commands: ['gateway'], doc: 'Ask the authorizer on `P.auth` (a worker, or `wsgw bridge` and your app) before every upgrade; a refusal gets its HTTP status, no answer gets 503' },
+  api: { type: 'boolean', flag: '--api', default: false, commands: ['gateway'], doc: 'Also serve the connections HTTP API (as `wsgw connections` does) on the gateway port' },
+  token: { type: 'string', flag: '--token', default: '', optional: true, commands: ['gateway', 'connections'], doc: 'Bearer token required by the connections HTTP API (`Authorization: Bearer <token>`); none when empty' },
+  requestTimeout: { type: 'integer', flag: '--request-timeout', default: 5_000, min: 100, max: 120_000, commands: ['gateway', 'connections'], doc: 'Milliseconds to wait for the owning gateway (connections API: then 504) or the authorizer (`--authorize`: then 503)' },
+  target: { type: 'string', flag: '--target', default: '', optional: true, pattern: /^https?:\/\/[^\s]+$/, patternDoc: 'an http:// or https:// URL', commands: ['bridge'], doc: 'URL of the application the bridge POSTs every event to (required by `wsgw bridge`)' },
+  secret: { type: 'string', flag: '--secret', default: '', optional: true, commands: ['bridge'], doc: 'HMAC-SHA256 key: the bridge signs every request (`Wsgw-Signature`) so the application can verify it' },
+  bridgeConcurrency: { type: 'integer', flag: '--bridge-concurrency', default: 256, min: 1, max: 10_000, commands: ['bridge'], doc: 'Requests in flight to the application at once (never more than one per connection)' },
+  bridgeTimeout: { type: 'integer', flag: '--bridge-timeout', default: 10_000, min: 100, max: 600_000, commands: ['bridge'], doc: 'Milliseconds to wait for the application to answer one request' },
+  bridgeRetries: { type: 'integer', flag: '--bridge-retries', default: 3, min: 0, max: 20, commands: ['bridge'], doc: 'Retries (with backoff) after a 5xx, a timeout or a connection error; then the event is given up' },
+  bridgeQueue: { type: 'integer', flag: '--bridge-queue', default: 10_000, min: 1, max: 10_000_000, commands: ['bridge'], doc: 'Events waiting for the application, over all connections; past it new events are given up at once' },
+  bridgeErrorFrame: { type: 'boolean', flag: '--bridge-error-frame', default: false, commands: ['bridge'], doc: 'When an event is given up, send the client a JSON error frame `{"error":"bridge_unavailable",...}`' },
   kvReplicas: { type: 'integer', flag: '--kv-replicas', default: 1, min: 1, max: 5, commands: NATS, doc: 'Replicas of the KV buckets when wsgw creates them (3 on a cluster)' },
   leaseMs: { type: 'integer', flag: '--lease-ms', default: 15_000, min: 1_000, max: 600_000, commands: ['gateway'], doc: 'Gateway lease length; heartbeats every third of it, and a lease older than this is dead' },
   logLevel: { type: 'enum', flag: '--log-level', default: 'info', values: ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'], commands: ALL, doc: 'Log level of the NDJSON logs on stdout' },
@@ -67,13 +85,18 @@ export const schema = {
 
 export type ConfigKey = keyof typeof schema;
 
-type ValueOf<S> = S extends { type: 'integer' } ? number : S extends { type: 'list' } ? readonly string[] : string;
+type ValueOf<S> = S extends { type: 'integer' } ? number : S extends { type: 'list' } ? readonly string[] : S extends { type: 'boolean' } ? boolean : string;
 /** The validated, frozen configuration. */
 export type Config = { readonly [K in ConfigKey]: ValueOf<(typeof schema)[K]> };
 
 /** `WSGW_MAX_PAYLOAD` for `maxPayload`. */
 export function envName(key: ConfigKey): string {
   return 'WSGW_' + key.replace(/[A-Z]/g, (c) => '_' + c).toUpperCase();
+}
+
+/** The default of `key` for `command`. */
+export function defaultFor(spec: KeySpec, command: Command): unknown {
+  return spec.commandDefaults?.[command] ?? spec.default;
 }
 
 export function keysFor(command: Command): ConfigKey[] {

@@ -1,12 +1,13 @@
 import uWS from 'uWebSockets.js';
 import type { HttpRequest, HttpResponse, TemplatedApp, us_listen_socket, WebSocket } from 'uWebSockets.js';
 import { isUtf8 } from 'node:buffer';
+import { STATUS_CODES } from 'node:http';
 import { headers as natsHeaders, type Msg, type MsgHdrs, type NatsConnection, type Subscription } from '@nats-io/transport-node';
 import type { Logger } from 'pino';
 import type { Config } from '../config/schema.js';
 import { ListenError } from '../errors/errors.js';
 import { CloseCode, truncateReason } from '../protocol/close-codes.js';
-import { parseControlCommand, type CloseEvent, type ConnectionRecord, type ControlReply, type OpenEvent, type RequestInfo } from '../protocol/events.js';
+import { parseAuthReply, parseControlCommand, type AuthReply, type AuthRequest, type CloseEvent, type ConnectionRecord, type ControlReply, type OpenEvent, type RequestInfo } from '../protocol/events.js';
 import { Header } from '../protocol/headers.js';
 import { formatConnectionId, newToken, parseConnectionId } from '../protocol/ids.js';
 import type { Subjects } from '../protocol/subjects.js';
@@ -16,6 +17,8 @@ import { watchStatus, within, type StatusWatcher } from '../nats/connect.js';
 import { FrameMessage, HandlerRuntime, HostConn, type ConnectionHost } from '../handlers/runtime.js';
 import type { FrameData, Handler } from '../handlers/types.js';
 import { InboundPublisher } from './publisher.js';
+import { mountConnectionsApi } from '../http/connections-api.js';
+import type { DirectoryView } from '../http/directory-view.js';
 import { routeFromField, routeFromPath } from './route.js';
 
 /** What the gateway needs from NATS; absent in local mode. */
@@ -33,6 +36,8 @@ export interface GatewayOptions {
   /** In-process handler (local mode, or `gateway --handler`). Without it frames are published to NATS. */
   readonly handler?: Handler;
   readonly nats?: GatewayNats;
+  /** Serve the connections HTTP API on the gateway's port too (`--api`); needs `nats`. */
+  readonly api?: { readonly view: DirectoryView };
 }
 
 export interface Gateway {
@@ -50,6 +55,8 @@ interface ConnData {
   readonly id: string;
   readonly token: string;
   readonly request: RequestInfo;
+  /** Set when the authorizer accepted the upgrade: topics and a first frame to apply on open. */
+  readonly authorized: { readonly topics: readonly string[]; readonly message?: FrameData; readonly binary: boolean } | null;
   readonly connectedAt: number;
   /** `P.in.msg.<route>` for the path route (remote mode). */
   readonly msgSubject: string;
@@ -356,6 +363,8 @@ export async function createGateway(options: GatewayOptions): Promise<Gateway> {
       const protocols = req.getHeader('sec-websocket-protocol');
       const extensions = req.getHeader('sec-websocket-extensions');
       const headers = copyHeaders(req, config.headers);
+      // credentials go to the authorizer only, never into records or events
+      const credentials = config.authorize ? copyHeaders(req, ['authorization', 'cookie']) : null;
       if (closing) return refuse(res, '503 Service Unavailable', 'gateway is shutting down');
       if (conns.size + pendingUpgrades >= config.maxConnections) return refuse(res, '503 Service Unavailable', 'too many connections');
       const route = routeFromPath(base, url);
@@ -364,18 +373,13 @@ export async function createGateway(options: GatewayOptions): Promise<Gateway> {
       const token = newToken();
       const id = formatConnectionId(gatewayId, token);
       const subprotocol = protocols === '' ? '' : protocols.split(',')[0]!.trim();
-      const data: ConnData = {
+      const remoteAddress = Buffer.from(res.getRemoteAddressAsText()).toString();
+      const makeData = (identity: Readonly<Record<string, unknown>> | null, authorized: ConnData['authorized']): ConnData => ({
         id,
         token,
         connectedAt: Date.now(),
-        request: {
-          path: url,
-          query,
-          headers,
-          remoteAddress: Buffer.from(res.getRemoteAddressAsText()).toString(),
-          subprotocol,
-          identity: null,
-        },
+        request: { path: url, query, headers, remoteAddress, subprotocol, identity },
+        authorized,
         route,
         msgSubject: nats ? nats.subjects.inMsg(route) : '',
         outSubject: nats ? nats.subjects.out(id) : '',
@@ -385,17 +389,51 @@ export async function createGateway(options: GatewayOptions): Promise<Gateway> {
         closed: false,
         outq: [],
         conn: null,
-      };
-      res.upgrade(data, key, subprotocol, extensions, context);
+      });
+      if (!credentials || !nats) {
+        res.upgrade(makeData(null, null), key, subprotocol, extensions, context);
+        return;
+      }
+      // ask the authorizer; the client waits for the answer, nothing is published before it
+      let aborted = false;
+      res.onAborted(() => {
+        aborted = true;
+      });
+      pendingUpgrades++;
+      const authRequest: AuthRequest = { id, gateway: gatewayId, path: url, query, headers: { ...headers, ...credentials }, remoteAddress, subprotocol };
+      nats.nc
+        .request(nats.subjects.auth, JSON.stringify(authRequest), { timeout: config.requestTimeout })
+        .then(
+          (m) => parseAuthReply(m.json()),
+          (err): AuthReply => {
+            log.warn({ err: { message: (err as Error).message } }, 'authorizer did not answer; upgrade refused');
+            return { ok: false, status: 503, message: 'authorizer unavailable' };
+          },
+        )
+        .then((answer) => {
+          pendingUpgrades--;
+          if (aborted) return;
+          if (!answer.ok) {
+            const status = answer.status ?? 403;
+            return refuse(res, `${status} ${STATUS_CODES[status] ?? 'Refused'}`, answer.message || 'refused by the authorizer');
+          }
+          const first = answer.message === undefined ? undefined : answer.binary ? Buffer.from(answer.message, 'base64') : answer.message;
+          const data = makeData(answer.identity ?? null, { topics: answer.topics ?? [], message: first, binary: answer.binary === true });
+          res.cork(() => res.upgrade(data, key, subprotocol, extensions, context));
+        });
     },
     open(ws) {
       const d = ws.getUserData();
       d.ws = ws;
       conns.set(d.token, d);
+      if (d.authorized) {
+        for (const t of d.authorized.topics) subscribeLocal(d, t);
+        if (d.authorized.message !== undefined) enqueueOut(d, d.authorized.message, d.authorized.binary);
+      }
       if (nats) {
         nats.directory.put(record(d));
         if (publisher) {
-          const ev: OpenEvent = { id: d.id, gateway: gatewayId, connectedAt: d.connectedAt, ...d.request };
+          const ev: OpenEvent = { id: d.id, gateway: gatewayId, connectedAt: d.connectedAt, ...d.request, ...(d.authorized ? { authorized: true } : {}) };
           publisher.publish(nats.subjects.inOpen, textEncoder.encode(JSON.stringify(ev)), undefined, '');
         }
       }
@@ -457,6 +495,9 @@ export async function createGateway(options: GatewayOptions): Promise<Gateway> {
   };
   app.ws(base, behavior);
   if (base !== '/') app.ws(base + '/*', behavior);
+  if (options.api && nats) {
+    mountConnectionsApi(app, { ...nats, view: options.api.view, token: config.token, maxPayload: config.maxPayload, requestTimeout: config.requestTimeout, log });
+  }
   app.get('/healthz', (res) => {
     res.writeHeader('Content-Type', 'application/json').end(JSON.stringify({ ok: true, gateway: gatewayId, connections: conns.size }));
   });
@@ -502,6 +543,7 @@ export async function createGateway(options: GatewayOptions): Promise<Gateway> {
         );
         if (!done) log.warn('NATS unreachable at shutdown: the gateway lease will expire instead of being removed');
       }
+      options.api?.view.stop();
       app.close();
       if (droppedFrames) log.info({ droppedFrames }, 'frames dropped by backpressure during this run');
     },

@@ -24,6 +24,8 @@ export interface OpenEvent extends RequestInfo {
   readonly gateway: string;
   /** Milliseconds since the epoch. */
   readonly connectedAt: number;
+  /** Present (true) when the authorizer on `P.auth` accepted the upgrade: it has seen this connection. */
+  readonly authorized?: true;
 }
 
 /** JSON body of `P.in.close`. */
@@ -87,4 +89,48 @@ export function parseControlCommand(value: unknown): ControlCommand {
     default:
       throw new InvalidControlError(`unknown control op ${JSON.stringify(v.op)} (expected close, subscribe or unsubscribe)`);
   }
+}
+
+/** JSON body of a `P.auth` request: the upgrade as the gateway saw it, before accepting it. */
+export interface AuthRequest extends Omit<RequestInfo, 'identity'> {
+  readonly id: string;
+  readonly gateway: string;
+}
+
+/** JSON reply to `P.auth`. A refusal's `status` (400-599, default 403) is the client's HTTP status. */
+export type AuthReply =
+  | {
+      readonly ok: true;
+      /** Becomes the connection's identity (claims). */
+      readonly identity?: Readonly<Record<string, unknown>> | null;
+      /** Topics the connection is subscribed to when it opens. */
+      readonly topics?: readonly string[];
+      /** A first frame sent right after the upgrade (base64 when `binary`). */
+      readonly message?: string;
+      readonly binary?: boolean;
+    }
+  | { readonly ok: false; readonly status?: number; readonly message?: string };
+
+/** Validates an authorizer reply; anything malformed is a refusal (fail closed) with status 500. */
+export function parseAuthReply(value: unknown): AuthReply {
+  const bad = (why: string): AuthReply => ({ ok: false, status: 500, message: `malformed authorizer reply: ${why}` });
+  if (typeof value !== 'object' || value === null) return bad('not a JSON object');
+  const v = value as Record<string, unknown>;
+  if (v.ok === false) {
+    const status = typeof v.status === 'number' && Number.isInteger(v.status) && v.status >= 400 && v.status <= 599 ? v.status : 403;
+    return { ok: false, status, message: typeof v.message === 'string' ? v.message.slice(0, 200) : undefined };
+  }
+  if (v.ok !== true) return bad('"ok" must be true or false');
+  if (v.identity !== undefined && v.identity !== null && (typeof v.identity !== 'object' || Array.isArray(v.identity))) return bad('identity must be an object');
+  if (v.topics !== undefined && (!Array.isArray(v.topics) || v.topics.some((t) => typeof t !== 'string' || !/^[A-Za-z0-9_-]{1,128}$/.test(t)))) {
+    return bad('topics must be safe tokens');
+  }
+  if (v.message !== undefined && typeof v.message !== 'string') return bad('message must be a string');
+  return {
+    ok: true,
+    identity: (v.identity as Record<string, unknown> | undefined) ?? null,
+    topics: (v.topics as string[] | undefined) ?? [],
+    message: v.message as string | undefined,
+    binary: v.binary === true,
+  };
 }

@@ -9,6 +9,8 @@ import type { Handler } from '../../src/handlers/types.js';
 import { ConnectionDirectory } from '../../src/nats/directory.js';
 import { closeNats, type NatsConnection } from '../../src/nats/connect.js';
 import { createSubjects, type Subjects } from '../../src/protocol/subjects.js';
+import { createConnectionService, type ConnectionService } from '../../src/http/connection-service.js';
+import { DirectoryView } from '../../src/http/directory-view.js';
 
 /** A subject/KV prefix of its own for each test, so tests never see each other's traffic. */
 export function uniquePrefix(): string {
@@ -48,7 +50,8 @@ export async function startGateway(options: {
   const nc = await connect({ servers: options.natsUrl, maxReconnectAttempts: -1, reconnectTimeWait: 100 });
   const directory = await ConnectionDirectory.open(nc, { prefix, replicas: 1, log: quietLog });
   const subjects = createSubjects(prefix);
-  const gw = await createGateway({ config, id: options.id ?? 'gw' + randomBytes(3).toString('hex'), log: quietLog, handler: options.handler, nats: { nc, subjects, directory } });
+  const api = config.api ? { view: await DirectoryView.start(directory, quietLog) } : undefined;
+  const gw = await createGateway({ config, id: options.id ?? 'gw' + randomBytes(3).toString('hex'), log: quietLog, handler: options.handler, nats: { nc, subjects, directory }, api });
   return {
     gw,
     url: `ws://127.0.0.1:${gw.port}/ws`,
@@ -104,4 +107,27 @@ export async function startRemoteStack(
   const gateway = await startGateway({ natsUrl, prefix, flags });
   t.teardown(() => gateway.close());
   return { prefix, worker, gateway };
+}
+
+export interface RunningService {
+  readonly service: ConnectionService;
+  /** http://127.0.0.1:<port> */
+  readonly url: string;
+  close(): Promise<void>;
+}
+
+/** `wsgw connections` in this process on port 0. */
+export async function startConnectionService(options: { natsUrl: string; prefix: string; flags?: Partial<Record<ConfigKey, unknown>> }): Promise<RunningService> {
+  const config = testConfig('connections', { prefix: options.prefix, nats: options.natsUrl, ...options.flags });
+  const nc = await connect({ servers: options.natsUrl, maxReconnectAttempts: -1, reconnectTimeWait: 100 });
+  const directory = await ConnectionDirectory.open(nc, { prefix: options.prefix, replicas: 1, log: quietLog });
+  const service = await createConnectionService({ config, nc, subjects: createSubjects(options.prefix), directory, log: quietLog });
+  return {
+    service,
+    url: `http://127.0.0.1:${service.port}`,
+    close: async () => {
+      await service.close();
+      await closeNats(nc);
+    },
+  };
 }

@@ -1,0 +1,319 @@
+import { Pool } from 'undici';
+import { headers as natsHeaders, type Msg, type MsgHdrs, type NatsConnection, type Subscription } from '@nats-io/transport-node';
+import type { Logger } from 'pino';
+import type { Config } from '../config/schema.js';
+import { isApplicationCloseCode, truncateReason } from '../protocol/close-codes.js';
+import type { AuthReply, CloseEvent, ControlReply, OpenEvent } from '../protocol/events.js';
+import { Header } from '../protocol/headers.js';
+import { isConnectionId } from '../protocol/ids.js';
+import type { Subjects } from '../protocol/subjects.js';
+import { isToken } from '../protocol/tokens.js';
+import type { ConnectionDirectory } from '../nats/directory.js';
+import { within } from '../nats/connect.js';
+import { OrderedQueue } from './ordered-queue.js';
+import { sign } from './signature.js';
+
+export interface BridgeOptions {
+  readonly config: Config;
+  readonly nc: NatsConnection;
+  readonly subjects: Subjects;
+  readonly directory: ConnectionDirectory;
+  readonly log: Logger;
+}
+
+export interface BridgeStats {
+  /** Requests answered by the application (any status). */
+  readonly delivered: number;
+  /** Attempts repeated after a 5xx, a timeout or a connection error. */
+  readonly retried: number;
+  /** Events given up (retries exhausted, queue full, answer too large). */
+  readonly givenUp: number;
+}
+
+export interface Bridge {
+  readonly stats: BridgeStats;
+  /** Stops taking events, lets those in flight finish (bounded), closes the HTTP pool. */
+  close(): Promise<void>;
+}
+
+type EventKind = 'open' | 'message' | 'close';
+
+interface BridgeEvent {
+  readonly kind: EventKind;
+  readonly id: string;
+  readonly gateway: string;
+  readonly body: Uint8Array;
+  readonly route?: string;
+  readonly binary?: boolean;
+  readonly seq?: string;
+  /** Set for the pre-upgrade authorization (`P.auth`): the gateway waits for our answer. */
+  readonly authorize?: Msg;
+}
+
+/** Application answer headers (lower-case, as undici gives them). */
+const ANSWER = {
+  subscribe: 'wsgw-subscribe',
+  unsubscribe: 'wsgw-unsubscribe',
+  close: 'wsgw-close',
+  closeReason: 'wsgw-close-reason',
+  identity: 'wsgw-identity',
+} as const;
+
+const BINARY: MsgHdrs = natsHeaders();
+BINARY.set(Header.Binary, '1');
+const MAX_BACKOFF_MS = 2_000;
+
+class AnswerTooLarge extends Error {}
+
+function list(value: string | string[] | undefined): string[] {
+  const text = Array.isArray(value) ? value.join(',') : (value ?? '');
+  return text
+    .split(',')
+    .map((s) => s.trim())
+    .filter((s) => s !== '');
+}
+
+function one(value: string | string[] | undefined): string | undefined {
+  return Array.isArray(value) ? value[0] : value;
+}
+
+/**
+ * `wsgw bridge`: consumes the inbound subjects in a queue group and POSTs each event to the
+ * application; the application's answers become frames, topic changes and closes. One request in
+ * flight per connection (order), bounded overall; retries with backoff, then a visible give-up.
+ */
+export function createBridge(options: BridgeOptions): Bridge {
+  const { config, nc, subjects, log } = options;
+  const target = new URL(config.target);
+  const path = target.pathname + target.search;
+  const pool = new Pool(target.origin, { connections: config.bridgeConcurrency, keepAliveTimeout: 30_000, pipelining: 1 });
+  const stats = { delivered: 0, retried: 0, givenUp: 0 };
+  const queue = new OrderedQueue<BridgeEvent>(config.bridgeConcurrency, config.bridgeQueue, (_key, ev) => deliver(ev));
+
+  async function post(ev: BridgeEvent): Promise<{ status: number; headers: Record<string, string | string[] | undefined>; body: Buffer }> {
+    const h: Record<string, string> = {
+      'wsgw-timestamp': String(Date.now()),
+      'wsgw-event': ev.kind,
+      'wsgw-conn': ev.id,
+      'wsgw-gateway': ev.gateway,
+      'content-type': ev.kind === 'message' ? (ev.binary ? 'application/octet-stream' : 'text/plain; charset=utf-8') : 'application/json',
+    };
+    if (ev.kind === 'message') {
+      h['wsgw-route'] = ev.route!;
+      h['wsgw-binary'] = ev.binary ? '1' : '0';
+      h['wsgw-seq'] = ev.seq!;
+    }
+    if (ev.authorize) h['wsgw-authorize'] = '1';
+    if (config.secret !== '') h['wsgw-signature'] = sign(config.secret, h, ev.body);
+    const res = await pool.request({
+      path,
+      method: 'POST',
+      headers: h,
+      body: ev.body,
+      headersTimeout: config.bridgeTimeout,
+      bodyTimeout: config.bridgeTimeout,
+      signal: AbortSignal.timeout(config.bridgeTimeout),
+    });
+    const chunks: Buffer[] = [];
+    let size = 0;
+    for await (const chunk of res.body) {
+      size += (chunk as Buffer).length;
+      if (size > config.maxPayload) {
+        res.body.destroy();
+        throw new AnswerTooLarge(`answer larger than ${config.maxPayload} bytes`);
+      }
+      chunks.push(chunk as Buffer);
+    }
+    return { status: res.statusCode, headers: res.headers, body: Buffer.concat(chunks) };
+  }
+
+  async function control(id: string, body: object): Promise<void> {
+    try {
+      const m = await nc.request(subjects.ctl(id), JSON.stringify(body), { timeout: config.bridgeTimeout });
+      const r = m.json<ControlReply>();
+      if (!r.ok && r.error === 'invalid') log.warn({ conn: id, message: r.message }, 'gateway refused a control command from the application');
+    } catch (err) {
+      log.debug({ err, conn: id }, 'control request got no answer (connection gone)');
+    }
+  }
+
+  /** Applies the application's answer: topics, then the body as a frame, then a close. */
+  async function apply(ev: BridgeEvent, status: number, headers: Record<string, string | string[] | undefined>, body: Buffer): Promise<void> {
+    if (ev.authorize) {
+      const reply: AuthReply =
+        status >= 200 && status < 300
+          ? {
+              ok: true,
+              identity: parseIdentity(one(headers[ANSWER.identity]), ev.id),
+              topics: validTopics(ev.id, list(headers[ANSWER.subscribe])),
+              ...(body.length > 0 && status !== 204 ? messageOf(body, headers) : {}),
+            }
+          : { ok: false, status: status >= 400 && status <= 599 ? status : 403, message: body.toString('utf8', 0, Math.min(body.length, 200)) };
+      ev.authorize.respond(JSON.stringify(reply));
+      return;
+    }
+    if (ev.kind === 'close') return;
+    for (const topic of validTopics(ev.id, list(headers[ANSWER.subscribe]))) await control(ev.id, { op: 'subscribe', topic });
+    for (const topic of validTopics(ev.id, list(headers[ANSWER.unsubscribe]))) await control(ev.id, { op: 'unsubscribe', topic });
+    if (body.length > 0 && status !== 204) {
+      const binary = /^application\/octet-stream\b/i.test(one(headers['content-type']) ?? '');
+      nc.publish(subjects.out(ev.id), body, binary ? { headers: BINARY } : undefined);
+    }
+    const closeHeader = one(headers[ANSWER.close]);
+    if (closeHeader !== undefined) {
+      const code = Number(closeHeader);
+      const reason = one(headers[ANSWER.closeReason]);
+      nc.publish(subjects.ctl(ev.id), JSON.stringify({ op: 'close', code: isApplicationCloseCode(code) ? code : undefined, reason: reason === undefined ? undefined : truncateReason(reason) }));
+    } else if (ev.kind === 'open' && status >= 400 && status < 500) {
+      // the application refused the connection after the upgrade: 403 -> close 4403
+      nc.publish(subjects.ctl(ev.id), JSON.stringify({ op: 'close', code: 4000 + status, reason: `refused by the application (${status})` }));
+    }
+  }
+
+  /** Topics named by the application, unsafe ones dropped with a warning (never reach a subject). */
+  function validTopics(id: string, topics: string[]): string[] {
+    return topics.filter((topic) => {
+      if (isToken(topic)) return true;
+      log.warn({ conn: id, topic: JSON.stringify(String(topic).slice(0, 64)) }, 'invalid topic from the application ignored');
+      return false;
+    });
+  }
+
+  function parseIdentity(value: string | undefined, id: string): Record<string, unknown> | null {
+    if (value === undefined) return null;
+    try {
+      const v: unknown = JSON.parse(value);
+      if (typeof v === 'object' && v !== null && !Array.isArray(v)) return v as Record<string, unknown>;
+    } catch {
+      // fall through
+    }
+    log.warn({ conn: id }, 'Wsgw-Identity is not a JSON object; ignored');
+    return null;
+  }
+
+  function messageOf(body: Buffer, headers: Record<string, string | string[] | undefined>): { message: string; binary: boolean } {
+    const binary = /^application\/octet-stream\b/i.test(one(headers['content-type']) ?? '');
+    return { message: binary ? body.toString('base64') : body.toString('utf8'), binary };
+  }
+
+  function giveUp(ev: BridgeEvent, reason: string): void {
+    stats.givenUp++;
+    log.warn({ conn: ev.id, event: ev.kind, reason, givenUp: stats.givenUp }, 'bridge gave up an event');
+    if (ev.authorize) {
+      ev.authorize.respond(JSON.stringify({ ok: false, status: 503, message: 'application unavailable' } satisfies AuthReply));
+      return;
+    }
+    if (config.bridgeErrorFrame && ev.kind !== 'close') {
+      nc.publish(subjects.out(ev.id), JSON.stringify({ error: 'bridge_unavailable', message: 'the application did not answer; the frame was not processed' }));
+    }
+  }
+
+  async function deliver(ev: BridgeEvent): Promise<void> {
+    let last = '';
+    for (let attempt = 0; attempt <= config.bridgeRetries; attempt++) {
+      if (attempt > 0) {
+        stats.retried++;
+        await new Promise((r) => setTimeout(r, Math.min(MAX_BACKOFF_MS, 100 * 2 ** (attempt - 1)) * (0.75 + Math.random() / 2)));
+      }
+      try {
+        const answer = await post(ev);
+        stats.delivered++;
+        if (answer.status >= 500) {
+          last = `HTTP ${answer.status}`;
+          continue;
+        }
+        if (answer.status >= 400) log.debug({ conn: ev.id, event: ev.kind, status: answer.status }, 'application answered with a client error');
+        await apply(ev, answer.status, answer.headers, answer.body);
+        return;
+      } catch (err) {
+        if (err instanceof AnswerTooLarge) return giveUp(ev, err.message);
+        last = (err as { code?: string }).code ?? (err as Error).message;
+      }
+    }
+    giveUp(ev, last);
+  }
+
+  function enqueue(ev: BridgeEvent): void {
+    if (!queue.push(ev.id, ev)) giveUp(ev, `bridge queue full (${config.bridgeQueue} events waiting)`);
+  }
+
+  const subs: Subscription[] = [];
+  const queueGroup = config.queue;
+  subs.push(
+    nc.subscribe(subjects.inOpen, {
+      queue: queueGroup,
+      callback: (err, msg) => {
+        if (err) return log.warn({ err }, 'open subscription failed');
+        let ev: OpenEvent & { authorized?: boolean };
+        try {
+          ev = msg.json();
+        } catch {
+          return log.warn('malformed open event ignored');
+        }
+        if (!isConnectionId(ev.id)) return log.warn('open event without a valid id ignored');
+        // the application already saw this connection at authorization time
+        if (ev.authorized) return;
+        enqueue({ kind: 'open', id: ev.id, gateway: ev.gateway, body: msg.data });
+      },
+    }),
+    nc.subscribe(subjects.inMsgAll, {
+      queue: queueGroup,
+      callback: (err, msg) => {
+        if (err) return log.warn({ err }, 'message subscription failed');
+        const h = msg.headers;
+        const id = h?.get(Header.Connection) ?? '';
+        if (!isConnectionId(id)) return log.warn({ subject: msg.subject }, 'frame without a valid connection id ignored');
+        enqueue({
+          kind: 'message',
+          id,
+          gateway: h!.get(Header.Gateway),
+          body: msg.data,
+          route: msg.subject.slice(subjects.inMsgAll.length - 1),
+          binary: h!.get(Header.Binary) === '1',
+          seq: h!.get(Header.Seq),
+        });
+      },
+    }),
+    nc.subscribe(subjects.inClose, {
+      queue: queueGroup,
+      callback: (err, msg) => {
+        if (err) return log.warn({ err }, 'close subscription failed');
+        let ev: CloseEvent;
+        try {
+          ev = msg.json();
+        } catch {
+          return log.warn('malformed close event ignored');
+        }
+        if (!isConnectionId(ev.id)) return;
+        enqueue({ kind: 'close', id: ev.id, gateway: ev.gateway, body: msg.data });
+      },
+    }),
+    nc.subscribe(subjects.auth, {
+      queue: queueGroup,
+      callback: (err, msg) => {
+        if (err) return log.warn({ err }, 'auth subscription failed');
+        let req: { id?: unknown; gateway?: unknown } = {};
+        try {
+          req = msg.json();
+        } catch {
+          // answered below as malformed
+        }
+        if (!isConnectionId(req.id) || typeof req.gateway !== 'string') {
+          msg.respond(JSON.stringify({ ok: false, status: 400, message: 'malformed authorization request' } satisfies AuthReply));
+          return;
+        }
+        enqueue({ kind: 'open', id: req.id, gateway: req.gateway, body: msg.data, authorize: msg });
+      },
+    }),
+  );
+  log.info({ target: target.origin + target.pathname, queue: queueGroup, signed: config.secret !== '' }, 'bridge subscribed');
+
+  return {
+    stats,
+    async close() {
+      await Promise.all(subs.map((s) => s.drain().catch(() => undefined)));
+      await within(queue.idle(), config.bridgeTimeout);
+      await pool.close();
+    },
+  };
+}

@@ -1,0 +1,59 @@
+import uWS from 'uWebSockets.js';
+import type { us_listen_socket } from 'uWebSockets.js';
+import type { NatsConnection } from '@nats-io/transport-node';
+import type { Logger } from 'pino';
+import type { Config } from '../config/schema.js';
+import { ListenError } from '../errors/errors.js';
+import type { ConnectionDirectory } from '../nats/directory.js';
+import type { Subjects } from '../protocol/subjects.js';
+import { mountConnectionsApi } from './connections-api.js';
+import { DirectoryView } from './directory-view.js';
+import { errorReply, serve } from './respond.js';
+
+export interface ConnectionServiceOptions {
+  readonly config: Config;
+  readonly nc: NatsConnection;
+  readonly subjects: Subjects;
+  readonly directory: ConnectionDirectory;
+  readonly log: Logger;
+}
+
+export interface ConnectionService {
+  readonly port: number;
+  readonly view: DirectoryView;
+  close(): Promise<void>;
+}
+
+/** `wsgw connections`: the connections HTTP API on its own port (8004 by default). */
+export async function createConnectionService(options: ConnectionServiceOptions): Promise<ConnectionService> {
+  const { config, nc, subjects, directory, log } = options;
+  const view = await DirectoryView.start(directory, log);
+  const app = uWS.App();
+  app.get('/healthz', (res) => {
+    serve(res, () => ({ status: 200, body: { ok: true, nats: !nc.isClosed(), connections: view.records.size } }), (err) => log.error({ err }, 'healthz failed'));
+  });
+  mountConnectionsApi(app, { nc, subjects, directory, view, token: config.token, maxPayload: config.maxPayload, requestTimeout: config.requestTimeout, log });
+  app.any('/*', (res, req) => {
+    const url = req.getUrl();
+    serve(res, () => errorReply(404, 'no_route', `no route ${url}; see GET /connections, /gateways, /healthz`), () => undefined);
+  });
+  let listenSocket: us_listen_socket | false = false;
+  const port = await new Promise<number>((resolve, reject) => {
+    app.listen(config.host, config.port, (token) => {
+      if (!token) return reject(new ListenError(config.host, config.port));
+      listenSocket = token;
+      resolve(uWS.us_socket_local_port(token));
+    });
+  });
+  log.info({ port, auth: config.token !== '' }, 'connection service listening');
+  return {
+    port,
+    view,
+    async close() {
+      if (listenSocket) uWS.us_listen_socket_close(listenSocket);
+      listenSocket = false;
+      view.stop();
+      app.close();
+    },
+  };
+}

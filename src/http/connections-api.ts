@@ -1,0 +1,236 @@
+import type { HttpRequest, HttpResponse, TemplatedApp } from 'uWebSockets.js';
+import { headers as natsHeaders, type MsgHdrs, type NatsConnection } from '@nats-io/transport-node';
+import type { Logger } from 'pino';
+import { InvalidTokenError, WsgwError } from '../errors/errors.js';
+import { isApplicationCloseCode } from '../protocol/close-codes.js';
+import type { ControlReply, GatewayLease } from '../protocol/events.js';
+import { Header } from '../protocol/headers.js';
+import { parseConnectionId } from '../protocol/ids.js';
+import type { Subjects } from '../protocol/subjects.js';
+import { assertToken } from '../protocol/tokens.js';
+import type { ConnectionDirectory } from '../nats/directory.js';
+import type { DirectoryView } from './directory-view.js';
+import { BodyTooLargeError, bearerMatches, errorReply, readBody, serve, type Reply } from './respond.js';
+
+export interface ConnectionsApiOptions {
+  readonly nc: NatsConnection;
+  readonly subjects: Subjects;
+  readonly directory: ConnectionDirectory;
+  readonly view: DirectoryView;
+  /** Bearer token required on every route but /healthz; none when empty. */
+  readonly token: string;
+  /** Largest body accepted (413 past it). */
+  readonly maxPayload: number;
+  /** How long to wait for the owning gateway (504 past it). */
+  readonly requestTimeout: number;
+  readonly log: Logger;
+}
+
+const DEFAULT_PAGE = 100;
+const MAX_PAGE = 1000;
+const BINARY: MsgHdrs = natsHeaders();
+BINARY.set(Header.Binary, '1');
+
+/** A 400 for bad input, raised before any NATS call. */
+class BadRequest extends WsgwError {
+  constructor(
+    readonly error: string,
+    message: string,
+  ) {
+    super('WSGW_BAD_REQUEST', message);
+  }
+}
+
+function toReply(err: unknown): Reply | null {
+  if (err instanceof InvalidTokenError) return errorReply(400, err.kind === 'connection id' ? 'invalid_id' : `invalid_${err.kind.replace(/ /g, '_')}`, err.message);
+  if (err instanceof BadRequest) return errorReply(400, err.error, err.message);
+  if (err instanceof BodyTooLargeError) return errorReply(413, 'payload_too_large', 'body exceeds the maximum payload');
+  return null;
+}
+
+function isNoResponders(err: unknown): boolean {
+  const e = err as { code?: string; name?: string; message?: string; cause?: { name?: string } };
+  return e?.name === 'NoRespondersError' || e?.cause?.name === 'NoRespondersError' || e?.code === '503' || /no responders/i.test(e?.message ?? '');
+}
+
+function isTimeout(err: unknown): boolean {
+  const e = err as { name?: string; code?: string; message?: string; cause?: { name?: string } };
+  return e?.name === 'TimeoutError' || e?.cause?.name === 'TimeoutError' || e?.code === 'TIMEOUT' || /timeout/i.test(e?.message ?? '');
+}
+
+/**
+ * The connections HTTP API, in the spirit of AWS's `@connections`: list, get, send, close, subscribe,
+ * broadcast, gateways, health. Mounted by `wsgw connections` and by `wsgw gateway --api`.
+ * Every id and topic is validated before any NATS call; sends and control requests are answered only
+ * after the owning gateway accepted them.
+ */
+export function mountConnectionsApi(app: TemplatedApp, options: ConnectionsApiOptions): void {
+  const { nc, subjects, directory, view, log } = options;
+  const onError = (err: unknown) => log.error({ err }, 'connections API failed');
+
+  /** Copies what the route needs from req (it dies with the callback), checks the token, then serves. */
+  function route(handler: (res: HttpResponse, req: HttpRequest) => () => Promise<Reply> | Reply) {
+    return (res: HttpResponse, req: HttpRequest) => {
+      const authorized = options.token === '' || bearerMatches(req.getHeader('authorization'), options.token);
+      let work: () => Promise<Reply> | Reply;
+      if (!authorized) {
+        work = () => errorReply(401, 'unauthorized', 'missing or wrong bearer token (Authorization: Bearer <token>)');
+      } else {
+        try {
+          work = handler(res, req);
+        } catch (err) {
+          const reply = toReply(err);
+          if (!reply) throw err;
+          work = () => reply;
+        }
+      }
+      serve(
+        res,
+        async () => {
+          try {
+            return await work();
+          } catch (err) {
+            const reply = toReply(err);
+            if (reply) return reply;
+            throw err;
+          }
+        },
+        onError,
+      );
+    };
+  }
+
+  /** 410 when the id is known to have existed, else 404. */
+  async function missing(id: string): Promise<Reply> {
+    let status = view.status(id);
+    if (status === 'unknown') {
+      const entry = await directory.connections.get(id).catch(() => null);
+      if (entry) status = entry.operation === 'PUT' ? 'open' : 'gone';
+    }
+    return status === 'unknown' ? errorReply(404, 'not_found', `no connection ${id}`) : errorReply(410, 'gone', `connection ${id} is gone`);
+  }
+
+  /** Sends a request to the owning gateway and maps its answer to HTTP. */
+  async function toGateway(id: string, subject: string, payload: Uint8Array | string, headers: MsgHdrs | undefined, success: Reply): Promise<Reply> {
+    let answer: ControlReply;
+    try {
+      const m = await nc.request(subject, payload, { timeout: options.requestTimeout, headers });
+      answer = m.json<ControlReply>();
+    } catch (err) {
+      // no gateway listens for this id: it died, or never existed
+      if (isNoResponders(err)) return missing(id);
+      if (isTimeout(err)) return errorReply(504, 'gateway_timeout', `the gateway owning ${id} did not answer within ${options.requestTimeout} ms`);
+      throw err;
+    }
+    if (answer.ok) return success;
+    if (answer.error === 'gone') return missing(id);
+    return errorReply(400, 'invalid', answer.message ?? 'refused by the gateway');
+  }
+
+  function query(req: HttpRequest): URLSearchParams {
+    return new URLSearchParams(req.getQuery() ?? '');
+  }
+
+  app.get(
+    '/connections',
+    route((_res, req) => {
+      const q = query(req);
+      const gateway = q.get('gateway') ?? undefined;
+      const topic = q.get('topic') ?? undefined;
+      const cursor = q.get('cursor') ?? undefined;
+      const limitText = q.get('limit');
+      const limit = limitText === null ? DEFAULT_PAGE : Number(limitText);
+      if (gateway !== undefined) assertToken('gateway id', gateway);
+      if (topic !== undefined) assertToken('topic', topic);
+      if (cursor !== undefined) parseConnectionId(cursor);
+      if (!Number.isInteger(limit) || limit < 1 || limit > MAX_PAGE) throw new BadRequest('invalid_limit', `limit must be an integer from 1 to ${MAX_PAGE}`);
+      return () => ({ status: 200, body: view.list({ gateway, topic, cursor, limit }) });
+    }),
+  );
+
+  app.get(
+    '/connections/:id',
+    route((_res, req) => {
+      const id = req.getParameter(0)!;
+      parseConnectionId(id);
+      return async () => {
+        const record = view.records.get(id) ?? (await directory.get(id));
+        return record ? { status: 200, body: record } : missing(id);
+      };
+    }),
+  );
+
+  app.post(
+    '/connections/:id/messages',
+    route((res, req) => {
+      const id = req.getParameter(0)!;
+      const binary = /^application\/octet-stream\b/i.test(req.getHeader('content-type'));
+      const body = readBody(res, req, options.maxPayload);
+      parseConnectionId(id);
+      return async () => toGateway(id, subjects.out(id), await body, binary ? BINARY : undefined, { status: 200, body: { ok: true } });
+    }),
+  );
+
+  app.del(
+    '/connections/:id',
+    route((_res, req) => {
+      const id = req.getParameter(0)!;
+      const q = query(req);
+      parseConnectionId(id);
+      const codeText = q.get('code');
+      const code = codeText === null ? undefined : Number(codeText);
+      if (code !== undefined && !isApplicationCloseCode(code)) throw new BadRequest('invalid_code', 'code must be 1000 or 3000-4999');
+      const reason = q.get('reason') ?? undefined;
+      if (reason !== undefined && Buffer.byteLength(reason) > 123) throw new BadRequest('invalid_reason', 'reason must be at most 123 bytes of UTF-8');
+      return () => toGateway(id, subjects.ctl(id), JSON.stringify({ op: 'close', code, reason }), undefined, { status: 204 });
+    }),
+  );
+
+  for (const [method, op] of [
+    ['put', 'subscribe'],
+    ['del', 'unsubscribe'],
+  ] as const) {
+    app[method](
+      '/connections/:id/topics/:topic',
+      route((_res, req) => {
+        const id = req.getParameter(0)!;
+        const topic = req.getParameter(1)!;
+        parseConnectionId(id);
+        assertToken('topic', topic);
+        return () => toGateway(id, subjects.ctl(id), JSON.stringify({ op, topic }), undefined, { status: 204 });
+      }),
+    );
+  }
+
+  app.post(
+    '/topics/:topic/messages',
+    route((res, req) => {
+      const topic = req.getParameter(0)!;
+      const binary = /^application\/octet-stream\b/i.test(req.getHeader('content-type'));
+      const body = readBody(res, req, options.maxPayload);
+      assertToken('topic', topic);
+      return async () => {
+        nc.publish(subjects.topic(topic), await body, binary ? { headers: BINARY } : undefined);
+        return { status: 202, body: { ok: true } };
+      };
+    }),
+  );
+
+  app.get(
+    '/gateways',
+    route(() => async () => {
+      const now = Date.now();
+      const counts = new Map<string, number>();
+      for (const r of view.records.values()) counts.set(r.gateway, (counts.get(r.gateway) ?? 0) + 1);
+      const leases: GatewayLease[] = await directory.leases();
+      return {
+        status: 200,
+        body: {
+          gateways: leases
+            .map((l) => ({ ...l, alive: now - l.heartbeatAt <= l.leaseMs, connections: counts.get(l.id) ?? 0 }))
+            .sort((a, b) => a.id.localeCompare(b.id)),
+        },
+      };
+    }),
+  );
+}

@@ -1,0 +1,159 @@
+import t from 'tap';
+import { connect, type Msg } from '@nats-io/transport-node';
+import { startNatsServer } from '../harness/nats-server.js';
+import { startConnectionService, startGateway, uniquePrefix } from '../harness/stack.js';
+import { TestClient, eventually } from '../harness/ws-client.js';
+
+const nats = await startNatsServer();
+t.teardown(() => nats.stop());
+
+async function api(base: string, method: string, path: string, body?: string | Uint8Array, headers: Record<string, string> = {}) {
+  const res = await fetch(base + path, { method, body, headers });
+  const text = await res.text();
+  let json: any = null;
+  try {
+    json = text ? JSON.parse(text) : null;
+  } catch {
+    json = text;
+  }
+  return { status: res.status, json };
+}
+
+/** The seed's scenario: `wsgw connections -p 8004`, gateways on two ports, a client on each. */
+async function seed(t: Tap.Test, flags: Record<string, unknown> = {}) {
+  const prefix = uniquePrefix();
+  const svc = await startConnectionService({ natsUrl: nats.url, prefix, flags });
+  t.teardown(() => svc.close());
+  const g0 = await startGateway({ natsUrl: nats.url, prefix, id: 'gw0' });
+  const g1 = await startGateway({ natsUrl: nats.url, prefix, id: 'gw1' });
+  t.teardown(() => Promise.all([g0.close(), g1.close()]));
+  const c0 = await TestClient.connect(`${g0.url}/chat?x=1`);
+  const c1 = await TestClient.connect(g1.url);
+  t.teardown(() => Promise.all([c0.close(), c1.close()]));
+  const spyNc = await connect({ servers: nats.url });
+  t.teardown(() => spyNc.close());
+  const spy: Msg[] = [];
+  spyNc.subscribe(`${prefix}.>`, { callback: (_e, m) => spy.push(m) });
+  await spyNc.flush();
+  return { prefix, svc, g0, g1, c0, c1, spy, spyNc };
+}
+
+t.test('the seed scenario through the connection service', async (t) => {
+  const { svc, c0, c1, g0 } = await seed(t);
+  const list = await eventually(async () => {
+    const r = await api(svc.url, 'GET', '/connections');
+    return r.json.connections.length === 2 ? r : null;
+  }, 5_000, 'both connections listed');
+  t.same(list.json.connections.map((c: any) => c.gateway).sort(), ['gw0', 'gw1'], 'lists both with their gateways');
+  t.equal(list.json.next, null);
+  const id0 = list.json.connections.find((c: any) => c.gateway === 'gw0').id;
+  const id1 = list.json.connections.find((c: any) => c.gateway === 'gw1').id;
+
+  const one = await api(svc.url, 'GET', `/connections/${id0}`);
+  t.equal(one.status, 200);
+  t.match(one.json, { id: id0, gateway: 'gw0', path: '/ws/chat', query: 'x=1', topics: [] });
+  t.same((await api(svc.url, 'GET', '/connections?gateway=gw1')).json.connections.map((c: any) => c.id), [id1], 'filter by gateway');
+
+  t.same(await api(svc.url, 'POST', `/connections/${id0}/messages`, 'hello 0'), { status: 200, json: { ok: true } });
+  t.equal((await c0.next()).text(), 'hello 0', 'text send reached the client on gateway 0');
+  const bytes = new Uint8Array([0, 255, 1, 254]);
+  t.equal((await api(svc.url, 'POST', `/connections/${id1}/messages`, bytes, { 'content-type': 'application/octet-stream' })).status, 200);
+  const bin = await c1.next();
+  t.equal(bin.binary, true, 'octet-stream sends a binary frame');
+  t.same([...bin.data], [...bytes], 'byte-exact');
+
+  t.equal((await api(svc.url, 'PUT', `/connections/${id0}/topics/news`)).status, 204);
+  t.equal((await api(svc.url, 'PUT', `/connections/${id1}/topics/news`)).status, 204);
+  await eventually(async () => (await api(svc.url, 'GET', '/connections?topic=news')).json.connections.length === 2, 5_000, 'topic filter');
+  t.same(await api(svc.url, 'POST', '/topics/news/messages', 'breaking'), { status: 202, json: { ok: true } });
+  t.equal((await c0.next()).text(), 'breaking');
+  t.equal((await c1.next()).text(), 'breaking', 'broadcast reached both gateways');
+  t.equal((await api(svc.url, 'DELETE', `/connections/${id1}/topics/news`)).status, 204);
+  await api(svc.url, 'POST', '/topics/news/messages', 'only c0');
+  t.equal((await c0.next()).text(), 'only c0');
+
+  const gws = await api(svc.url, 'GET', '/gateways');
+  t.match(gws.json.gateways, [
+    { id: 'gw0', alive: true, connections: 1 },
+    { id: 'gw1', alive: true, connections: 1 },
+  ]);
+
+  t.equal((await api(svc.url, 'DELETE', `/connections/${id0}?code=4321&reason=bye`)).status, 204);
+  t.same(await c0.waitClosed(), { code: 4321, reason: 'bye' }, 'close with code and reason');
+  t.match(await api(svc.url, 'POST', `/connections/${id0}/messages`, 'late'), { status: 410, json: { error: 'gone' } }, 'send to a closed connection: 410');
+  await eventually(async () => (await api(svc.url, 'GET', `/connections/${id0}`)).status === 410, 5_000, 'GET says gone');
+  t.equal((await api(svc.url, 'DELETE', `/connections/${id0}`)).status, 410, 'repeated DELETE: 410, nothing else happens');
+  t.equal(g0.gw.connections, 0);
+});
+
+t.test('error statuses, with bad input refused before any NATS call', async (t) => {
+  const { svc, spy, spyNc, prefix } = await seed(t, { maxPayload: 1024 });
+  const before = spy.length;
+  for (const [method, path, body] of [
+    ['GET', '/connections/not-an-id'],
+    ['POST', '/connections/a.b.c/messages', 'x'],
+    ['DELETE', '/connections/gw0'],
+    ['PUT', '/connections/gw0.abc/topics/bad.topic'],
+    ['POST', '/topics/a*b/messages', 'x'],
+    ['GET', '/connections?gateway=a.b'],
+    ['GET', '/connections?limit=0'],
+    ['GET', '/connections?cursor=nope'],
+    ['DELETE', '/connections/gw0.abc?code=1006'],
+  ] as const) {
+    const r = await api(svc.url, method, path, body);
+    t.equal(r.status, 400, `${method} ${path} -> 400`);
+    t.type(r.json.error, 'string');
+    t.type(r.json.message, 'string');
+  }
+  t.equal(spy.filter((m) => !m.subject.startsWith(`${prefix}.in.`)).length, 0, 'no 400 reached NATS');
+  t.equal(spy.length, before, 'nothing published at all');
+  // the spy's `P.>` subscription would count as a responder for the no-responders case below
+  await spyNc.close();
+
+  t.match(await api(svc.url, 'POST', '/connections/gw0.neverexisted/messages', 'x'), { status: 404, json: { error: 'not_found' } }, 'unknown id on a live gateway: 404');
+  t.match(await api(svc.url, 'POST', '/connections/nogateway.abc/messages', 'x'), { status: 404 }, 'unknown gateway: 404');
+  t.match(await api(svc.url, 'GET', '/connections/gw0.neverexisted'), { status: 404 });
+  t.match(await api(svc.url, 'POST', '/connections/gw0.abc/messages', 'x'.repeat(1025)), { status: 413, json: { error: 'payload_too_large' } });
+  t.match(await api(svc.url, 'POST', '/topics/news/messages', 'x'.repeat(1025)), { status: 413 });
+  t.match(await api(svc.url, 'GET', '/nowhere'), { status: 404, json: { error: 'no_route' } });
+  t.match(await api(svc.url, 'GET', '/healthz'), { status: 200, json: { ok: true } });
+});
+
+t.test('bearer token', async (t) => {
+  const { svc } = await seed(t, { token: 's3cret' });
+  t.match(await api(svc.url, 'GET', '/connections'), { status: 401, json: { error: 'unauthorized' } });
+  t.match(await api(svc.url, 'GET', '/connections', undefined, { authorization: 'Bearer wrong' }), { status: 401 });
+  t.match(await api(svc.url, 'POST', '/topics/x/messages', 'x', { authorization: 'Bearer wrong' }), { status: 401 });
+  t.equal((await api(svc.url, 'GET', '/connections', undefined, { authorization: 'Bearer s3cret' })).status, 200);
+  t.equal((await api(svc.url, 'GET', '/healthz')).status, 200, 'health needs no token');
+});
+
+t.test('pagination with a cursor', async (t) => {
+  const { svc } = await seed(t);
+  await eventually(async () => (await api(svc.url, 'GET', '/connections')).json.connections.length === 2, 5_000, 'listed');
+  const p1 = await api(svc.url, 'GET', '/connections?limit=1');
+  t.equal(p1.json.connections.length, 1);
+  t.type(p1.json.next, 'string');
+  const p2 = await api(svc.url, 'GET', `/connections?limit=1&cursor=${p1.json.next}`);
+  t.equal(p2.json.connections.length, 1);
+  t.not(p2.json.connections[0].id, p1.json.connections[0].id);
+  t.equal(p2.json.next, null);
+});
+
+t.test('the same API mounted on a gateway with --api', async (t) => {
+  const prefix = uniquePrefix();
+  const g = await startGateway({ natsUrl: nats.url, prefix, flags: { api: true, token: 'tok' } });
+  t.teardown(() => g.close());
+  const c = await TestClient.connect(g.url);
+  t.teardown(() => c.close());
+  const base = `http://127.0.0.1:${g.gw.port}`;
+  const auth = { authorization: 'Bearer tok' };
+  const list = await eventually(async () => {
+    const r = await api(base, 'GET', '/connections', undefined, auth);
+    return r.json.connections.length === 1 ? r : null;
+  }, 5_000, 'listed on the gateway');
+  const id = list.json.connections[0].id;
+  t.equal((await api(base, 'POST', `/connections/${id}/messages`, 'via gateway api', auth)).status, 200);
+  t.equal((await c.next()).text(), 'via gateway api');
+  t.equal((await api(base, 'GET', '/connections')).status, 401);
+});
