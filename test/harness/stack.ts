@@ -11,6 +11,7 @@ import { closeNats, type NatsConnection } from '../../src/nats/connect.js';
 import { createSubjects, type Subjects } from '../../src/protocol/subjects.js';
 import { createConnectionService, type ConnectionService } from '../../src/http/connection-service.js';
 import { DirectoryView } from '../../src/http/directory-view.js';
+import { createBridge } from '../../src/bridge/bridge.js';
 
 /** A subject/KV prefix of its own for each test, so tests never see each other's traffic. */
 export function uniquePrefix(): string {
@@ -20,7 +21,8 @@ export function uniquePrefix(): string {
 export const quietLog = pino({ level: process.env.WSGW_TEST_LOG ?? 'silent' });
 
 export function testConfig(command: Command, flags: Partial<Record<ConfigKey, unknown>> = {}) {
-  return loadConfig({ command, env: {}, flags: { ...(command !== 'worker' ? { port: 0, host: '127.0.0.1' } : {}), ...flags } });
+  const listens = command === 'local' || command === 'gateway' || command === 'connections';
+  return loadConfig({ command, env: {}, flags: { ...(listens ? { port: 0, host: '127.0.0.1' } : {}), ...flags } });
 }
 
 export interface RunningGateway {
@@ -127,6 +129,22 @@ export async function startConnectionService(options: { natsUrl: string; prefix:
     url: `http://127.0.0.1:${service.port}`,
     close: async () => {
       await service.close();
+      await closeNats(nc);
+    },
+  };
+}
+
+/** `wsgw bridge` in this process. */
+export async function startBridge(options: { natsUrl: string; prefix: string; target: string; flags?: Partial<Record<ConfigKey, unknown>> }) {
+  const config = testConfig('bridge', { prefix: options.prefix, nats: options.natsUrl, target: options.target, ...options.flags });
+  const nc = await connect({ servers: options.natsUrl, maxReconnectAttempts: -1, reconnectTimeWait: 100 });
+  const directory = await ConnectionDirectory.open(nc, { prefix: options.prefix, replicas: 1, log: quietLog });
+  const bridge = createBridge({ config, nc, subjects: createSubjects(options.prefix), directory, log: quietLog });
+  await nc.flush();
+  return {
+    bridge,
+    close: async () => {
+      await bridge.close();
       await closeNats(nc);
     },
   };

@@ -1,0 +1,161 @@
+import t from 'tap';
+import { connect } from '@nats-io/transport-node';
+import type { ServerResponse } from 'node:http';
+import { verify } from '../../src/bridge/signature.js';
+import { startNatsServer } from '../harness/nats-server.js';
+import { startBridge, startGateway, uniquePrefix } from '../harness/stack.js';
+import { startTestApp, type AppHandler, type AppRequest } from '../harness/http-app.js';
+import { TestClient, eventually } from '../harness/ws-client.js';
+
+const nats = await startNatsServer();
+t.teardown(() => nats.stop());
+const SECRET = 'bridge-secret';
+
+function headersOf(r: AppRequest): Record<string, string | undefined> {
+  return Object.fromEntries(Object.entries(r.headers).map(([k, v]) => [k, Array.isArray(v) ? v[0] : v]));
+}
+
+/** Answers messages with "echo: <text>" (binary frames echoed as octet-stream), opens/closes with 204. */
+const echoApp: AppHandler = (r, res) => {
+  if (r.event !== 'message') return void res.writeHead(204).end();
+  if (r.headers['wsgw-binary'] === '1') return void res.writeHead(200, { 'content-type': 'application/octet-stream' }).end(r.body);
+  const text = r.body.toString();
+  if (text === 'join news') return void res.writeHead(204, { 'wsgw-subscribe': 'news' }).end();
+  if (text === 'quit') return void res.writeHead(200, { 'wsgw-close': '4321', 'wsgw-close-reason': 'see you' }).end('bye');
+  res.writeHead(200, { 'content-type': 'text/plain' }).end(`echo: ${text}`);
+};
+
+async function stack(t: Tap.Test, handler: AppHandler, bridgeFlags: Record<string, unknown> = {}, gatewayFlags: Record<string, unknown> = {}) {
+  const prefix = uniquePrefix();
+  const app = await startTestApp(handler);
+  t.teardown(() => app.stop().catch(() => undefined));
+  const b = await startBridge({ natsUrl: nats.url, prefix, target: app.url, flags: { secret: SECRET, ...bridgeFlags } });
+  t.teardown(() => b.close());
+  const g = await startGateway({ natsUrl: nats.url, prefix, flags: gatewayFlags });
+  t.teardown(() => g.close());
+  return { prefix, app, b, g };
+}
+
+t.test('round trip: text, binary, subscribe and close through headers; every request signed', async (t) => {
+  const { app, g, prefix } = await stack(t, echoApp);
+  const c = await TestClient.connect(`${g.url}/chat`);
+  t.teardown(() => c.close());
+  c.send('hello');
+  t.equal((await c.next()).text(), 'echo: hello');
+  const bytes = Buffer.from([0, 1, 2, 255]);
+  c.send(bytes, true);
+  const bin = await c.next();
+  t.equal(bin.binary, true);
+  t.same([...bin.data], [...bytes], 'binary byte-exact both ways');
+
+  c.send('join news');
+  const nc = await connect({ servers: nats.url });
+  t.teardown(() => nc.close());
+  await eventually(() => app.requests.some((r) => r.body.toString() === 'join news') && g.directory!.ids().then(async (ids) => (await g.directory!.get(ids[0]!))?.topics.includes('news')), 5_000, 'subscribed');
+  nc.publish(`${prefix}.topic.news`, 'headline');
+  t.equal((await c.next()).text(), 'headline', 'subscribed through the Wsgw-Subscribe answer header');
+
+  c.send('quit');
+  t.equal((await c.next()).text(), 'bye', 'the answer body arrives before the close');
+  t.same(await c.waitClosed(), { code: 4321, reason: 'see you' }, 'closed through Wsgw-Close');
+
+  await eventually(() => app.requests.some((r) => r.event === 'close'), 5_000, 'close event posted');
+  const kinds = app.requests.map((r) => r.event);
+  t.equal(kinds[0], 'open');
+  t.equal(kinds.at(-1), 'close');
+  const msg = app.requests.find((r) => r.event === 'message')!;
+  t.match(headersOf(msg), { 'wsgw-route': 'chat', 'wsgw-binary': '0', 'wsgw-seq': '1', 'content-type': 'text/plain; charset=utf-8' });
+  for (const r of app.requests) t.ok(verify(SECRET, String(r.headers['wsgw-signature']), headersOf(r), r.body), `${r.event} request signature verifies`);
+  const forged = { ...headersOf(msg), 'wsgw-conn': 'gw.other' };
+  t.notOk(verify(SECRET, String(msg.headers['wsgw-signature']), forged, msg.body), 'a changed header breaks the signature');
+  t.notOk(verify(SECRET, String(msg.headers['wsgw-signature']), headersOf(msg), Buffer.from('tampered')), 'a changed body breaks the signature');
+});
+
+t.test('authorize through the bridge: 403 before the upgrade, or accepted with identity, topics and a first frame', async (t) => {
+  const handler: AppHandler = (r, res) => {
+    if (r.event === 'open') {
+      const open = JSON.parse(r.body.toString());
+      if (r.headers['wsgw-authorize'] !== '1') return void res.writeHead(500).end('open must come as an authorization');
+      if (open.headers.authorization !== 'Bearer good') return void res.writeHead(403).end('not you');
+      return void res.writeHead(200, { 'wsgw-identity': JSON.stringify({ sub: 'ann' }), 'wsgw-subscribe': 'welcome-room' }).end('welcome ann');
+    }
+    return echoApp(r, res);
+  };
+  const { g, app } = await stack(t, handler, {}, { authorize: true });
+  const denied = await TestClient.connect(g.url, { headers: { authorization: 'Bearer bad' } }).catch((e) => e);
+  t.equal(denied.status, 403, 'refused with the application’s status before the upgrade');
+  t.match(denied.body, /not you/);
+  t.equal(g.gw.connections, 0);
+  t.same(await g.directory!.ids(), [], 'no KV record for a refused upgrade');
+
+  const c = await TestClient.connect(g.url, { headers: { authorization: 'Bearer good' } });
+  t.teardown(() => c.close());
+  t.equal((await c.next()).text(), 'welcome ann', 'the answer body is the first frame');
+  const [id] = await eventually(() => g.directory!.ids().then((x) => (x.length ? x : null)), 5_000, 'record');
+  const rec = await g.directory!.get(id!);
+  t.same(rec?.identity, { sub: 'ann' }, 'identity from Wsgw-Identity');
+  t.same(rec?.topics, ['welcome-room'], 'topics from Wsgw-Subscribe');
+  t.notOk(JSON.stringify(rec).includes('Bearer'), 'the credential is not stored');
+  c.send('after auth');
+  t.equal((await c.next()).text(), 'echo: after auth');
+  t.equal(app.requests.filter((r) => r.event === 'open').length, 2, 'one open per attempt, none repeated after the upgrade');
+});
+
+t.test('the app answers 500 then 200: the retry succeeds and order is kept', async (t) => {
+  let failed = false;
+  const { g } = await stack(t, (r, res) => {
+    if (r.event === 'message' && r.body.toString() === '2' && !failed) {
+      failed = true;
+      return void res.writeHead(500).end();
+    }
+    echoApp(r, res);
+  });
+  const c = await TestClient.connect(g.url);
+  t.teardown(() => c.close());
+  for (let i = 1; i <= 5; i++) c.send(String(i));
+  const frames = await c.waitFrames(5, 10_000);
+  t.same(frames.map((f) => f.text()), ['echo: 1', 'echo: 2', 'echo: 3', 'echo: 4', 'echo: 5']);
+  t.ok(failed, 'the 500 happened');
+});
+
+t.test('the app is down: the bridge stays up, the client gets an error frame, and it recovers', async (t) => {
+  const { g, app, b } = await stack(t, echoApp, { bridgeRetries: 1, bridgeErrorFrame: true });
+  const c = await TestClient.connect(g.url);
+  t.teardown(() => c.close());
+  c.send('first');
+  t.equal((await c.next()).text(), 'echo: first');
+  await app.stop();
+  c.send('while down');
+  const err = (await c.next(10_000)).json();
+  t.match(err, { error: 'bridge_unavailable' }, 'told visibly');
+  t.ok(b.bridge.stats.givenUp >= 1, 'counted as given up');
+  await app.start();
+  c.send('back');
+  t.equal((await c.next(10_000)).text(), 'echo: back', 'works again once the app returns');
+  t.equal(c.closed, null, 'the client stayed connected throughout');
+});
+
+t.test('the app is slower than the timeout: given up without blocking other connections', async (t) => {
+  const slow = new Set<string>();
+  const { g } = await stack(
+    t,
+    async (r, res: ServerResponse) => {
+      if (r.event === 'message' && r.body.toString() === 'slow') {
+        slow.add(r.conn);
+        await new Promise((resolve) => setTimeout(resolve, 1_500));
+        if (!res.destroyed) res.writeHead(200).end('too late');
+        return;
+      }
+      echoApp(r, res);
+    },
+    { bridgeTimeout: 300, bridgeRetries: 1, bridgeErrorFrame: true },
+  );
+  const stuck = await TestClient.connect(g.url);
+  const other = await TestClient.connect(g.url);
+  t.teardown(() => Promise.all([stuck.close(), other.close()]));
+  stuck.send('slow');
+  other.send('quick');
+  t.equal((await other.next(2_000)).text(), 'echo: quick', 'another connection is served meanwhile');
+  t.match((await stuck.next(5_000)).json(), { error: 'bridge_unavailable' }, 'the slow event is given up visibly');
+  t.equal(slow.size, 1);
+});
