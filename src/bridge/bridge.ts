@@ -82,7 +82,7 @@ function one(value: string | string[] | undefined): string | undefined {
  * application; the application's answers become frames, topic changes and closes. One request in
  * flight per connection (order), bounded overall; retries with backoff, then a visible give-up.
  */
-export function createBridge(options: BridgeOptions): Bridge {
+export async function createBridge(options: BridgeOptions): Promise<Bridge> {
   const { config, nc, subjects, log } = options;
   const target = new URL(config.target);
   const path = target.pathname + target.search;
@@ -306,6 +306,7 @@ export function createBridge(options: BridgeOptions): Bridge {
       },
     }),
   );
+  await nc.flush();
   log.info({ target: target.origin + target.pathname, queue: queueGroup, signed: config.secret !== '' }, 'bridge subscribed');
 
   return {

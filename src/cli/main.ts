@@ -113,7 +113,7 @@ async function run(command: Command, flags: Record<string, unknown>): Promise<vo
 
   if (command === 'bridge') {
     const { nc, directory } = await startNats(config, `wsgw-bridge@${hostname()}`, log, abort.signal);
-    const bridge = createBridge({ config, nc, subjects: createSubjects(config.prefix), directory, log });
+    const bridge = await createBridge({ config, nc, subjects: createSubjects(config.prefix), directory, log });
     stop = async () => {
       await bridge.close();
       await closeNats(nc);
@@ -122,7 +122,7 @@ async function run(command: Command, flags: Record<string, unknown>): Promise<vo
   }
 
   const { nc, directory } = await startNats(config, `wsgw-worker@${hostname()}`, log, abort.signal);
-  const worker = createWorker({ nc, subjects: createSubjects(config.prefix), directory, handler: handler!, queue: config.queue, log });
+  const worker = await createWorker({ nc, subjects: createSubjects(config.prefix), directory, handler: handler!, queue: config.queue, log });
   stop = async () => {
     await worker.close();
     await closeNats(nc);

@@ -85,8 +85,15 @@ function copyHeaders(req: HttpRequest, names: readonly string[]): Record<string,
   return out;
 }
 
-function reply(msg: Msg, body: ControlReply): void {
-  if (msg.reply) msg.respond(JSON.stringify(body));
+/** The two answers sent on every acknowledged send, encoded once. */
+const OK_REPLY = textEncoderOnce({ ok: true });
+const GONE_REPLY = textEncoderOnce({ ok: false, error: 'gone' });
+function textEncoderOnce(body: ControlReply): Uint8Array {
+  return new TextEncoder().encode(JSON.stringify(body));
+}
+
+function reply(msg: Msg, body: ControlReply | Uint8Array): void {
+  if (msg.reply) msg.respond(body instanceof Uint8Array ? body : JSON.stringify(body));
 }
 
 /**
@@ -287,12 +294,12 @@ export async function createGateway(options: GatewayOptions): Promise<Gateway> {
             return;
           }
           const d = conns.get(msg.subject.slice(outPrefixLength));
-          if (!d || d.closed) return reply(msg, { ok: false, error: 'gone' });
+          if (!d || d.closed) return reply(msg, GONE_REPLY);
           const data = msg.data;
           // no header means text; bytes that are not UTF-8 must still not break the client's decoder
           const binary = h?.get(Header.Binary) === '1' || !isUtf8(data);
           enqueueOut(d, data, binary);
-          reply(msg, { ok: true });
+          reply(msg, OK_REPLY);
         },
       }),
     );
@@ -309,19 +316,19 @@ export async function createGateway(options: GatewayOptions): Promise<Gateway> {
             log.warn({ err: e, subject: msg.subject }, 'invalid control command');
             return reply(msg, { ok: false, error: 'invalid', message: (e as Error).message });
           }
-          if (!d || d.closed) return reply(msg, { ok: false, error: 'gone' });
+          if (!d || d.closed) return reply(msg, GONE_REPLY);
           switch (cmd.op) {
             case 'close':
               closeLocal(d, cmd.code, cmd.reason);
-              return reply(msg, { ok: true });
+              return reply(msg, OK_REPLY);
             case 'subscribe':
               subscribeLocal(d, cmd.topic);
               // answer once the server has our topic subscription, so a publish after the answer arrives
-              if (msg.reply) nc.flush().then(() => reply(msg, { ok: true }), () => reply(msg, { ok: true }));
+              if (msg.reply) nc.flush().then(() => reply(msg, OK_REPLY), () => reply(msg, OK_REPLY));
               return;
             case 'unsubscribe':
               unsubscribeLocal(d, cmd.topic);
-              return reply(msg, { ok: true });
+              return reply(msg, OK_REPLY);
           }
         },
       }),
@@ -495,9 +502,7 @@ export async function createGateway(options: GatewayOptions): Promise<Gateway> {
   };
   app.ws(base, behavior);
   if (base !== '/') app.ws(base + '/*', behavior);
-  if (options.api && nats) {
-    mountConnectionsApi(app, { ...nats, view: options.api.view, token: config.token, maxPayload: config.maxPayload, requestTimeout: config.requestTimeout, log });
-  }
+  const api = options.api && nats ? mountConnectionsApi(app, { ...nats, view: options.api.view, token: config.token, maxPayload: config.maxPayload, requestTimeout: config.requestTimeout, log }) : null;
   app.get('/healthz', (res) => {
     res.writeHeader('Content-Type', 'application/json').end(JSON.stringify({ ok: true, gateway: gatewayId, connections: conns.size }));
   });
@@ -544,6 +549,7 @@ export async function createGateway(options: GatewayOptions): Promise<Gateway> {
         if (!done) log.warn('NATS unreachable at shutdown: the gateway lease will expire instead of being removed');
       }
       options.api?.view.stop();
+      api?.close();
       app.close();
       if (droppedFrames) log.info({ droppedFrames }, 'frames dropped by backpressure during this run');
     },

@@ -36,8 +36,9 @@ const DEFAULT_CACHE_SIZE = 50_000;
 /**
  * Runs a handler module against NATS: joins the queue group on `P.in.open`, `P.in.msg.>` and
  * `P.in.close`, and turns the handler's actions into `P.out`, `P.ctl` and `P.topic` publishes.
+ * Resolves once the server has registered its subscriptions.
  */
-export function createWorker(options: WorkerOptions): Worker {
+export async function createWorker(options: WorkerOptions): Promise<Worker> {
   const { nc, subjects, directory, log, queue } = options;
   const cacheSize = options.cacheSize ?? DEFAULT_CACHE_SIZE;
   const conns = new Map<string, HostConn>();
@@ -144,6 +145,8 @@ export function createWorker(options: WorkerOptions): Worker {
       },
     }),
   );
+  // the log line promises the subscriptions are live: wait until the server has them
+  await nc.flush();
   log.info({ queue, prefix: subjects.prefix }, 'worker subscribed');
 
   return {

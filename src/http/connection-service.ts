@@ -32,7 +32,7 @@ export async function createConnectionService(options: ConnectionServiceOptions)
   app.get('/healthz', (res) => {
     serve(res, () => ({ status: 200, body: { ok: true, nats: !nc.isClosed(), connections: view.records.size } }), (err) => log.error({ err }, 'healthz failed'));
   });
-  mountConnectionsApi(app, { nc, subjects, directory, view, token: config.token, maxPayload: config.maxPayload, requestTimeout: config.requestTimeout, log });
+  const api = mountConnectionsApi(app, { nc, subjects, directory, view, token: config.token, maxPayload: config.maxPayload, requestTimeout: config.requestTimeout, log });
   app.any('/*', (res, req) => {
     const url = req.getUrl();
     serve(res, () => errorReply(404, 'no_route', `no route ${url}; see GET /connections, /gateways, /healthz`), () => undefined);
@@ -53,6 +53,7 @@ export async function createConnectionService(options: ConnectionServiceOptions)
       if (listenSocket) uWS.us_listen_socket_close(listenSocket);
       listenSocket = false;
       view.stop();
+      api.close();
       app.close();
     },
   };

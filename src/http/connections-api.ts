@@ -10,6 +10,7 @@ import type { Subjects } from '../protocol/subjects.js';
 import { assertToken } from '../protocol/tokens.js';
 import type { ConnectionDirectory } from '../nats/directory.js';
 import type { DirectoryView } from './directory-view.js';
+import { NoRespondersError, RequestTimeoutError, Requester } from '../nats/requester.js';
 import { BodyTooLargeError, bearerMatches, errorReply, readBody, serve, type Reply } from './respond.js';
 
 export interface ConnectionsApiOptions {
@@ -26,6 +27,7 @@ export interface ConnectionsApiOptions {
   readonly log: Logger;
 }
 
+const OK: ControlReply = Object.freeze({ ok: true });
 const DEFAULT_PAGE = 100;
 const MAX_PAGE = 1000;
 const BINARY: MsgHdrs = natsHeaders();
@@ -48,24 +50,15 @@ function toReply(err: unknown): Reply | null {
   return null;
 }
 
-function isNoResponders(err: unknown): boolean {
-  const e = err as { code?: string; name?: string; message?: string; cause?: { name?: string } };
-  return e?.name === 'NoRespondersError' || e?.cause?.name === 'NoRespondersError' || e?.code === '503' || /no responders/i.test(e?.message ?? '');
-}
-
-function isTimeout(err: unknown): boolean {
-  const e = err as { name?: string; code?: string; message?: string; cause?: { name?: string } };
-  return e?.name === 'TimeoutError' || e?.cause?.name === 'TimeoutError' || e?.code === 'TIMEOUT' || /timeout/i.test(e?.message ?? '');
-}
-
 /**
  * The connections HTTP API, in the spirit of AWS's `@connections`: list, get, send, close, subscribe,
  * broadcast, gateways, health. Mounted by `wsgw connections` and by `wsgw gateway --api`.
  * Every id and topic is validated before any NATS call; sends and control requests are answered only
  * after the owning gateway accepted them.
  */
-export function mountConnectionsApi(app: TemplatedApp, options: ConnectionsApiOptions): void {
+export function mountConnectionsApi(app: TemplatedApp, options: ConnectionsApiOptions): { close(): void } {
   const { nc, subjects, directory, view, log } = options;
+  const requester = new Requester(nc, options.requestTimeout);
   const onError = (err: unknown) => log.error({ err }, 'connections API failed');
 
   /** Copies what the route needs from req (it dies with the callback), checks the token, then serves. */
@@ -86,14 +79,16 @@ export function mountConnectionsApi(app: TemplatedApp, options: ConnectionsApiOp
       }
       serve(
         res,
-        async () => {
-          try {
-            return await work();
-          } catch (err) {
-            const reply = toReply(err);
-            if (reply) return reply;
-            throw err;
-          }
+        () => {
+          const result = work();
+          // bad input found after an await (the body) still maps to its 4xx
+          return result instanceof Promise
+            ? result.catch((err: unknown) => {
+                const reply = toReply(err);
+                if (reply) return reply;
+                throw err;
+              })
+            : result;
         },
         onError,
       );
@@ -114,12 +109,13 @@ export function mountConnectionsApi(app: TemplatedApp, options: ConnectionsApiOp
   async function toGateway(id: string, subject: string, payload: Uint8Array | string, headers: MsgHdrs | undefined, success: Reply): Promise<Reply> {
     let answer: ControlReply;
     try {
-      const m = await nc.request(subject, payload, { timeout: options.requestTimeout, headers });
-      answer = m.json<ControlReply>();
+      const m = await requester.request(subject, payload, headers);
+      // the common answer, recognized without parsing
+      answer = m.data.length === 11 && m.string() === '{"ok":true}' ? OK : m.json<ControlReply>();
     } catch (err) {
       // no gateway listens for this id: it died, or never existed
-      if (isNoResponders(err)) return missing(id);
-      if (isTimeout(err)) return errorReply(504, 'gateway_timeout', `the gateway owning ${id} did not answer within ${options.requestTimeout} ms`);
+      if (err instanceof NoRespondersError) return missing(id);
+      if (err instanceof RequestTimeoutError) return errorReply(504, 'gateway_timeout', `the gateway owning ${id} did not answer within ${options.requestTimeout} ms`);
       throw err;
     }
     if (answer.ok) return success;
@@ -233,4 +229,5 @@ export function mountConnectionsApi(app: TemplatedApp, options: ConnectionsApiOp
       };
     }),
   );
+  return { close: () => requester.close() };
 }

@@ -130,14 +130,82 @@ for (const [key, label, shape] of [
     }
   });
 }
+await scenario('bridge', 'gateway → NATS → bridge → HTTP echo app, 64 B', async () => {
+  const prefix = 'bench' + Math.random().toString(36).slice(2, 8);
+  const app = start(process.execPath, [join(root, 'test/bench/echo-app.mjs')], (v) => v.port);
+  const appPort = await app.ready;
+  const b = start(process.execPath, [join(root, 'bin/wsgw.js'), 'bridge', '--nats', nats.url, '--prefix', prefix, '--target', `http://127.0.0.1:${appPort}/events`, '--log-level', 'info'], (v) => (v.msg === 'bridge subscribed' ? true : undefined));
+  await b.ready;
+  const g = wsgw(['gateway', '-p', '0', '--host', '127.0.0.1', '--nats', nats.url, '--prefix', prefix]);
+  try {
+    const port = await g.ready;
+    return await load(`ws://127.0.0.1:${port}/ws`);
+  } finally {
+    await g.stop();
+    await b.stop();
+    await app.stop();
+  }
+});
+
+/** autocannon against `url` with a 64-byte body; returns req/s, p99 and non-2xx counts. */
+async function cannon(url) {
+  const autocannon = (await import('autocannon')).default;
+  const r = await autocannon({ url, method: 'POST', body: 'x'.repeat(64), connections: 50, pipelining: 1, duration: Number(opts.duration), headers: { 'content-type': 'text/plain' } });
+  return { rate: Math.round(r.requests.average), p50ms: r.latency.p50, p99ms: r.latency.p99, errors: r.errors + r.timeouts + r.non2xx, conns: 50, closedEarly: 0 };
+}
+
+await scenario('httpbound', 'plain uWS HTTP endpoint answering 202 (bound for the API)', async () => {
+  const s = start(process.execPath, [join(root, 'test/bench/uws-202.mjs')], (v) => v.port);
+  const port = await s.ready;
+  try {
+    return await cannon(`http://127.0.0.1:${port}/x`);
+  } finally {
+    await s.stop();
+  }
+});
+for (const [key, label] of [
+  ['httpsend', 'POST /connections/:id/messages (wsgw connections), 64 B'],
+  ['httpbroadcast', 'POST /topics/:topic/messages, 64 B, 10 subscribers'],
+]) {
+  await scenario(key, label, async () => {
+    const prefix = 'bench' + Math.random().toString(36).slice(2, 8);
+    const svc = start(process.execPath, [join(root, 'bin/wsgw.js'), 'connections', '-p', '0', '--host', '127.0.0.1', '--nats', nats.url, '--prefix', prefix, '--log-level', 'info'], (v) => (v.msg === 'connection service listening' ? v.port : undefined));
+    const g = wsgw(['gateway', '-p', '0', '--host', '127.0.0.1', '--nats', nats.url, '--prefix', prefix]);
+    let sink;
+    try {
+      const [apiPort, gwPort] = await Promise.all([svc.ready, g.ready]);
+      const n = key === 'httpsend' ? 1 : 10;
+      sink = start(process.execPath, [join(root, 'test/bench/sink.mjs'), `ws://127.0.0.1:${gwPort}/ws`, String(n)], (v) => v.ready);
+      await sink.ready;
+      const api = `http://127.0.0.1:${apiPort}`;
+      let ids = [];
+      for (let i = 0; i < 100 && ids.length < n; i++) {
+        ids = (await (await fetch(`${api}/connections`)).json()).connections.map((c) => c.id);
+        if (ids.length < n) await new Promise((r) => setTimeout(r, 50));
+      }
+      if (ids.length < n) throw new Error('the connection service did not list the sink connections');
+      if (key === 'httpsend') return await cannon(`${api}/connections/${ids[0]}/messages`);
+      for (const id of ids) await fetch(`${api}/connections/${id}/topics/bench`, { method: 'PUT' });
+      return await cannon(`${api}/topics/bench/messages`);
+    } finally {
+      await sink?.stop();
+      await g.stop();
+      await svc.stop();
+    }
+  });
+}
 nats.stop();
 
 const bound = results.find((r) => r.key === 'bound')?.rate;
+const httpBound = results.find((r) => r.key === 'httpbound')?.rate;
 const machine = { cpu: cpus()[0]?.model, cores: cpus().length, memGiB: Math.round(totalmem() / 2 ** 30), node: process.version, natsServer: nats.version, date: new Date().toISOString() };
-const lines = ['| scenario | msg/s | vs bound | p50 ms | p99 ms | errors |', '|---|---:|---:|---:|---:|---:|'];
+const lines = ['| scenario | msg/s or req/s | vs bound | p50 ms | p99 ms | errors |', '|---|---:|---:|---:|---:|---:|'];
 for (const r of results) {
   if (r.error) lines.push(`| ${r.label} | failed: ${r.error} | | | | |`);
-  else lines.push(`| ${r.label} | ${r.rate.toLocaleString('en-US')} | ${bound && r.key !== 'worker20k' ? Math.round((100 * r.rate) / bound) + '%' : '—'} | ${r.p50ms} | ${r.p99ms} | ${r.errors + r.closedEarly} |`);
+  else {
+    const ref = r.key.startsWith('http') ? httpBound : r.key === 'worker20k' ? undefined : bound;
+    lines.push(`| ${r.label} | ${r.rate.toLocaleString('en-US')} | ${ref ? Math.round((100 * r.rate) / ref) + '%' : '—'} | ${r.p50ms} | ${r.p99ms} | ${r.errors + r.closedEarly} |`);
+  }
 }
 const table = lines.join('\n');
 process.stdout.write(`\n${machine.cores} × ${machine.cpu}, Node ${machine.node}, ${machine.natsServer}; ${opts.duration} s per scenario, 100 connections × 10 in flight unless said\n\n${table}\n`);

@@ -25,8 +25,9 @@ async function wsgw(args: string[], env: Record<string, string> = {}): Promise<{
 t.test('help lists every command and every option with its default and env name', async (t) => {
   const top = await wsgw(['--help']);
   t.equal(top.code, 0);
-  for (const c of ['local', 'gateway', 'worker']) t.match(top.stdout, new RegExp(`^  ${c} `, 'm'));
-  for (const c of ['local', 'gateway', 'worker'] as const) {
+  const commands = ['local', 'gateway', 'worker', 'connections', 'bridge'] as const;
+  for (const c of commands) t.match(top.stdout, new RegExp(`^  ${c} `, 'm'));
+  for (const c of commands) {
     const h = await wsgw([c, '--help']);
     const flat = h.stdout.replace(/\s+/g, ' ');
     for (const key of keysFor(c)) {
@@ -42,6 +43,9 @@ t.test('bad options fail at start naming the option, without a stack trace', asy
   t.match(r.stderr, /--port: expected an integer, got "eighty"/);
   t.match(r.stderr, /--backpressure-policy: "yolo" is not one of drop, close/);
   t.notMatch(r.stderr, /\n\s+at /, 'no stack trace');
+  const b = await wsgw(['bridge']);
+  t.equal(b.code, 2);
+  t.match(b.stderr, /--target: required by "wsgw bridge"/);
   const h = await wsgw(['local', '--handler', './no/such/module.js']);
   t.equal(h.code, 2);
   t.match(h.stderr, /cannot load handler module \.\/no\/such\/module\.js/);
@@ -102,4 +106,33 @@ t.test('a gateway started before NATS keeps retrying, says so, then serves throu
   t.equal((await c.next()).text(), 'through NATS');
   t.equal(await worker.stop(), 0);
   t.equal(await gw.stop(), 0);
+});
+
+t.test('the seed scenario with real processes: wsgw connections, two wsgw gateways, clients on each', async (t) => {
+  const nats = await startNatsServer();
+  t.teardown(() => nats.stop());
+  const prefix = uniquePrefix();
+  const common = ['--host', '127.0.0.1', '--nats', nats.url, '--prefix', prefix];
+  const svc = spawnWsgw(['connections', '-p', '0', ...common]);
+  const g0 = spawnWsgw(['gateway', '-p', '0', '--id', 'gw0', ...common]);
+  const g1 = spawnWsgw(['gateway', '-p', '0', '--id', 'gw1', ...common]);
+  t.teardown(() => Promise.all([svc.stop(), g0.stop(), g1.stop()]));
+  const api = `http://127.0.0.1:${(await svc.waitFor((l) => l.msg === 'connection service listening')).port}`;
+  const c0 = await TestClient.connect(`ws://127.0.0.1:${(await g0.waitFor((l) => l.msg === 'gateway listening')).port}/ws`);
+  const c1 = await TestClient.connect(`ws://127.0.0.1:${(await g1.waitFor((l) => l.msg === 'gateway listening')).port}/ws`);
+  t.teardown(() => Promise.all([c0.close(), c1.close()]));
+  let listed: Array<{ id: string; gateway: string }> = [];
+  const deadline = Date.now() + 10_000;
+  while (listed.length < 2 && Date.now() < deadline) {
+    listed = ((await (await fetch(`${api}/connections`)).json()) as { connections: typeof listed }).connections;
+    if (listed.length < 2) await new Promise((r) => setTimeout(r, 50));
+  }
+  t.same(listed.map((c) => c.gateway).sort(), ['gw0', 'gw1'], 'GET /connections lists both with their gateways');
+  for (const [c, gw] of [[c0, 'gw0'], [c1, 'gw1']] as const) {
+    const id = listed.find((l) => l.gateway === gw)!.id;
+    t.equal((await fetch(`${api}/connections/${id}/messages`, { method: 'POST', body: `to ${gw}` })).status, 200);
+    t.equal((await c.next()).text(), `to ${gw}`, `message through the service reached the client on ${gw}`);
+    t.equal((await fetch(`${api}/connections/${id}?code=4000`, { method: 'DELETE' })).status, 204);
+    t.equal((await c.waitClosed()).code, 4000, `close through the service reached the client on ${gw}`);
+  }
 });

@@ -76,9 +76,7 @@ export interface RunningWorker {
 export async function startWorker(options: { natsUrl: string; prefix: string; handler: Handler; queue?: string }): Promise<RunningWorker> {
   const nc = await connect({ servers: options.natsUrl, maxReconnectAttempts: -1, reconnectTimeWait: 100 });
   const directory = await ConnectionDirectory.open(nc, { prefix: options.prefix, replicas: 1, log: quietLog });
-  const worker = createWorker({ nc, subjects: createSubjects(options.prefix), directory, handler: options.handler, queue: options.queue ?? 'wsgw-workers', log: quietLog });
-  // the worker's subscriptions must be live on the server before the test sends frames
-  await nc.flush();
+  const worker = await createWorker({ nc, subjects: createSubjects(options.prefix), directory, handler: options.handler, queue: options.queue ?? 'wsgw-workers', log: quietLog });
   return {
     worker,
     nc,
@@ -139,8 +137,7 @@ export async function startBridge(options: { natsUrl: string; prefix: string; ta
   const config = testConfig('bridge', { prefix: options.prefix, nats: options.natsUrl, target: options.target, ...options.flags });
   const nc = await connect({ servers: options.natsUrl, maxReconnectAttempts: -1, reconnectTimeWait: 100 });
   const directory = await ConnectionDirectory.open(nc, { prefix: options.prefix, replicas: 1, log: quietLog });
-  const bridge = createBridge({ config, nc, subjects: createSubjects(options.prefix), directory, log: quietLog });
-  await nc.flush();
+  const bridge = await createBridge({ config, nc, subjects: createSubjects(options.prefix), directory, log: quietLog });
   return {
     bridge,
     close: async () => {

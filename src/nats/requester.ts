@@ -1,0 +1,82 @@
+import { createInbox, type Msg, type MsgHdrs, type NatsConnection, type Subscription } from '@nats-io/transport-node';
+import { WsgwError } from '../errors/errors.js';
+
+/** Nobody subscribes to the request's subject (for wsgw: the owning gateway is gone). */
+export class NoRespondersError extends WsgwError {
+  constructor(subject: string) {
+    super('WSGW_NO_RESPONDERS', `no responders on ${subject}`);
+  }
+}
+
+/** No answer within the deadline. */
+export class RequestTimeoutError extends WsgwError {
+  constructor(subject: string, ms: number) {
+    super('WSGW_REQUEST_TIMEOUT', `no answer on ${subject} within ${ms} ms`);
+  }
+}
+
+interface Pending {
+  readonly subject: string;
+  readonly deadline: number;
+  readonly resolve: (m: Msg) => void;
+  readonly reject: (e: Error) => void;
+}
+
+const SWEEP_MS = 50;
+
+/**
+ * Request/reply for hot HTTP routes: one wildcard inbox subscription, a map of pending requests, and
+ * one sweep timer for deadlines. nats.js's own `request()` builds two Error objects (for stack traces)
+ * and a timer per call, which dominated the send API's profile; here nothing is allocated for a request
+ * beyond its map entry, and errors are created only when a request actually fails.
+ */
+export class Requester {
+  readonly #nc: NatsConnection;
+  readonly #timeoutMs: number;
+  readonly #prefix: string;
+  readonly #pending = new Map<string, Pending>();
+  readonly #sub: Subscription;
+  readonly #timer: NodeJS.Timeout;
+  #next = 0;
+
+  constructor(nc: NatsConnection, timeoutMs: number) {
+    this.#nc = nc;
+    this.#timeoutMs = timeoutMs;
+    this.#prefix = createInbox() + '.';
+    this.#sub = nc.subscribe(this.#prefix + '*', {
+      callback: (_err, msg) => {
+        const token = msg.subject.slice(this.#prefix.length);
+        const p = this.#pending.get(token);
+        if (!p) return;
+        this.#pending.delete(token);
+        if (msg.headers && msg.headers.code === 503 && msg.data.length === 0) p.reject(new NoRespondersError(p.subject));
+        else p.resolve(msg);
+      },
+    });
+    // deadlines are all `now + timeoutMs`, so the map's insertion order is deadline order
+    this.#timer = setInterval(() => {
+      const now = Date.now();
+      for (const [token, p] of this.#pending) {
+        if (p.deadline > now) break;
+        this.#pending.delete(token);
+        p.reject(new RequestTimeoutError(p.subject, this.#timeoutMs));
+      }
+    }, SWEEP_MS);
+    this.#timer.unref();
+  }
+
+  request(subject: string, payload: Uint8Array | string, headers?: MsgHdrs): Promise<Msg> {
+    const token = (this.#next++).toString(36);
+    return new Promise((resolve, reject) => {
+      this.#pending.set(token, { subject, deadline: Date.now() + this.#timeoutMs, resolve, reject });
+      this.#nc.publish(subject, payload, { reply: this.#prefix + token, headers });
+    });
+  }
+
+  close(): void {
+    clearInterval(this.#timer);
+    this.#sub.unsubscribe();
+    for (const p of this.#pending.values()) p.reject(new RequestTimeoutError(p.subject, 0));
+    this.#pending.clear();
+  }
+}
