@@ -206,7 +206,7 @@ export function mountConnectionsApi(app: TemplatedApp, options: ConnectionsApiOp
       const body = readBody(res, req, options.maxPayload);
       assertToken('topic', topic);
       return async () => {
-        nc.publish(subjects.topic(topic), await body, binary ? { headers: BINARY } : undefined);
+        requester.publish(subjects.topic(topic), await body, binary ? BINARY : undefined);
         return { status: 202, body: { ok: true } };
       };
     }),

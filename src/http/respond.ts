@@ -83,7 +83,7 @@ export function readBody(res: HttpResponse, req: HttpRequest, limit: number): Pr
         return;
       }
       // copy: uWS reuses the chunk's memory after this callback
-      chunks.push(Buffer.from(new Uint8Array(chunk.slice(0))));
+      chunks.push(Buffer.from(chunk.slice(0)));
       if (isLast) resolve(chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks));
     });
   });

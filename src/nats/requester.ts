@@ -28,7 +28,8 @@ const SWEEP_MS = 50;
  * Request/reply for hot HTTP routes: one wildcard inbox subscription, a map of pending requests, and
  * one sweep timer for deadlines. nats.js's own `request()` builds two Error objects (for stack traces)
  * and a timer per call, which dominated the send API's profile; here nothing is allocated for a request
- * beyond its map entry, and errors are created only when a request actually fails.
+ * beyond its map entry, and errors are created only when a request actually fails. Publishes are
+ * handed to nats.js once per event-loop turn (one socket write for a burst of requests).
  */
 export class Requester {
   readonly #nc: NatsConnection;
@@ -38,6 +39,16 @@ export class Requester {
   readonly #sub: Subscription;
   readonly #timer: NodeJS.Timeout;
   #next = 0;
+  /** Publishes of this turn: subject, payload, headers, reply, ... handed to nats.js together. */
+  #batch: Array<string | Uint8Array | MsgHdrs | undefined> = [];
+  readonly #flush = () => {
+    const b = this.#batch;
+    this.#batch = [];
+    for (let i = 0; i < b.length; i += 4) {
+      const reply = b[i + 3] as string;
+      this.#nc.publish(b[i] as string, b[i + 1] as Uint8Array | string, { headers: b[i + 2] as MsgHdrs | undefined, reply: reply === '' ? undefined : reply });
+    }
+  };
 
   constructor(nc: NatsConnection, timeoutMs: number) {
     this.#nc = nc;
@@ -69,8 +80,17 @@ export class Requester {
     const token = (this.#next++).toString(36);
     return new Promise((resolve, reject) => {
       this.#pending.set(token, { subject, deadline: Date.now() + this.#timeoutMs, resolve, reject });
-      this.#nc.publish(subject, payload, { reply: this.#prefix + token, headers });
+      // each HTTP request arrives in its own uWS callback, and nats.js would write its socket after
+      // each one; queue for this turn instead, so a burst of requests costs one write
+      if (this.#batch.length === 0) setImmediate(this.#flush);
+      this.#batch.push(subject, payload, headers, this.#prefix + token);
     });
+  }
+
+  /** A plain publish, batched with this turn's requests. */
+  publish(subject: string, payload: Uint8Array | string, headers?: MsgHdrs): void {
+    if (this.#batch.length === 0) setImmediate(this.#flush);
+    this.#batch.push(subject, payload, headers, '');
   }
 
   close(): void {
