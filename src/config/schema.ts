@@ -79,7 +79,7 @@ export const schema = {
   bridgeQueue: { type: 'integer', flag: '--bridge-queue', default: 10_000, min: 1, max: 10_000_000, commands: ['bridge'], doc: 'Events waiting for the application, over all connections; past it new events are given up at once' },
   bridgeErrorFrame: { type: 'boolean', flag: '--bridge-error-frame', default: false, commands: ['bridge'], doc: 'When an event is given up, send the client a JSON error frame `{"error":"bridge_unavailable",...}`' },
   kvReplicas: { type: 'integer', flag: '--kv-replicas', default: 1, min: 1, max: 5, commands: NATS, doc: 'Replicas of the KV buckets when wsgw creates them (3 on a cluster)' },
-  leaseMs: { type: 'integer', flag: '--lease-ms', default: 15_000, min: 1_000, max: 600_000, commands: ['gateway'], doc: 'Gateway lease length; heartbeats every third of it, and a lease older than this is dead' },
+  leaseMs: { type: 'integer', flag: '--lease-ms', default: 15_000, min: 1_000, max: 600_000, commands: ['gateway', 'connections'], doc: 'Gateway lease length: gateways renew every third of it; a gateway silent longer is declared dead and its connections reported lost (gateways and the connection service sweep every third of it)' },
   logLevel: { type: 'enum', flag: '--log-level', default: 'info', values: ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'], commands: ALL, doc: 'Log level of the NDJSON logs on stdout' },
 } as const satisfies Record<string, KeySpec>;
 

@@ -13,7 +13,9 @@ import { formatConnectionId, newToken, parseConnectionId } from '../protocol/ids
 import type { Subjects } from '../protocol/subjects.js';
 import { assertToken } from '../protocol/tokens.js';
 import type { ConnectionDirectory } from '../nats/directory.js';
-import { watchStatus, within, type StatusWatcher } from '../nats/connect.js';
+import { watchStatus, within } from '../nats/connect.js';
+import { LeaseKeeper } from '../nats/lease.js';
+import { startSweeper, type Sweeper } from '../nats/sweeper.js';
 import { FrameMessage, HandlerRuntime, HostConn, type ConnectionHost } from '../handlers/runtime.js';
 import type { FrameData, Handler } from '../handlers/types.js';
 import { InboundPublisher } from './publisher.js';
@@ -70,6 +72,8 @@ interface ConnData {
   /** Outbound frames waiting for the corked flush: data, binary, data, binary, ... */
   outq: Array<FrameData | boolean>;
   conn: HostConn | null;
+  /** Reported lost by a sweeper already: its close must not be published or handled again. */
+  swept?: boolean;
 }
 
 const textEncoder = new TextEncoder();
@@ -265,21 +269,40 @@ export async function createGateway(options: GatewayOptions): Promise<Gateway> {
   }
 
   // --- NATS wiring (remote-handler and shared-state modes) ------------------------------------
-  let status: StatusWatcher = { connected: true };
   let publisher: InboundPublisher | null = null;
-  let heartbeat: NodeJS.Timeout | null = null;
-  const startedAt = Date.now();
+  let lease: LeaseKeeper | null = null;
+  let sweeper: Sweeper | null = null;
+  /**
+   * A sweeper declared this gateway dead while NATS was away and published a lost close for each of
+   * its connections: drop them all without publishing or removing anything again.
+   */
+  function fence(): void {
+    publisher?.discard();
+    flushOutNow();
+    for (const d of [...conns.values()]) {
+      d.swept = true;
+      // out of the map now: uWS may run the close handler later, and nothing may re-register these
+      conns.delete(d.token);
+      d.ws?.end(CloseCode.LeaseLost, 'gateway lost contact with NATS; reconnect');
+    }
+  }
   if (nats) {
     const { nc, subjects, directory } = nats;
-    status = watchStatus(nc, log, {
+    watchStatus(nc, log, {
+      onDisconnect() {
+        publisher?.hold();
+      },
       onReconnect() {
-        publisher?.flush();
-        // records written while NATS was away were lost: write them all again
-        for (const d of conns.values()) directory.put(record(d));
-        void renewLease();
+        // confirm the lease before anything else goes out: if it was taken, fence() runs first and
+        // the connections it dropped are neither published for nor registered again
+        void lease!.confirm(() => closing).then(() => {
+          publisher?.release();
+          // records written while NATS was away were lost: write them all again
+          for (const d of conns.values()) directory.put(record(d));
+        });
       },
     });
-    if (!runtime) publisher = new InboundPublisher(nc, status, config.outageBuffer, log);
+    if (!runtime) publisher = new InboundPublisher(nc, config.outageBuffer, log);
     const outPrefixLength = subjects.outForGateway(gatewayId).length - 1;
     subs.push(
       nc.subscribe(subjects.outForGateway(gatewayId), {
@@ -333,16 +356,29 @@ export async function createGateway(options: GatewayOptions): Promise<Gateway> {
         },
       }),
     );
-    const renewLease = async () => {
-      try {
-        await directory.putLease({ id: gatewayId, startedAt, heartbeatAt: Date.now(), leaseMs: config.leaseMs, connections: conns.size });
-      } catch (err) {
-        log.warn({ err }, 'gateway lease renewal failed');
-      }
-    };
-    await renewLease();
-    heartbeat = setInterval(renewLease, Math.max(250, Math.floor(config.leaseMs / 3)));
-    heartbeat.unref();
+    if (runtime) {
+      // shared-state mode: lost closes (published by whichever process swept a dead gateway) reach
+      // exactly one gateway's in-process handler through this queue group
+      subs.push(
+        nc.subscribe(subjects.inClose, {
+          queue: `${subjects.prefix}-lost-closes`,
+          callback: (err, msg) => {
+            if (err) return;
+            let ev: CloseEvent;
+            try {
+              ev = msg.json<CloseEvent>();
+              parseConnectionId(ev.id);
+            } catch {
+              return;
+            }
+            if (ev.lost) runtime.close(new HostConn(host, ev.id, ev.gateway, undefined), { code: ev.code, reason: ev.reason, lost: true });
+          },
+        }),
+      );
+    }
+    lease = new LeaseKeeper({ directory, id: gatewayId, leaseMs: config.leaseMs, log, connections: () => conns.size, onFenced: fence });
+    await lease.start();
+    sweeper = startSweeper({ nc, subjects, directory, log, intervalMs: Math.max(250, Math.floor(config.leaseMs / 3)), self: gatewayId });
   }
 
   // --- WebSocket behavior ---------------------------------------------------------------------
@@ -489,6 +525,7 @@ export async function createGateway(options: GatewayOptions): Promise<Gateway> {
       conns.delete(d.token);
       const reason = Buffer.from(message).toString();
       if (d.topics) for (const t of d.topics) topicUnref(t);
+      if (d.swept) return;
       if (nats) {
         nats.directory.remove(d.id);
         if (publisher) {
@@ -533,14 +570,14 @@ export async function createGateway(options: GatewayOptions): Promise<Gateway> {
       listenSocket = false;
       flushOutNow();
       for (const d of [...conns.values()]) d.ws?.end(CloseCode.GoingAway, 'gateway shutting down');
-      if (heartbeat) clearInterval(heartbeat);
+      sweeper?.close();
       if (nats) {
         publisher?.flush();
         for (const s of subs) s.unsubscribe();
         for (const t of topicSubs.values()) t.sub?.unsubscribe();
         // bounded: with NATS unreachable these would wait for a reconnect that may never come
         const done = await within(
-          nats.directory.removeLease(gatewayId).then(() => nats.nc.flush()).then(
+          lease!.stop().then(() => nats.nc.flush()).then(
             () => true,
             (err) => (log.warn({ err }, 'could not remove the gateway lease'), true),
           ),

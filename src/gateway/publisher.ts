@@ -1,15 +1,14 @@
 import type { MsgHdrs, NatsConnection } from '@nats-io/transport-node';
 import type { Logger } from 'pino';
-import type { StatusWatcher } from '../nats/connect.js';
 
 /**
  * Inbound publishes (open, frames, close) queued within one event-loop turn and handed to nats.js in
  * one synchronous burst, which nats.js writes to its socket with one syscall. Order is the order of
  * `publish` calls, so a connection's open, frames and close stay in order.
  *
- * While NATS is away nothing is handed over (nats.js would silently drop it): up to `outageLimit`
- * entries wait here and go out on reconnect; past that `publish` returns false and the caller refuses
- * the frame visibly.
+ * While held (NATS away, or reconnected but the gateway's lease not yet confirmed) nothing is handed
+ * over (nats.js would silently drop it): up to `outageLimit` entries wait here and go out on release;
+ * past that `publish` returns false and the caller refuses the frame visibly.
  */
 export class InboundPublisher {
   #subjects: string[] = [];
@@ -17,15 +16,14 @@ export class InboundPublisher {
   #headers: Array<MsgHdrs | undefined> = [];
   #replies: string[] = [];
   #scheduled = false;
+  #held = false;
   readonly #nc: NatsConnection;
-  readonly #status: StatusWatcher;
   readonly #outageLimit: number;
   readonly #log: Logger;
   readonly #flush = () => this.flush();
 
-  constructor(nc: NatsConnection, status: StatusWatcher, outageLimit: number, log: Logger) {
+  constructor(nc: NatsConnection, outageLimit: number, log: Logger) {
     this.#nc = nc;
-    this.#status = status;
     this.#outageLimit = outageLimit;
     this.#log = log;
   }
@@ -37,7 +35,7 @@ export class InboundPublisher {
 
   /** Queues one message; returns false (and queues nothing) when NATS is away and the buffer is full. */
   publish(subject: string, payload: Uint8Array, headers: MsgHdrs | undefined, reply: string): boolean {
-    if (!this.#status.connected && this.#subjects.length >= this.#outageLimit) return false;
+    if (this.#held && this.#subjects.length >= this.#outageLimit) return false;
     this.#subjects.push(subject);
     this.#payloads.push(payload);
     this.#headers.push(headers);
@@ -49,10 +47,29 @@ export class InboundPublisher {
     return true;
   }
 
-  /** Hands everything queued to nats.js now (also called on reconnect). */
+  /** Stops handing messages to nats.js (NATS went away). */
+  hold(): void {
+    this.#held = true;
+  }
+
+  /** Hands everything held to nats.js, in order, and resumes. */
+  release(): void {
+    this.#held = false;
+    this.flush();
+  }
+
+  /** Drops everything held (the gateway was fenced: these connections were already reported closed). */
+  discard(): void {
+    this.#subjects = [];
+    this.#payloads = [];
+    this.#headers = [];
+    this.#replies = [];
+  }
+
+  /** Hands everything queued to nats.js now. */
   flush(): void {
     this.#scheduled = false;
-    if (!this.#status.connected || this.#nc.isClosed()) return;
+    if (this.#held || this.#nc.isClosed()) return;
     const n = this.#subjects.length;
     if (n === 0) return;
     const subjects = this.#subjects;

@@ -9,6 +9,7 @@ import type { Subjects } from '../protocol/subjects.js';
 import { mountConnectionsApi } from './connections-api.js';
 import { DirectoryView } from './directory-view.js';
 import { errorReply, serve } from './respond.js';
+import { startSweeper } from '../nats/sweeper.js';
 
 export interface ConnectionServiceOptions {
   readonly config: Config;
@@ -28,6 +29,8 @@ export interface ConnectionService {
 export async function createConnectionService(options: ConnectionServiceOptions): Promise<ConnectionService> {
   const { config, nc, subjects, directory, log } = options;
   const view = await DirectoryView.start(directory, log);
+  // the connection service sweeps dead gateways too, so lost closes happen even when no gateway is left
+  const sweeper = startSweeper({ nc, subjects, directory, log, intervalMs: Math.max(250, Math.floor(config.leaseMs / 3)) });
   const app = uWS.App();
   app.get('/healthz', (res) => {
     serve(res, () => ({ status: 200, body: { ok: true, nats: !nc.isClosed(), connections: view.records.size } }), (err) => log.error({ err }, 'healthz failed'));
@@ -52,6 +55,7 @@ export async function createConnectionService(options: ConnectionServiceOptions)
     async close() {
       if (listenSocket) uWS.us_listen_socket_close(listenSocket);
       listenSocket = false;
+      sweeper.close();
       view.stop();
       api.close();
       app.close();

@@ -68,20 +68,57 @@ export class ConnectionDirectory {
     return out;
   }
 
-  async putLease(lease: GatewayLease): Promise<void> {
-    await this.gateways.put(lease.id, this.#codec.encode(JSON.stringify(lease)));
+  /** Writes a gateway lease unconditionally (start-up, or after being fenced); returns its revision. */
+  putLease(lease: GatewayLease): Promise<number> {
+    return this.gateways.put(lease.id, this.#codec.encode(JSON.stringify(lease)));
   }
 
-  async removeLease(id: string): Promise<void> {
-    await this.gateways.delete(id);
+  /** Renews a lease only if it is still at `revision`; throws (isCasConflict) if a sweeper took it. */
+  updateLease(lease: GatewayLease, revision: number): Promise<number> {
+    return this.gateways.update(lease.id, this.#codec.encode(JSON.stringify(lease)), revision);
+  }
+
+  /** Deletes a lease only if it is still at `revision` (the sweeper's claim, or a clean shutdown). */
+  deleteLease(id: string, revision: number): Promise<void> {
+    return this.gateways.delete(id, { previousSeq: revision });
   }
 
   async leases(): Promise<GatewayLease[]> {
-    const out: GatewayLease[] = [];
+    return (await this.leaseEntries()).map((e) => e.lease);
+  }
+
+  /** Live leases with their KV revisions (for compare-and-set). */
+  async leaseEntries(): Promise<Array<{ lease: GatewayLease; revision: number }>> {
+    const out: Array<{ lease: GatewayLease; revision: number }> = [];
     for await (const key of await this.gateways.keys()) {
       const entry = await this.gateways.get(key);
-      if (entry && entry.operation === 'PUT') out.push(entry.json<GatewayLease>());
+      if (entry && entry.operation === 'PUT') out.push({ lease: entry.json<GatewayLease>(), revision: entry.revision });
     }
     return out;
   }
+
+  /**
+   * Deletes a connection record only if it is unchanged since it was read: of several processes
+   * removing the same record at once, exactly one succeeds. `accept` sees the record before the delete.
+   * Returns the record it removed, or null.
+   */
+  async removeIfUnchanged(id: string, accept: (record: ConnectionRecord) => boolean = () => true): Promise<ConnectionRecord | null> {
+    const entry = await this.connections.get(id);
+    if (!entry || entry.operation !== 'PUT') return null;
+    const record = entry.json<ConnectionRecord>();
+    if (!accept(record)) return null;
+    try {
+      await this.connections.delete(id, { previousSeq: entry.revision });
+    } catch (err) {
+      if (isCasConflict(err)) return null;
+      throw err;
+    }
+    return record;
+  }
+}
+
+/** True when a compare-and-set write lost: the key changed since it was read. */
+export function isCasConflict(err: unknown): boolean {
+  const code = (err as { code?: unknown })?.code;
+  return code === 10071 || code === 10164 || /wrong last sequence/i.test((err as Error)?.message ?? '');
 }

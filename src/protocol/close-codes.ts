@@ -23,6 +23,8 @@ export const CloseCode = {
   GatewayDraining: 4100,
   /** The gateway could not buffer more frames while NATS was away; reconnect later. */
   NatsUnavailable: 4101,
+  /** The gateway was cut off from NATS longer than its lease and was declared dead; reconnect. */
+  LeaseLost: 4102,
 } as const;
 export type CloseCode = (typeof CloseCode)[keyof typeof CloseCode];
 

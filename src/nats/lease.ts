@@ -1,0 +1,97 @@
+import type { Logger } from 'pino';
+import type { GatewayLease } from '../protocol/events.js';
+import { isCasConflict, type ConnectionDirectory } from './directory.js';
+
+export interface LeaseKeeperOptions {
+  readonly directory: ConnectionDirectory;
+  readonly id: string;
+  readonly leaseMs: number;
+  readonly log: Logger;
+  /** Live connection count, written into each heartbeat. */
+  readonly connections: () => number;
+  /**
+   * Called when a renewal finds the lease taken by a sweeper: this gateway was declared dead and its
+   * connections' close events were published, so it must drop them without publishing again.
+   */
+  readonly onFenced: () => void;
+}
+
+/** `ok`: renewed; `fenced`: a sweeper had taken it (onFenced ran); `failed`: unknown (NATS trouble). */
+export type RenewResult = 'ok' | 'fenced' | 'failed';
+
+/**
+ * A gateway's lease in KV, renewed every third of its length by compare-and-set, so that a renewal
+ * and a sweeper's claim can never both succeed.
+ */
+export class LeaseKeeper {
+  readonly #o: LeaseKeeperOptions;
+  readonly #startedAt = Date.now();
+  #revision = 0;
+  #timer: NodeJS.Timeout | null = null;
+  #renewing: Promise<RenewResult> | null = null;
+
+  constructor(options: LeaseKeeperOptions) {
+    this.#o = options;
+  }
+
+  #lease(): GatewayLease {
+    return { id: this.#o.id, startedAt: this.#startedAt, heartbeatAt: Date.now(), leaseMs: this.#o.leaseMs, connections: this.#o.connections() };
+  }
+
+  /** Writes the lease (awaited before the gateway serves) and starts the heartbeat. */
+  async start(): Promise<void> {
+    this.#revision = await this.#o.directory.putLease(this.#lease());
+    this.#timer = setInterval(() => void this.renew(), Math.max(250, Math.floor(this.#o.leaseMs / 3)));
+    this.#timer.unref();
+  }
+
+  /**
+   * Renews now (also called right after a NATS reconnect, before anything else is written). A renewal
+   * already under way is shared, so the caller always waits for a confirmed (or fenced) lease.
+   */
+  renew(): Promise<RenewResult> {
+    this.#renewing ??= this.#renew().finally(() => {
+      this.#renewing = null;
+    });
+    return this.#renewing;
+  }
+
+  async #renew(): Promise<RenewResult> {
+    try {
+      this.#revision = await this.#o.directory.updateLease(this.#lease(), this.#revision);
+      return 'ok';
+    } catch (err) {
+      if (!isCasConflict(err)) {
+        this.#o.log.warn({ err: { message: (err as Error).message } }, 'gateway lease renewal failed; retrying');
+        return 'failed';
+      }
+      this.#o.log.error({ gateway: this.#o.id }, 'gateway lease was taken by a sweeper (NATS unreachable for longer than the lease): dropping every connection');
+      this.#o.onFenced();
+      this.#revision = await this.#o.directory.putLease(this.#lease()).catch(() => 0);
+      return 'fenced';
+    }
+  }
+
+  /**
+   * Renews until the lease is confirmed or found taken (fenced), retrying failures: what must hold
+   * before a reconnected gateway writes anything again.
+   */
+  async confirm(isStopped: () => boolean): Promise<RenewResult> {
+    for (let attempt = 0; ; attempt++) {
+      const r = await this.renew();
+      if (r !== 'failed' || isStopped()) return r;
+      await new Promise((resolve) => setTimeout(resolve, Math.min(2_000, 100 * 2 ** attempt)));
+    }
+  }
+
+  /** Stops the heartbeat and removes the lease (unless a sweeper already took it). */
+  async stop(): Promise<void> {
+    if (this.#timer) clearInterval(this.#timer);
+    this.#timer = null;
+    try {
+      await this.#o.directory.deleteLease(this.#o.id, this.#revision);
+    } catch (err) {
+      if (!isCasConflict(err)) throw err;
+    }
+  }
+}

@@ -1,0 +1,110 @@
+import type { NatsConnection } from '@nats-io/transport-node';
+import type { Logger } from 'pino';
+import { CloseCode } from '../protocol/close-codes.js';
+import type { CloseEvent } from '../protocol/events.js';
+import type { Subjects } from '../protocol/subjects.js';
+import { isCasConflict, type ConnectionDirectory } from './directory.js';
+
+export interface SweeperOptions {
+  readonly nc: NatsConnection;
+  readonly subjects: Subjects;
+  readonly directory: ConnectionDirectory;
+  readonly log: Logger;
+  /** How often to look for expired leases. */
+  readonly intervalMs: number;
+  /** The caller's own gateway id, never swept by itself. */
+  readonly self?: string;
+}
+
+export interface Sweeper {
+  /** Runs one pass now; resolves with the connections it reported lost. */
+  sweep(): Promise<number>;
+  close(): void;
+}
+
+/** Orphan records (their gateway has no lease at all) are looked for every this many passes. */
+const ORPHAN_EVERY = 5;
+
+/**
+ * Finds gateways whose lease expired, claims each by deleting its lease with compare-and-set, then
+ * removes every one of its connection records with compare-and-set and publishes one `P.in.close`
+ * with `lost: true` per record it removed. Any number of sweepers may run (every gateway and the
+ * connection service do); the compare-and-set makes each close event happen exactly once. Records left
+ * by a sweeper that died mid-sweep (no lease at all) are swept too, after a lease length of grace.
+ */
+export function startSweeper(options: SweeperOptions): Sweeper {
+  const { nc, subjects, directory, log } = options;
+  const encoder = new TextEncoder();
+  let passes = 0;
+  let running: Promise<number> | null = null;
+
+  async function sweepGateway(gateway: string, graceMs: number): Promise<number> {
+    let lost = 0;
+    const now = Date.now();
+    for (const id of await directory.ids(gateway)) {
+      let record;
+      try {
+        // an orphan candidate younger than the grace may belong to a gateway writing its lease right now
+        record = await directory.removeIfUnchanged(id, (r) => graceMs === 0 || now - r.connectedAt >= graceMs);
+      } catch (err) {
+        log.warn({ err: { message: (err as Error).message }, conn: id }, 'could not remove a lost connection record');
+        continue;
+      }
+      if (!record) continue;
+      const ev: CloseEvent = { id, gateway, code: CloseCode.Abnormal, reason: 'gateway lost', lost: true };
+      nc.publish(subjects.inClose, encoder.encode(JSON.stringify(ev)));
+      lost++;
+    }
+    return lost;
+  }
+
+  async function pass(): Promise<number> {
+    passes++;
+    const now = Date.now();
+    const entries = await directory.leaseEntries();
+    let lost = 0;
+    for (const { lease, revision } of entries) {
+      if (lease.id === options.self || now - lease.heartbeatAt <= lease.leaseMs) continue;
+      try {
+        await directory.deleteLease(lease.id, revision);
+      } catch (err) {
+        if (!isCasConflict(err)) log.warn({ err: { message: (err as Error).message }, gateway: lease.id }, 'could not claim an expired lease');
+        continue; // renewed meanwhile, or another sweeper claimed it
+      }
+      const n = await sweepGateway(lease.id, 0);
+      lost += n;
+      log.warn({ gateway: lease.id, lostConnections: n, silentForMs: now - lease.heartbeatAt }, 'gateway lease expired: its connections were reported lost');
+    }
+    if (passes % ORPHAN_EVERY === 0) {
+      const leased = new Set(entries.map((e) => e.lease.id));
+      const orphans = new Set<string>();
+      for (const id of await directory.ids()) {
+        const gw = id.slice(0, id.indexOf('.'));
+        if (gw !== options.self && !leased.has(gw)) orphans.add(gw);
+      }
+      const grace = Math.max(...entries.map((e) => e.lease.leaseMs), options.intervalMs * 3);
+      for (const gw of orphans) lost += await sweepGateway(gw, grace);
+    }
+    return lost;
+  }
+
+  function sweep(): Promise<number> {
+    running ??= pass()
+      .catch((err) => {
+        log.warn({ err: { message: (err as Error).message } }, 'sweep failed; will retry');
+        return 0;
+      })
+      .finally(() => {
+        running = null;
+      });
+    return running;
+  }
+
+  // jitter spreads concurrent sweepers; correctness does not depend on it
+  const timer = setInterval(() => void sweep(), options.intervalMs + Math.floor(Math.random() * (options.intervalMs / 4)));
+  timer.unref();
+  return {
+    sweep,
+    close: () => clearInterval(timer),
+  };
+}
