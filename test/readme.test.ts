@@ -7,7 +7,7 @@ const readme = readFileSync(new URL('../README.md', import.meta.url), 'utf8');
 t.test('the README config table is the one rendered from the schema', async (t) => {
   const m = /<!-- config-table:start -->\n([\s\S]*?)\n<!-- config-table:end -->/.exec(readme);
   t.ok(m, 'README has the config table markers');
-  t.equal(m?.[1], renderConfigTable(), 'regenerate with: node -e "import(\'./dist/config/table.js\').then(m=>console.log(m.renderConfigTable()))"');
+  t.equal(m?.[1], renderConfigTable(), 'regenerate with: npm run docs:config');
 });
 
 t.test('the README names the two set-up commands', async (t) => {

@@ -82,7 +82,7 @@ async function run(command: Command, flags: Record<string, unknown>): Promise<vo
   if (command === 'local') {
     const handler = await loadHandler(config.handler);
     const gw = await createGateway({ config, id: config.id || 'local', log, handler });
-    stop = () => gw.close();
+    stop = () => gw.close(config.drainMs);
     const shown = config.host === '0.0.0.0' ? 'localhost' : config.host;
     log.info(`ready: ws://${shown}:${gw.port}${config.path} (handler: ${config.handler || 'built-in echo'})`);
     return;
@@ -95,7 +95,7 @@ async function run(command: Command, flags: Record<string, unknown>): Promise<vo
     const api = config.api ? { view: await DirectoryView.start(directory, log) } : undefined;
     const gw = await createGateway({ config, id, log, handler, nats: { nc, subjects: createSubjects(config.prefix), directory }, api });
     stop = async () => {
-      await gw.close();
+      await gw.close(config.drainMs);
       await closeNats(nc);
     };
     return;

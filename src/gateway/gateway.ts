@@ -48,8 +48,12 @@ export interface Gateway {
   readonly port: number;
   /** Open connections on this gateway. */
   readonly connections: number;
-  /** Stops listening, closes every client (1001), publishes their close events, removes records. */
-  close(): Promise<void>;
+  /**
+   * Shuts down in order: stops accepting (other gateways on the port take new clients), closes the
+   * clients with 4100 spread evenly over `drainMs` (0: all at once, with 1001), publishes their close
+   * events, removes their records and the lease. Resolves when done; NATS is the caller's to drain.
+   */
+  close(drainMs?: number): Promise<void>;
 }
 
 /** Per-socket state, created at upgrade from data copied out of the request. */
@@ -77,6 +81,8 @@ interface ConnData {
 }
 
 const textEncoder = new TextEncoder();
+/** Granularity of the drain schedule. */
+const DRAIN_TICK_MS = 50;
 const BINARY_HEADERS: MsgHdrs = natsHeaders();
 BINARY_HEADERS.set(Header.Binary, '1');
 
@@ -563,12 +569,24 @@ export async function createGateway(options: GatewayOptions): Promise<Gateway> {
     get connections() {
       return conns.size;
     },
-    async close() {
+    async close(drainMs = 0) {
       if (closing) return;
       closing = true;
       if (listenSocket) uWS.us_listen_socket_close(listenSocket);
       listenSocket = false;
       flushOutNow();
+      if (drainMs > 0 && conns.size > 0) {
+        // spread the reconnects so the clients do not stampede the remaining gateways
+        const victims = [...conns.values()];
+        const steps = Math.max(1, Math.min(victims.length, Math.floor(drainMs / DRAIN_TICK_MS)));
+        const perStep = Math.ceil(victims.length / steps);
+        log.info({ connections: victims.length, drainMs }, 'draining');
+        for (let i = 0; i < victims.length; i += perStep) {
+          flushOutNow();
+          for (const d of victims.slice(i, i + perStep)) d.ws?.end(CloseCode.GatewayDraining, 'gateway draining; reconnect');
+          if (i + perStep < victims.length) await new Promise((r) => setTimeout(r, drainMs / steps));
+        }
+      }
       for (const d of [...conns.values()]) d.ws?.end(CloseCode.GoingAway, 'gateway shutting down');
       sweeper?.close();
       if (nats) {
