@@ -132,6 +132,13 @@ export function loadConfig(options: LoadConfigOptions): Config {
     if (options.flags?.[key] !== undefined && !allowed.has(key)) problems.push(`option ${schema[key].flag}: not used by "wsgw ${options.command}"`);
   }
   if (problems.length) throw new ConfigError(problems);
+  const credentialHeaders = (out.headers as string[]).filter((h) => ['authorization', 'cookie', 'sec-websocket-protocol', 'proxy-authorization'].includes(h));
+  if (credentialHeaders.length) {
+    problems.push(`option --headers: ${credentialHeaders.join(', ')} carry credentials and are never copied into records or events`);
+  }
+  const jwtSources = (['jwtSecret', 'jwtPublicKey', 'jwksFile'] as const).filter((k) => out[k] !== '');
+  if (jwtSources.length > 1) problems.push(`options ${jwtSources.map((k) => schema[k].flag).join(', ')}: give only one JWT key source`);
+  if (problems.length) throw new ConfigError(problems);
   if (options.command === 'bridge' && out.target === '') {
     throw new ConfigError(['option --target: required by "wsgw bridge" (the URL of your application, e.g. http://127.0.0.1:3000/ws-events)']);
   }

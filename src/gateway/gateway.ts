@@ -22,6 +22,8 @@ import { InboundPublisher } from './publisher.js';
 import { mountConnectionsApi } from '../http/connections-api.js';
 import type { DirectoryView } from '../http/directory-view.js';
 import { routeFromField, routeFromPath } from './route.js';
+import { RateLimiter } from './rate.js';
+import { createJwtVerifier, findToken } from '../auth/jwt.js';
 
 /** What the gateway needs from NATS; absent in local mode. */
 export interface GatewayNats {
@@ -78,6 +80,9 @@ interface ConnData {
   conn: HostConn | null;
   /** Reported lost by a sweeper already: its close must not be published or handled again. */
   swept?: boolean;
+  /** Per-connection message rate bucket (`--message-rate`). */
+  rateTokens: number;
+  rateAt: number;
 }
 
 const textEncoder = new TextEncoder();
@@ -102,6 +107,14 @@ function textEncoderOnce(body: ControlReply): Uint8Array {
   return new TextEncoder().encode(JSON.stringify(body));
 }
 
+/** The query string without a `token` parameter (so a token never lands in records or events). */
+function withoutToken(query: string): string {
+  if (!/(^|&)token=/.test(query)) return query;
+  const q = new URLSearchParams(query);
+  q.delete('token');
+  return q.toString();
+}
+
 function reply(msg: Msg, body: ControlReply | Uint8Array): void {
   if (msg.reply) msg.respond(body instanceof Uint8Array ? body : JSON.stringify(body));
 }
@@ -122,6 +135,10 @@ export async function createGateway(options: GatewayOptions): Promise<Gateway> {
   let listenSocket: us_listen_socket | false = false;
   let closing = false;
   const app: TemplatedApp = uWS.App();
+  const verifier = createJwtVerifier(config);
+  const origins = config.origins.length ? new Set(config.origins) : null;
+  const connectLimiter = config.connectRate > 0 ? new RateLimiter(config.connectRate, config.connectRate) : null;
+  const messageBurst = config.messageRate * 2;
 
   // --- outbound: corked, batched per socket -------------------------------------------------
   let dirty: ConnData[] = [];
@@ -407,22 +424,33 @@ export async function createGateway(options: GatewayOptions): Promise<Gateway> {
     upgrade(res, req, context) {
       // copy req data now: it dies with this callback
       const url = req.getUrl();
-      const query = req.getQuery() ?? '';
+      let query = req.getQuery() ?? '';
       const key = req.getHeader('sec-websocket-key');
-      const protocols = req.getHeader('sec-websocket-protocol');
+      const offered = req.getHeader('sec-websocket-protocol');
       const extensions = req.getHeader('sec-websocket-extensions');
+      const origin = req.getHeader('origin');
       const headers = copyHeaders(req, config.headers);
+      const authorization = verifier || config.authorize ? req.getHeader('authorization') : '';
       // credentials go to the authorizer only, never into records or events
-      const credentials = config.authorize ? copyHeaders(req, ['authorization', 'cookie']) : null;
+      const cookie = config.authorize ? req.getHeader('cookie') : '';
+      const remoteAddress = Buffer.from(res.getRemoteAddressAsText()).toString();
+
+      // cheap refusals first, in this order, before anything async or anything published
       if (closing) return refuse(res, '503 Service Unavailable', 'gateway is shutting down');
       if (conns.size + pendingUpgrades >= config.maxConnections) return refuse(res, '503 Service Unavailable', 'too many connections');
+      if (origins && !origins.has(origin)) return refuse(res, '403 Forbidden', `origin ${JSON.stringify(origin.slice(0, 100))} is not allowed`);
+      if (connectLimiter && !connectLimiter.take(remoteAddress)) return refuse(res, '429 Too Many Requests', 'too many new connections from this address; slow down');
       const route = routeFromPath(base, url);
       if (route === null) return refuse(res, '404 Not Found', `no WebSocket endpoint at ${url}`);
       if (typeof route !== 'string') return refuse(res, '400 Bad Request', `invalid route ${JSON.stringify(route.invalid.slice(0, 64))}: use A-Z a-z 0-9 _ -`);
+      const found = findToken({ authorization, protocols: offered, query }, config.tokenQuery);
+      if (verifier && found.token === null) return refuse(res, '401 Unauthorized', 'a token is required: Authorization: Bearer <jwt>, or the subprotocol wsgw.bearer.<jwt>');
+      if (config.tokenQuery) query = withoutToken(query);
+      // the token entry is never echoed: the first other offered subprotocol is selected
+      const subprotocol = found.protocols[0] ?? '';
+
       const token = newToken();
       const id = formatConnectionId(gatewayId, token);
-      const subprotocol = protocols === '' ? '' : protocols.split(',')[0]!.trim();
-      const remoteAddress = Buffer.from(res.getRemoteAddressAsText()).toString();
       const makeData = (identity: Readonly<Record<string, unknown>> | null, authorized: ConnData['authorized']): ConnData => ({
         id,
         token,
@@ -438,38 +466,70 @@ export async function createGateway(options: GatewayOptions): Promise<Gateway> {
         closed: false,
         outq: [],
         conn: null,
+        rateTokens: config.messageRate * 2,
+        rateAt: 0,
       });
-      if (!credentials || !nats) {
+      if (!verifier && !(config.authorize && nats)) {
         res.upgrade(makeData(null, null), key, subprotocol, extensions, context);
         return;
       }
-      // ask the authorizer; the client waits for the answer, nothing is published before it
+
+      // verify the token and ask the authorizer; the client waits, nothing is published before
       let aborted = false;
       res.onAborted(() => {
         aborted = true;
       });
       pendingUpgrades++;
-      const authRequest: AuthRequest = { id, gateway: gatewayId, path: url, query, headers: { ...headers, ...credentials }, remoteAddress, subprotocol };
-      nats.nc
-        .request(nats.subjects.auth, JSON.stringify(authRequest), { timeout: config.requestTimeout })
-        .then(
-          (m) => parseAuthReply(m.json()),
-          (err): AuthReply => {
-            log.warn({ err: { message: (err as Error).message } }, 'authorizer did not answer; upgrade refused');
-            return { ok: false, status: 503, message: 'authorizer unavailable' };
-          },
-        )
-        .then((answer) => {
+      const answer = async (): Promise<{ refuse: [string, string] } | { data: ConnData }> => {
+        let identity: Record<string, unknown> | null = null;
+        if (verifier) {
+          try {
+            identity = await verifier(found.token!);
+          } catch (err) {
+            // the reason, never the token
+            const reason = (err as { code?: string }).code ?? 'invalid';
+            log.info({ remoteAddress, reason }, 'upgrade refused: token rejected');
+            return { refuse: ['401 Unauthorized', `token rejected (${reason})`] };
+          }
+        }
+        if (!config.authorize || !nats) return { data: makeData(identity, null) };
+        const authRequest: AuthRequest = {
+          id,
+          gateway: gatewayId,
+          path: url,
+          query,
+          headers: { ...headers, ...(authorization ? { authorization } : {}), ...(cookie ? { cookie } : {}) },
+          remoteAddress,
+          subprotocol,
+          ...(identity ? { identity } : {}),
+        };
+        let reply: AuthReply;
+        try {
+          reply = parseAuthReply((await nats.nc.request(nats.subjects.auth, JSON.stringify(authRequest), { timeout: config.requestTimeout })).json());
+        } catch (err) {
+          log.warn({ err: { message: (err as Error).message } }, 'authorizer did not answer; upgrade refused');
+          reply = { ok: false, status: 503, message: 'authorizer unavailable' };
+        }
+        if (!reply.ok) {
+          const status = reply.status ?? 403;
+          return { refuse: [`${status} ${STATUS_CODES[status] ?? 'Refused'}`, reply.message || 'refused by the authorizer'] };
+        }
+        const first = reply.message === undefined ? undefined : reply.binary ? Buffer.from(reply.message, 'base64') : reply.message;
+        return { data: makeData(reply.identity ?? identity, { topics: reply.topics ?? [], message: first, binary: reply.binary === true }) };
+      };
+      answer().then(
+        (outcome) => {
           pendingUpgrades--;
           if (aborted) return;
-          if (!answer.ok) {
-            const status = answer.status ?? 403;
-            return refuse(res, `${status} ${STATUS_CODES[status] ?? 'Refused'}`, answer.message || 'refused by the authorizer');
-          }
-          const first = answer.message === undefined ? undefined : answer.binary ? Buffer.from(answer.message, 'base64') : answer.message;
-          const data = makeData(answer.identity ?? null, { topics: answer.topics ?? [], message: first, binary: answer.binary === true });
-          res.cork(() => res.upgrade(data, key, subprotocol, extensions, context));
-        });
+          if ('refuse' in outcome) return refuse(res, ...outcome.refuse);
+          res.cork(() => res.upgrade(outcome.data, key, subprotocol, extensions, context));
+        },
+        (err) => {
+          pendingUpgrades--;
+          log.error({ err }, 'upgrade failed');
+          if (!aborted) refuse(res, '500 Internal Server Error', 'internal error');
+        },
+      );
     },
     open(ws) {
       const d = ws.getUserData();
@@ -491,6 +551,16 @@ export async function createGateway(options: GatewayOptions): Promise<Gateway> {
     },
     message(ws, message, isBinary) {
       const d = ws.getUserData();
+      if (config.messageRate > 0) {
+        const now = Date.now();
+        d.rateTokens = Math.min(messageBurst, d.rateTokens + ((now - d.rateAt) * config.messageRate) / 1000);
+        d.rateAt = now;
+        if (d.rateTokens < 1) {
+          ws.end(CloseCode.PolicyViolation, `more than ${config.messageRate} frames per second`);
+          return;
+        }
+        d.rateTokens--;
+      }
       if (message.byteLength > config.maxPayload) {
         ws.end(CloseCode.MessageTooBig, `frame of ${message.byteLength} bytes exceeds the ${config.maxPayload}-byte limit`);
         return;

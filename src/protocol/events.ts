@@ -95,6 +95,8 @@ export function parseControlCommand(value: unknown): ControlCommand {
 export interface AuthRequest extends Omit<RequestInfo, 'identity'> {
   readonly id: string;
   readonly gateway: string;
+  /** Claims of a JWT the gateway already verified (`--jwt-*`), when there is one. */
+  readonly identity?: Readonly<Record<string, unknown>>;
 }
 
 /** JSON reply to `P.auth`. A refusal's `status` (400-599, default 403) is the client's HTTP status. */
