@@ -8,7 +8,6 @@ import { Header } from '../protocol/headers.js';
 import { isConnectionId } from '../protocol/ids.js';
 import type { Subjects } from '../protocol/subjects.js';
 import { isToken } from '../protocol/tokens.js';
-import type { ConnectionDirectory } from '../nats/directory.js';
 import { within } from '../nats/connect.js';
 import { OrderedQueue } from './ordered-queue.js';
 import { sign } from './signature.js';
@@ -17,7 +16,6 @@ export interface BridgeOptions {
   readonly config: Config;
   readonly nc: NatsConnection;
   readonly subjects: Subjects;
-  readonly directory: ConnectionDirectory;
   readonly log: Logger;
 }
 

@@ -12,7 +12,7 @@ import { createGateway } from '../gateway/gateway.js';
 import { loadHandler } from '../handlers/load.js';
 import { createWorker } from '../handlers/worker.js';
 import { createLogger } from '../log/logger.js';
-import { closeNats, connectNats, type NatsConnection } from '../nats/connect.js';
+import { closeNats, connectNats, type NatsAuth, type NatsConnection } from '../nats/connect.js';
 import { ConnectionDirectory } from '../nats/directory.js';
 import { newGatewayId } from '../protocol/ids.js';
 import { createSubjects } from '../protocol/subjects.js';
@@ -56,12 +56,16 @@ function onSignals(log: Logger, stop: () => Promise<void>): void {
   process.on('SIGTERM', handler);
 }
 
-/** Connects and opens the KV directory; both retry until NATS (with JetStream) is there. */
-async function startNats(config: Config, name: string, log: Logger, signal: AbortSignal): Promise<{ nc: NatsConnection; directory: ConnectionDirectory }> {
-  const nc = await connectNats({ servers: config.nats, name, log, signal });
+function natsAuthOf(config: Config): NatsAuth {
+  return { user: config.natsUser, password: config.natsPassword, token: config.natsToken, creds: config.natsCreds, nkey: config.natsNkey, ca: config.natsCa, cert: config.natsCert, key: config.natsKey };
+}
+
+/** Connects and opens the KV directory (creating it, or only binding for workers); both retry until NATS (with JetStream) is there. */
+async function startNats(config: Config, name: string, log: Logger, signal: AbortSignal, create = true): Promise<{ nc: NatsConnection; directory: ConnectionDirectory }> {
+  const nc = await connectNats({ servers: config.nats, name, log, signal, auth: natsAuthOf(config) });
   for (let attempt = 1; ; attempt++) {
     try {
-      const directory = await ConnectionDirectory.open(nc, { prefix: config.prefix, replicas: config.kvReplicas, log });
+      const directory = await ConnectionDirectory.open(nc, { prefix: config.prefix, replicas: config.kvReplicas, log, create });
       return { nc, directory };
     } catch (err) {
       if (signal.aborted) throw err;
@@ -112,8 +116,8 @@ async function run(command: Command, flags: Record<string, unknown>): Promise<vo
   }
 
   if (command === 'bridge') {
-    const { nc, directory } = await startNats(config, `wsgw-bridge@${hostname()}`, log, abort.signal);
-    const bridge = await createBridge({ config, nc, subjects: createSubjects(config.prefix), directory, log });
+    const nc = await connectNats({ servers: config.nats, name: `wsgw-bridge@${hostname()}`, log, signal: abort.signal, auth: natsAuthOf(config) });
+    const bridge = await createBridge({ config, nc, subjects: createSubjects(config.prefix), log });
     stop = async () => {
       await bridge.close();
       await closeNats(nc);
@@ -121,7 +125,7 @@ async function run(command: Command, flags: Record<string, unknown>): Promise<vo
     return;
   }
 
-  const { nc, directory } = await startNats(config, `wsgw-worker@${hostname()}`, log, abort.signal);
+  const { nc, directory } = await startNats(config, `wsgw-worker@${hostname()}`, log, abort.signal, false);
   const worker = await createWorker({ nc, subjects: createSubjects(config.prefix), directory, handler: handler!, queue: config.queue, log });
   stop = async () => {
     await worker.close();

@@ -138,6 +138,10 @@ export function loadConfig(options: LoadConfigOptions): Config {
   }
   const jwtSources = (['jwtSecret', 'jwtPublicKey', 'jwksFile'] as const).filter((k) => out[k] !== '');
   if (jwtSources.length > 1) problems.push(`options ${jwtSources.map((k) => schema[k].flag).join(', ')}: give only one JWT key source`);
+  const natsAuth = (['natsUser', 'natsToken', 'natsCreds', 'natsNkey'] as const).filter((k) => out[k] !== '');
+  if (natsAuth.length > 1) problems.push(`options ${natsAuth.map((k) => schema[k].flag).join(', ')}: give only one way to authenticate to NATS`);
+  if ((out.natsUser === '') !== (out.natsPassword === '')) problems.push('options --nats-user and --nats-password: give both or neither');
+  if ((out.natsCert === '') !== (out.natsKey === '')) problems.push('options --nats-cert and --nats-key: give both or neither');
   if (problems.length) throw new ConfigError(problems);
   if (options.command === 'bridge' && out.target === '') {
     throw new ConfigError(['option --target: required by "wsgw bridge" (the URL of your application, e.g. http://127.0.0.1:3000/ws-events)']);

@@ -1,10 +1,45 @@
-import { connect, type NatsConnection } from '@nats-io/transport-node';
+import { readFileSync } from 'node:fs';
+import { connect, credsAuthenticator, nkeyAuthenticator, type Authenticator, type NatsConnection } from '@nats-io/transport-node';
+import { ConfigError } from '../errors/errors.js';
 import type { Logger } from 'pino';
 
 export type { NatsConnection };
 
+/** How a service authenticates to NATS and secures the link (all optional). */
+export interface NatsAuth {
+  readonly user?: string;
+  readonly password?: string;
+  readonly token?: string;
+  /** Path of a credentials file (JWT + seed). */
+  readonly creds?: string;
+  /** Path of a file holding an nkey seed. */
+  readonly nkey?: string;
+  readonly ca?: string;
+  readonly cert?: string;
+  readonly key?: string;
+}
+
+/** nats.js connection options for the given credentials; files are read once, errors name the option. */
+export function natsAuthOptions(auth: NatsAuth = {}): { user?: string; pass?: string; token?: string; authenticator?: Authenticator; tls?: { caFile?: string; certFile?: string; keyFile?: string } } {
+  const read = (path: string, flag: string) => {
+    try {
+      return readFileSync(path);
+    } catch (err) {
+      throw new ConfigError([`option ${flag}: cannot read ${path} (${(err as Error).message})`]);
+    }
+  };
+  const out: ReturnType<typeof natsAuthOptions> = {};
+  if (auth.user) Object.assign(out, { user: auth.user, pass: auth.password });
+  if (auth.token) out.token = auth.token;
+  if (auth.creds) out.authenticator = credsAuthenticator(read(auth.creds, '--nats-creds'));
+  if (auth.nkey) out.authenticator = nkeyAuthenticator(new TextEncoder().encode(read(auth.nkey, '--nats-nkey').toString('utf8').trim()));
+  if (auth.ca || auth.cert) out.tls = { ...(auth.ca ? { caFile: auth.ca } : {}), ...(auth.cert ? { certFile: auth.cert, keyFile: auth.key } : {}) };
+  return out;
+}
+
 export interface ConnectNatsOptions {
   readonly servers: readonly string[];
+  readonly auth?: NatsAuth;
   /** Client name shown by the server (`wsgw-gateway gw-1`). */
   readonly name: string;
   readonly log: Logger;
@@ -28,6 +63,7 @@ export async function connectNats(options: ConnectNatsOptions): Promise<NatsConn
       const nc = await connect({
         servers: [...options.servers],
         name: options.name,
+        ...natsAuthOptions(options.auth),
         maxReconnectAttempts: -1,
         reconnectTimeWait: 500,
         reconnectJitter: 200,
@@ -39,6 +75,8 @@ export async function connectNats(options: ConnectNatsOptions): Promise<NatsConn
       else log.debug({ server: nc.getServer() }, 'connected to NATS');
       return nc;
     } catch (err) {
+      // wrong credentials or permissions will not fix themselves, but the operator may be fixing the
+      // server right now: keep retrying, and say plainly what the server answered
       attempt++;
       const wait = Math.min(MAX_BACKOFF_MS, 250 * 2 ** Math.min(attempt, 5));
       log.warn({ servers: options.servers, attempt, retryInMs: wait, err: { message: (err as Error).message, code: (err as { code?: string }).code } }, 'cannot reach NATS, retrying');

@@ -9,6 +9,11 @@ export interface DirectoryOptions {
   readonly prefix: string;
   readonly replicas: number;
   readonly log: Logger;
+  /**
+   * Create the buckets when missing (gateways and the connection service). Workers only bind: that
+   * needs no JetStream management permission, only reads of the connections bucket.
+   */
+  readonly create?: boolean;
 }
 
 /** Opens a bucket, creating it with wsgw's settings when it does not exist yet (nats.js create opens an existing one). */
@@ -35,8 +40,9 @@ export class ConnectionDirectory {
 
   static async open(nc: NatsConnection, options: DirectoryOptions): Promise<ConnectionDirectory> {
     const kvm = new Kvm(nc);
-    const connections = await openBucket(kvm, connectionsBucket(options.prefix), options.replicas, 'wsgw: one record per open WebSocket connection');
-    const gateways = await openBucket(kvm, gatewaysBucket(options.prefix), options.replicas, 'wsgw: one lease per live gateway');
+    const open = (name: string, description: string) => (options.create === false ? kvm.open(name) : openBucket(kvm, name, options.replicas, description));
+    const connections = await open(connectionsBucket(options.prefix), 'wsgw: one record per open WebSocket connection');
+    const gateways = await open(gatewaysBucket(options.prefix), 'wsgw: one lease per live gateway');
     return new ConnectionDirectory(connections, gateways, options.log);
   }
 

@@ -1,4 +1,4 @@
-import { connect } from '@nats-io/transport-node';
+import { connect, type NodeConnectionOptions } from '@nats-io/transport-node';
 import { randomBytes } from 'node:crypto';
 import { pino } from 'pino';
 import { loadConfig } from '../../src/config/load.js';
@@ -41,6 +41,8 @@ export async function startGateway(options: {
   handler?: Handler;
   id?: string;
   flags?: Partial<Record<ConfigKey, unknown>>;
+  /** Extra nats.js options (credentials). */
+  nats?: Partial<NodeConnectionOptions>;
 }): Promise<RunningGateway> {
   const prefix = options.prefix ?? uniquePrefix();
   if (!options.natsUrl) {
@@ -49,7 +51,7 @@ export async function startGateway(options: {
     return { gw, url: `ws://127.0.0.1:${gw.port}/ws`, nc: null, directory: null, subjects: null, close: () => gw.close() };
   }
   const config = testConfig('gateway', { prefix, nats: options.natsUrl, ...options.flags });
-  const nc = await connect({ servers: options.natsUrl, maxReconnectAttempts: -1, reconnectTimeWait: 100 });
+  const nc = await connect({ servers: options.natsUrl, maxReconnectAttempts: -1, reconnectTimeWait: 100, ...options.nats });
   const directory = await ConnectionDirectory.open(nc, { prefix, replicas: 1, log: quietLog });
   const subjects = createSubjects(prefix);
   const api = config.api ? { view: await DirectoryView.start(directory, quietLog) } : undefined;
@@ -73,9 +75,10 @@ export interface RunningWorker {
   close(): Promise<void>;
 }
 
-export async function startWorker(options: { natsUrl: string; prefix: string; handler: Handler; queue?: string }): Promise<RunningWorker> {
-  const nc = await connect({ servers: options.natsUrl, maxReconnectAttempts: -1, reconnectTimeWait: 100 });
-  const directory = await ConnectionDirectory.open(nc, { prefix: options.prefix, replicas: 1, log: quietLog });
+export async function startWorker(options: { natsUrl: string; prefix: string; handler: Handler; queue?: string; nats?: Partial<NodeConnectionOptions> }): Promise<RunningWorker> {
+  const nc = await connect({ servers: options.natsUrl, maxReconnectAttempts: -1, reconnectTimeWait: 100, ...options.nats });
+  // workers bind the buckets, as `wsgw worker` does (no permission to create them is needed)
+  const directory = await ConnectionDirectory.open(nc, { prefix: options.prefix, replicas: 1, log: quietLog, create: false });
   const worker = await createWorker({ nc, subjects: createSubjects(options.prefix), directory, handler: options.handler, queue: options.queue ?? 'wsgw-workers', log: quietLog });
   return {
     worker,
@@ -117,9 +120,9 @@ export interface RunningService {
 }
 
 /** `wsgw connections` in this process on port 0. */
-export async function startConnectionService(options: { natsUrl: string; prefix: string; flags?: Partial<Record<ConfigKey, unknown>> }): Promise<RunningService> {
+export async function startConnectionService(options: { natsUrl: string; prefix: string; flags?: Partial<Record<ConfigKey, unknown>>; nats?: Partial<NodeConnectionOptions> }): Promise<RunningService> {
   const config = testConfig('connections', { prefix: options.prefix, nats: options.natsUrl, ...options.flags });
-  const nc = await connect({ servers: options.natsUrl, maxReconnectAttempts: -1, reconnectTimeWait: 100 });
+  const nc = await connect({ servers: options.natsUrl, maxReconnectAttempts: -1, reconnectTimeWait: 100, ...options.nats });
   const directory = await ConnectionDirectory.open(nc, { prefix: options.prefix, replicas: 1, log: quietLog });
   const service = await createConnectionService({ config, nc, subjects: createSubjects(options.prefix), directory, log: quietLog });
   return {
@@ -133,11 +136,10 @@ export async function startConnectionService(options: { natsUrl: string; prefix:
 }
 
 /** `wsgw bridge` in this process. */
-export async function startBridge(options: { natsUrl: string; prefix: string; target: string; flags?: Partial<Record<ConfigKey, unknown>> }) {
+export async function startBridge(options: { natsUrl: string; prefix: string; target: string; flags?: Partial<Record<ConfigKey, unknown>>; nats?: Partial<NodeConnectionOptions> }) {
   const config = testConfig('bridge', { prefix: options.prefix, nats: options.natsUrl, target: options.target, ...options.flags });
-  const nc = await connect({ servers: options.natsUrl, maxReconnectAttempts: -1, reconnectTimeWait: 100 });
-  const directory = await ConnectionDirectory.open(nc, { prefix: options.prefix, replicas: 1, log: quietLog });
-  const bridge = await createBridge({ config, nc, subjects: createSubjects(options.prefix), directory, log: quietLog });
+  const nc = await connect({ servers: options.natsUrl, maxReconnectAttempts: -1, reconnectTimeWait: 100, ...options.nats });
+  const bridge = await createBridge({ config, nc, subjects: createSubjects(options.prefix), log: quietLog });
   return {
     bridge,
     close: async () => {

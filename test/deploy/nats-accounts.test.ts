@@ -1,0 +1,93 @@
+import t from 'tap';
+import { readFileSync } from 'node:fs';
+import { connect, type NatsConnection } from '@nats-io/transport-node';
+import { startNatsServer } from '../harness/nats-server.js';
+import { startConnectionService, startGateway, startWorker } from '../harness/stack.js';
+import { TestClient, eventually } from '../harness/ws-client.js';
+import { spawnWsgw } from '../harness/process.js';
+
+const shippedPath = new URL('../../deploy/nats/accounts.conf', import.meta.url);
+const shipped = readFileSync(shippedPath, 'utf8');
+const PASSWORDS = { gateway: 'gw-pass', worker: 'wk-pass', bridge: 'br-pass', connections: 'cs-pass' } as const;
+for (const [user, pass] of Object.entries(PASSWORDS)) process.env[`WSGW_${user.toUpperCase()}_PASSWORD`] = pass;
+
+// the shipped file with the listen address and store rewritten for a test server
+const nats = await startNatsServer({
+  config: shipped
+    .replace(/^(host|port|server_name):.*$/gm, '')
+    .replace(/^jetstream \{[\s\S]*?\n\}/m, ''),
+});
+t.teardown(() => nats.stop());
+const as = (user: keyof typeof PASSWORDS) => ({ user, pass: PASSWORDS[user] });
+
+/** Resolves with the first server error the client reports (permission violations are asynchronous). */
+async function nextServerError(nc: NatsConnection): Promise<string> {
+  for await (const s of nc.status()) if (s.type === 'error') return String(s.error?.message ?? s.error);
+  return '';
+}
+
+t.test('the shipped config keeps every user inside accounts {} (not the CVE-2023-47090 shape)', async (t) => {
+  const withoutComments = shipped.replace(/#.*$/gm, '');
+  t.notMatch(withoutComments, /^\s*authorization\s*\{/m, 'no top-level authorization {} block');
+  t.match(withoutComments, /accounts\s*\{/, 'users are defined in accounts {}');
+});
+
+t.test('unauthenticated and wrongly authenticated clients are refused', async (t) => {
+  await t.rejects(connect({ servers: nats.url, reconnect: false }), /Authorization Violation/i, 'no credentials');
+  await t.rejects(connect({ servers: nats.url, reconnect: false, user: 'worker', pass: 'nope' }), /Authorization Violation/i, 'wrong password');
+});
+
+t.test('every service works with its own least-privilege user', async (t) => {
+  const prefix = 'wsgw';
+  const svc = await startConnectionService({ natsUrl: nats.url, prefix, nats: as('connections') });
+  t.teardown(() => svc.close());
+  const g = await startGateway({ natsUrl: nats.url, prefix, nats: as('gateway') });
+  t.teardown(() => g.close());
+  const c = await TestClient.connect(`${g.url}?who=ann`);
+  t.teardown(() => c.close());
+  await eventually(async () => (await g.directory!.ids()).length === 1, 5_000, 'record written by the gateway user');
+  // the worker starts after the open: it must read conn.request from KV with its read-only grant
+  const w = await startWorker({ natsUrl: nats.url, prefix, handler: { message: (conn, m) => conn.send(`${m.text()} from ${conn.request?.query}`) }, nats: as('worker') });
+  t.teardown(() => w.close());
+  c.send('hello');
+  t.equal((await c.next()).text(), 'hello from who=ann', 'worker answered and read the record');
+  const [id] = await g.directory!.ids();
+  t.equal((await fetch(`${svc.url}/connections/${id}/messages`, { method: 'POST', body: 'via API' })).status, 200, 'the connection service reaches it');
+  t.equal((await c.next()).text(), 'via API');
+});
+
+t.test('the CLI takes NATS credentials from the environment; a wrong password is retried and named', async (t) => {
+  const good = spawnWsgw(['gateway', '-p', '0', '--host', '127.0.0.1', '--nats', nats.url], { WSGW_NATS_USER: 'gateway', WSGW_NATS_PASSWORD: PASSWORDS.gateway });
+  t.teardown(() => good.stop());
+  t.ok(await good.waitFor((l) => l.msg === 'gateway listening'), 'gateway user connects and serves');
+  const bad = spawnWsgw(['worker', '--nats', nats.url, '--nats-user', 'worker', '--nats-password', 'wrong']);
+  t.teardown(() => bad.stop());
+  const line = await bad.waitFor((l) => l.msg === 'cannot reach NATS, retrying');
+  t.match(line.err.message, /Authorization Violation/i, 'the log says why');
+  t.notOk(JSON.stringify(bad.lines).includes('wrong'), 'the password is not logged');
+  const w = spawnWsgw(['worker', '--nats', nats.url], { WSGW_NATS_USER: 'worker', WSGW_NATS_PASSWORD: PASSWORDS.worker });
+  t.teardown(() => w.stop());
+  t.ok(await w.waitFor((l) => l.msg === 'worker subscribed'), 'worker user binds the buckets and subscribes');
+});
+
+t.test('a worker cannot delete streams or write the KV bucket; the bridge cannot read it', async (t) => {
+  const worker = await connect({ servers: nats.url, ...as('worker') });
+  t.teardown(() => worker.close());
+  const denied = nextServerError(worker);
+  await t.rejects(worker.request('$JS.API.STREAM.DELETE.KV_wsgw_connections', '', { timeout: 2_000 }), 'stream delete request refused');
+  t.match(await denied, /Permissions Violation/i, 'the server reports a permissions violation');
+  const denied2 = nextServerError(worker);
+  worker.publish('$KV.wsgw_connections.gw.x', 'forged record');
+  t.match(await denied2, /Permissions Violation for Publish to "\$KV\.wsgw_connections/i, 'KV write refused');
+
+  const bridge = await connect({ servers: nats.url, ...as('bridge') });
+  t.teardown(() => bridge.close());
+  const denied3 = nextServerError(bridge);
+  await t.rejects(bridge.request('$JS.API.STREAM.MSG.GET.KV_wsgw_connections', JSON.stringify({ last_by_subj: '$KV.wsgw_connections.x' }), { timeout: 2_000 }));
+  t.match(await denied3, /Permissions Violation/i, 'KV read refused to the bridge');
+
+  const admin = await connect({ servers: nats.url, ...as('gateway') });
+  t.teardown(() => admin.close());
+  const info = await admin.request('$JS.API.STREAM.INFO.KV_wsgw_connections', '');
+  t.match(info.json(), { config: { name: 'KV_wsgw_connections' } }, 'the stream still exists');
+});
