@@ -81,3 +81,53 @@ t.test('nats-server restarted: clients stay connected and echo resumes once the 
   t.equal((await c.next(10_000)).text(), 'after', 'echo works again without client action');
   t.equal(c.frames.length, 2, 'no stray frames (server status messages never reach the client)');
 });
+
+t.test('NATS away for longer than nats.js gives up by default (~20 s): the gateway keeps reconnecting and delivers the buffered frames', { timeout: 90_000 }, async (t) => {
+  const nats = await startNatsServer();
+  t.teardown(() => nats.stop());
+  const proxy = await startTcpProxy(nats.port);
+  t.teardown(() => proxy.close());
+  const prefix = uniquePrefix();
+  const w = await startWorker({ natsUrl: nats.url, prefix, handler: echoHandler });
+  t.teardown(() => w.close());
+  const g = await startGateway({ natsUrl: `nats://127.0.0.1:${proxy.port}`, prefix });
+  t.teardown(() => g.close());
+  const c = await TestClient.connect(g.url);
+  t.teardown(() => c.close());
+  const down = nextStatus(g.nc!, 'disconnect');
+  await proxy.cut();
+  await down;
+  c.send('sent during a 25 s outage');
+  // the outage is the point of this test: hold it past nats.js's default give-up, watching for a close
+  const outcome = await Promise.race([g.nc!.closed().then(() => 'gave up'), new Promise((r) => setTimeout(() => r('held'), 25_000))]);
+  t.equal(outcome, 'held', 'the gateway did not give up on NATS during 25 s');
+  const up = nextStatus(g.nc!, 'reconnect');
+  await proxy.restore();
+  await up;
+  t.equal((await c.next(10_000)).text(), 'sent during a 25 s outage', 'the frame sent during the outage arrives');
+  c.send('after');
+  t.equal((await c.next(5_000)).text(), 'after');
+  t.equal(c.closed, null, 'the client stayed connected for the whole outage');
+});
+
+t.test('reconnect race: a client that reconnects to gateway B before A processed its close keeps its new record', async (t) => {
+  const nats = await startNatsServer();
+  t.teardown(() => nats.stop());
+  const prefix = uniquePrefix();
+  const a = await startGateway({ natsUrl: nats.url, prefix });
+  const b = await startGateway({ natsUrl: nats.url, prefix });
+  t.teardown(() => Promise.all([a.close(), b.close()]));
+  const first = await TestClient.connect(a.url);
+  await eventually(async () => (await a.directory!.ids(a.gw.id)).length === 1, 5_000, 'record on A');
+  // the client comes back through B while its old connection on A is still open
+  const second = await TestClient.connect(b.url);
+  t.teardown(() => second.close());
+  const [newId] = await eventually(async () => {
+    const ids = await b.directory!.ids(b.gw.id);
+    return ids.length === 1 ? ids : null;
+  }, 5_000, 'record on B');
+  await first.close();
+  await eventually(async () => (await a.directory!.ids(a.gw.id)).length === 0, 5_000, 'A removed its own record');
+  t.same(await b.directory!.ids(b.gw.id), [newId], 'the new record on B is untouched');
+  t.ok(await b.directory!.get(newId!), 'and readable');
+});
