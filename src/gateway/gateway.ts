@@ -316,13 +316,21 @@ export async function createGateway(options: GatewayOptions): Promise<Gateway> {
         publisher?.hold();
       },
       onReconnect() {
-        // confirm the lease before anything else goes out: if it was taken, fence() runs first and
-        // the connections it dropped are neither published for nor registered again
-        void lease!.confirm(() => closing).then(() => {
+        const resume = () => {
           publisher?.release();
           // records written while NATS was away were lost: write them all again
           for (const d of conns.values()) directory.put(record(d));
-        });
+        };
+        if (lease!.stillHeld()) {
+          // a short blip: no sweeper can have taken the lease, so resume now (a cluster failover may
+          // keep KV writes waiting for a new stream leader for seconds) and renew in the background
+          resume();
+          void lease!.renew();
+          return;
+        }
+        // a long outage: confirm the lease before anything else goes out; if it was taken, fence()
+        // runs first and the connections it dropped are neither published for nor registered again
+        void lease!.confirm(() => closing).then(resume);
       },
     });
     if (!runtime) publisher = new InboundPublisher(nc, config.outageBuffer, log);

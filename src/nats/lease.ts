@@ -27,6 +27,8 @@ export class LeaseKeeper {
   readonly #o: LeaseKeeperOptions;
   readonly #startedAt = Date.now();
   #revision = 0;
+  /** When the lease was last written successfully (this process's clock). */
+  #confirmedAt = 0;
   #timer: NodeJS.Timeout | null = null;
   #renewing: Promise<RenewResult> | null = null;
 
@@ -41,6 +43,7 @@ export class LeaseKeeper {
   /** Writes the lease (awaited before the gateway serves) and starts the heartbeat. */
   async start(): Promise<void> {
     this.#revision = await this.#o.directory.putLease(this.#lease());
+    this.#confirmedAt = Date.now();
     this.#timer = setInterval(() => void this.renew(), Math.max(250, Math.floor(this.#o.leaseMs / 3)));
     this.#timer.unref();
   }
@@ -59,6 +62,7 @@ export class LeaseKeeper {
   async #renew(): Promise<RenewResult> {
     try {
       this.#revision = await this.#o.directory.updateLease(this.#lease(), this.#revision);
+      this.#confirmedAt = Date.now();
       return 'ok';
     } catch (err) {
       if (!isCasConflict(err)) {
@@ -68,8 +72,18 @@ export class LeaseKeeper {
       this.#o.log.error({ gateway: this.#o.id }, 'gateway lease was taken by a sweeper (NATS unreachable for longer than the lease): dropping every connection');
       this.#o.onFenced();
       this.#revision = await this.#o.directory.putLease(this.#lease()).catch(() => 0);
+      this.#confirmedAt = Date.now();
       return 'fenced';
     }
+  }
+
+  /**
+   * True while no sweeper can have claimed the lease: it was confirmed less than two thirds of its
+   * length ago (the last third is margin for clock skew between hosts). A gateway back from a short
+   * NATS blip may then resume at once and confirm in the background.
+   */
+  stillHeld(now = Date.now()): boolean {
+    return now - this.#confirmedAt < (this.#o.leaseMs * 2) / 3;
   }
 
   /**

@@ -52,10 +52,18 @@ export async function startGateway(options: {
   }
   const config = testConfig('gateway', { prefix, nats: options.natsUrl, ...options.flags });
   const nc = await connect({ servers: options.natsUrl, maxReconnectAttempts: -1, reconnectTimeWait: 100, ...options.nats });
-  const directory = await ConnectionDirectory.open(nc, { prefix, replicas: 1, log: quietLog });
+  let gw: Gateway;
+  let directory: ConnectionDirectory;
   const subjects = createSubjects(prefix);
-  const api = config.api ? { view: await DirectoryView.start(directory, quietLog) } : undefined;
-  const gw = await createGateway({ config, id: options.id ?? 'gw' + randomBytes(3).toString('hex'), log: quietLog, handler: options.handler, nats: { nc, subjects, directory }, api });
+  try {
+    directory = await ConnectionDirectory.open(nc, { prefix, replicas: config.kvReplicas, log: quietLog });
+    const api = config.api ? { view: await DirectoryView.start(directory, quietLog) } : undefined;
+    gw = await createGateway({ config, id: options.id ?? 'gw' + randomBytes(3).toString('hex'), log: quietLog, handler: options.handler, nats: { nc, subjects, directory }, api });
+  } catch (err) {
+    // a failed start must not leave a reconnecting client behind (it would keep the test alive)
+    await closeNats(nc);
+    throw err;
+  }
   return {
     gw,
     url: `ws://127.0.0.1:${gw.port}/ws`,
