@@ -25,3 +25,4 @@ export type { Config, ConfigKey, Command } from './config/schema.js';
 export { createLogger } from './log/logger.js';
 export { WsgwError, InvalidTokenError, ConfigError, HandlerLoadError, ListenError } from './errors/errors.js';
 export { InvalidControlError } from './protocol/events.js';
+export { DurableStreamError, inboundStream } from './nats/durable.js';

@@ -126,7 +126,7 @@ async function run(command: Command, flags: Record<string, unknown>): Promise<vo
   }
 
   const { nc, directory } = await startNats(config, `wsgw-worker@${hostname()}`, log, abort.signal, false);
-  const worker = await createWorker({ nc, subjects: createSubjects(config.prefix), directory, handler: handler!, queue: config.queue, log });
+  const worker = await createWorker({ nc, subjects: createSubjects(config.prefix), directory, handler: handler!, queue: config.queue, log, durable: config.durable ? { ackWaitMs: config.durableAckWait } : undefined });
   stop = async () => {
     await worker.close();
     await closeNats(nc);

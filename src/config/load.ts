@@ -142,6 +142,9 @@ export function loadConfig(options: LoadConfigOptions): Config {
   if (natsAuth.length > 1) problems.push(`options ${natsAuth.map((k) => schema[k].flag).join(', ')}: give only one way to authenticate to NATS`);
   if ((out.natsUser === '') !== (out.natsPassword === '')) problems.push('options --nats-user and --nats-password: give both or neither');
   if ((out.natsCert === '') !== (out.natsKey === '')) problems.push('options --nats-cert and --nats-key: give both or neither');
+  if (options.command === 'gateway' && out.durable === true && out.handler !== '') {
+    problems.push('options --durable and --handler: durable mode stores published events for workers; a gateway with an in-process handler publishes none');
+  }
   if (problems.length) throw new ConfigError(problems);
   if (options.command === 'bridge' && out.target === '') {
     throw new ConfigError(['option --target: required by "wsgw bridge" (the URL of your application, e.g. http://127.0.0.1:3000/ws-events)']);

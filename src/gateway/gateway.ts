@@ -19,6 +19,8 @@ import { startSweeper, type Sweeper } from '../nats/sweeper.js';
 import { FrameMessage, HandlerRuntime, HostConn, type ConnectionHost } from '../handlers/runtime.js';
 import type { FrameData, Handler } from '../handlers/types.js';
 import { InboundPublisher } from './publisher.js';
+import { jetstream, type JetStreamClient } from '@nats-io/jetstream';
+import { ensureInboundStream } from '../nats/durable.js';
 import { mountConnectionsApi } from '../http/connections-api.js';
 import type { DirectoryView } from '../http/directory-view.js';
 import { routeFromField, routeFromPath } from './route.js';
@@ -139,6 +141,8 @@ export async function createGateway(options: GatewayOptions): Promise<Gateway> {
   const origins = config.origins.length ? new Set(config.origins) : null;
   const connectLimiter = config.connectRate > 0 ? new RateLimiter(config.connectRate, config.connectRate) : null;
   const messageBurst = config.messageRate * 2;
+  // durable mode applies to published events only (not to in-process handlers)
+  const durable = config.durable && !options.handler && !!options.nats;
 
   // --- outbound: corked, batched per socket -------------------------------------------------
   let dirty: ConnData[] = [];
@@ -333,7 +337,14 @@ export async function createGateway(options: GatewayOptions): Promise<Gateway> {
         void lease!.confirm(() => closing).then(resume);
       },
     });
-    if (!runtime) publisher = new InboundPublisher(nc, config.outageBuffer, log);
+    if (!runtime) {
+      let js: JetStreamClient | null = null;
+      if (config.durable) {
+        await ensureInboundStream(nc, { subjects, replicas: config.kvReplicas, maxAgeS: config.durableMaxAge, maxBytes: config.durableMaxBytes, log });
+        js = jetstream(nc);
+      }
+      publisher = new InboundPublisher(nc, config.outageBuffer, log, js);
+    }
     const outPrefixLength = subjects.outForGateway(gatewayId).length - 1;
     subs.push(
       nc.subscribe(subjects.outForGateway(gatewayId), {
@@ -551,7 +562,7 @@ export async function createGateway(options: GatewayOptions): Promise<Gateway> {
         nats.directory.put(record(d));
         if (publisher) {
           const ev: OpenEvent = { id: d.id, gateway: gatewayId, connectedAt: d.connectedAt, ...d.request, ...(d.authorized ? { authorized: true } : {}) };
-          publisher.publish(nats.subjects.inOpen, textEncoder.encode(JSON.stringify(ev)), undefined, '');
+          publisher.publish(nats.subjects.inOpen, textEncoder.encode(JSON.stringify(ev)), undefined, '', durable ? `${d.id}-open` : '');
         }
       }
       log.debug({ conn: d.id, path: d.request.path }, 'open');
@@ -598,7 +609,7 @@ export async function createGateway(options: GatewayOptions): Promise<Gateway> {
       h.set(Header.Gateway, gatewayId);
       h.set(Header.Seq, String(seq));
       h.set(Header.Binary, isBinary ? '1' : '0');
-      if (!publisher!.publish(subject, data, h, d.outSubject)) {
+      if (!publisher!.publish(subject, data, h, d.outSubject, durable ? `${d.id}-${seq}` : '')) {
         ws.end(CloseCode.NatsUnavailable, 'message queue unavailable; retry later');
       }
     },
@@ -614,7 +625,7 @@ export async function createGateway(options: GatewayOptions): Promise<Gateway> {
         nats.directory.remove(d.id);
         if (publisher) {
           const ev: CloseEvent = { id: d.id, gateway: gatewayId, code, reason, lost: false };
-          publisher.publish(nats.subjects.inClose, textEncoder.encode(JSON.stringify(ev)), undefined, '');
+          publisher.publish(nats.subjects.inClose, textEncoder.encode(JSON.stringify(ev)), undefined, '', durable ? `${d.id}-close` : '');
         }
       }
       log.debug({ conn: d.id, code }, 'close');

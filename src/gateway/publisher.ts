@@ -1,4 +1,5 @@
 import type { MsgHdrs, NatsConnection } from '@nats-io/transport-node';
+import type { JetStreamClient } from '@nats-io/jetstream';
 import type { Logger } from 'pino';
 
 /**
@@ -9,37 +10,51 @@ import type { Logger } from 'pino';
  * While held (NATS away, or reconnected but the gateway's lease not yet confirmed) nothing is handed
  * over (nats.js would silently drop it): up to `outageLimit` entries wait here and go out on release;
  * past that `publish` returns false and the caller refuses the frame visibly.
+ *
+ * Durable mode (`js` given): each message is a JetStream publish with a message id (the stream
+ * de-duplicates retries) and is retried until the stream acknowledges it. Unacknowledged publishes
+ * count against the same bound. A retried publish may land after later ones of the same connection.
  */
 export class InboundPublisher {
   #subjects: string[] = [];
   #payloads: Uint8Array[] = [];
   #headers: Array<MsgHdrs | undefined> = [];
   #replies: string[] = [];
+  #ids: string[] = [];
   #scheduled = false;
+  #unacked = 0;
+  #failures = 0;
   #held = false;
   readonly #nc: NatsConnection;
   readonly #outageLimit: number;
   readonly #log: Logger;
   readonly #flush = () => this.flush();
 
-  constructor(nc: NatsConnection, outageLimit: number, log: Logger) {
+  readonly #js: JetStreamClient | null;
+
+  constructor(nc: NatsConnection, outageLimit: number, log: Logger, js: JetStreamClient | null = null) {
     this.#nc = nc;
+    this.#js = js;
     this.#outageLimit = outageLimit;
     this.#log = log;
   }
 
-  /** Entries waiting to be handed to NATS. */
+  /** Entries waiting to be handed to NATS, plus durable publishes not yet acknowledged. */
   get pending(): number {
-    return this.#subjects.length;
+    return this.#subjects.length + this.#unacked;
   }
 
-  /** Queues one message; returns false (and queues nothing) when NATS is away and the buffer is full. */
-  publish(subject: string, payload: Uint8Array, headers: MsgHdrs | undefined, reply: string): boolean {
-    if (this.#held && this.#subjects.length >= this.#outageLimit) return false;
+  /**
+   * Queues one message; returns false (and queues nothing) when the buffer is full: NATS away, or (in
+   * durable mode) the stream not acknowledging. `msgId` de-duplicates durable publishes.
+   */
+  publish(subject: string, payload: Uint8Array, headers: MsgHdrs | undefined, reply: string, msgId = ''): boolean {
+    if ((this.#held || this.#js) && this.#subjects.length + this.#unacked >= this.#outageLimit) return false;
     this.#subjects.push(subject);
     this.#payloads.push(payload);
     this.#headers.push(headers);
     this.#replies.push(reply);
+    this.#ids.push(msgId);
     if (!this.#scheduled) {
       this.#scheduled = true;
       setImmediate(this.#flush);
@@ -64,6 +79,7 @@ export class InboundPublisher {
     this.#payloads = [];
     this.#headers = [];
     this.#replies = [];
+    this.#ids = [];
   }
 
   /** Hands everything queued to nats.js now. */
@@ -76,10 +92,16 @@ export class InboundPublisher {
     const payloads = this.#payloads;
     const headers = this.#headers;
     const replies = this.#replies;
+    const ids = this.#ids;
     this.#subjects = [];
     this.#payloads = [];
     this.#headers = [];
     this.#replies = [];
+    this.#ids = [];
+    if (this.#js) {
+      for (let i = 0; i < n; i++) this.#durable(subjects[i]!, payloads[i]!, headers[i], ids[i]!, 0);
+      return;
+    }
     for (let i = 0; i < n; i++) {
       try {
         const h = headers[i];
@@ -90,5 +112,29 @@ export class InboundPublisher {
         this.#log.error({ err, subject: subjects[i] }, 'publish refused by the NATS client');
       }
     }
+  }
+
+  /** One durable publish, retried with backoff until the stream acknowledges it. */
+  #durable(subject: string, payload: Uint8Array, headers: MsgHdrs | undefined, msgId: string, attempt: number): void {
+    this.#unacked++;
+    this.#js!.publish(subject, payload, { msgID: msgId, headers, timeout: 5_000 }).then(
+      () => {
+        this.#unacked--;
+      },
+      (err: unknown) => {
+        this.#unacked--;
+        this.#failures++;
+        if (this.#failures === 1 || this.#failures % 100 === 0) {
+          this.#log.warn({ err: { message: (err as Error).message }, failures: this.#failures, subject }, 'durable publish not acknowledged; retrying');
+        }
+        if (this.#nc.isClosed()) return this.#log.error({ subject, msgId }, 'durable publish lost: NATS connection closed');
+        // keep the slot: the message still counts against the bound while it waits to be retried
+        this.#unacked++;
+        setTimeout(() => {
+          this.#unacked--;
+          this.#durable(subject, payload, headers, msgId, attempt + 1);
+        }, Math.min(2_000, 100 * 2 ** attempt));
+      },
+    );
   }
 }

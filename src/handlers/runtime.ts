@@ -88,6 +88,9 @@ export function createContext(host: ConnectionHost, log: Logger): Context {
  * awaited before that connection's next event), different connections concurrently. Handler errors
  * are logged with the connection id and never take the process down.
  */
+/** Completion callback of one event: called once, with the error when the handler failed. */
+export type Done = (err?: unknown) => void;
+
 export class HandlerRuntime {
   readonly context: Context;
   readonly #handler: Handler;
@@ -104,24 +107,47 @@ export class HandlerRuntime {
     return this.#serial.busy;
   }
 
-  open(conn: Conn): void {
-    const fn = this.#handler.open;
-    if (fn) this.#serial.run(conn.id, () => fn.call(this.#handler, conn, this.context));
+  /** `done` (optional) is called once the handler finished: with the error if it failed. */
+  open(conn: Conn, done?: Done): void {
+    this.#dispatch(conn.id, this.#handler.open && (() => this.#handler.open!(conn, this.context)), done);
   }
 
-  message(conn: Conn, message: Message): void {
-    const fn = this.#handler.message;
-    if (fn) this.#serial.run(conn.id, () => fn.call(this.#handler, conn, message, this.context));
+  message(conn: Conn, message: Message, done?: Done): void {
+    this.#dispatch(conn.id, this.#handler.message && (() => this.#handler.message!(conn, message, this.context)), done);
   }
 
   /** Like message, but resolves the connection first (the worker's cache miss); order is kept. */
-  messageAfter(connId: string, resolve: () => Promise<Conn>, message: Message): void {
+  messageAfter(connId: string, resolve: () => Promise<Conn>, message: Message, done?: Done): void {
     const fn = this.#handler.message;
-    if (fn) this.#serial.run(connId, async () => fn.call(this.#handler, await resolve(), message, this.context));
+    this.#dispatch(connId, fn && (async () => fn.call(this.#handler, await resolve(), message, this.context)), done);
   }
 
-  close(conn: Conn, info: CloseInfo): void {
-    const fn = this.#handler.close;
-    if (fn) this.#serial.run(conn.id, () => fn.call(this.#handler, conn, info, this.context));
+  close(conn: Conn, info: CloseInfo, done?: Done): void {
+    this.#dispatch(conn.id, this.#handler.close && (() => this.#handler.close!(conn, info, this.context)), done);
+  }
+
+  #dispatch(key: string, task: (() => unknown) | undefined, done: Done | undefined): void {
+    if (!task) return done?.();
+    if (!done) return this.#serial.run(key, task);
+    this.#serial.run(key, () => {
+      let result: unknown;
+      try {
+        result = task();
+      } catch (err) {
+        done(err);
+        throw err;
+      }
+      if (result !== null && typeof result === 'object' && typeof (result as PromiseLike<unknown>).then === 'function') {
+        return (result as Promise<unknown>).then(
+          (v) => (done(), v),
+          (err: unknown) => {
+            done(err);
+            throw err;
+          },
+        );
+      }
+      done();
+      return result;
+    });
   }
 }

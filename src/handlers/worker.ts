@@ -6,7 +6,9 @@ import type { Subjects } from '../protocol/subjects.js';
 import { assertToken } from '../protocol/tokens.js';
 import { parseConnectionId } from '../protocol/ids.js';
 import type { ConnectionDirectory } from '../nats/directory.js';
-import { FrameMessage, HandlerRuntime, HostConn, type ConnectionHost } from './runtime.js';
+import { FrameMessage, HandlerRuntime, HostConn, type ConnectionHost, type Done } from './runtime.js';
+import { jetstream, jetstreamManager, type ConsumerMessages } from '@nats-io/jetstream';
+import { ensureDurableConsumer, inboundStream, MAX_DELIVER } from '../nats/durable.js';
 import type { Handler } from './types.js';
 
 export interface WorkerOptions {
@@ -20,6 +22,8 @@ export interface WorkerOptions {
   readonly log: Logger;
   /** Connections whose request info is cached (least recently opened evicted first). */
   readonly cacheSize?: number;
+  /** Durable mode: consume the inbound stream through the durable consumer named like the queue group. */
+  readonly durable?: { readonly ackWaitMs: number };
 }
 
 export interface Worker {
@@ -89,71 +93,114 @@ export async function createWorker(options: WorkerOptions): Promise<Worker> {
     return remember(new HostConn(host, id, gateway, request));
   }
 
-  const subs: Subscription[] = [];
-  subs.push(
-    nc.subscribe(subjects.inOpen, {
-      queue,
-      callback: (err, msg) => {
-        if (err) return log.warn({ err }, 'open subscription failed');
-        let ev: OpenEvent;
-        try {
-          ev = msg.json<OpenEvent>();
-          parseConnectionId(ev.id);
-        } catch (e) {
-          return log.warn({ err: e }, 'malformed open event ignored');
-        }
-        handled++;
-        const { id, gateway, connectedAt: _c, ...request } = ev;
-        runtime.open(remember(new HostConn(host, id, gateway, request)));
-      },
-    }),
-  );
+  /** An inbound event: from a core subscription, or a durable stream message (then `done` acks it). */
+  type Inbound = { subject: string; data: Uint8Array; headers?: MsgHdrs; json<T>(): T };
+
+  function onOpen(msg: Inbound, done?: Done): void {
+    let ev: OpenEvent;
+    try {
+      ev = msg.json<OpenEvent>();
+      parseConnectionId(ev.id);
+    } catch (e) {
+      log.warn({ err: e }, 'malformed open event ignored');
+      return done?.();
+    }
+    handled++;
+    const { id, gateway, connectedAt: _c, authorized: _a, ...request } = ev;
+    runtime.open(remember(new HostConn(host, id, gateway, request)), done);
+  }
+
   const routeOffset = subjects.inMsgAll.length - 1;
-  subs.push(
-    nc.subscribe(subjects.inMsgAll, {
-      queue,
-      callback: (err, msg) => {
-        if (err) return log.warn({ err }, 'message subscription failed');
-        const h = msg.headers;
-        const id = h?.get(Header.Connection) ?? '';
-        const gateway = h?.get(Header.Gateway) ?? '';
-        if (id === '' || gateway === '') return log.warn({ subject: msg.subject }, 'frame without connection headers ignored');
-        handled++;
-        const message = new FrameMessage(msg.data, h!.get(Header.Binary) === '1', msg.subject.slice(routeOffset), Number(h!.get(Header.Seq)));
-        const conn = conns.get(id);
-        if (conn) runtime.message(conn, message);
-        else runtime.messageAfter(id, () => resolveConn(id, gateway), message);
-      },
-    }),
-  );
-  subs.push(
-    nc.subscribe(subjects.inClose, {
-      queue,
-      callback: (err, msg) => {
-        if (err) return log.warn({ err }, 'close subscription failed');
-        let ev: CloseEvent;
-        try {
-          ev = msg.json<CloseEvent>();
-          parseConnectionId(ev.id);
-        } catch (e) {
-          return log.warn({ err: e }, 'malformed close event ignored');
-        }
-        handled++;
-        const conn = conns.get(ev.id) ?? new HostConn(host, ev.id, ev.gateway, undefined);
-        conns.delete(ev.id);
-        runtime.close(conn, { code: ev.code, reason: ev.reason, lost: ev.lost === true });
-      },
-    }),
-  );
+  function onMessage(msg: Inbound, done?: Done): void {
+    const h = msg.headers;
+    const id = h?.get(Header.Connection) ?? '';
+    const gateway = h?.get(Header.Gateway) ?? '';
+    if (id === '' || gateway === '') {
+      log.warn({ subject: msg.subject }, 'frame without connection headers ignored');
+      return done?.();
+    }
+    handled++;
+    const message = new FrameMessage(msg.data, h!.get(Header.Binary) === '1', msg.subject.slice(routeOffset), Number(h!.get(Header.Seq)));
+    const conn = conns.get(id);
+    if (conn) runtime.message(conn, message, done);
+    else runtime.messageAfter(id, () => resolveConn(id, gateway), message, done);
+  }
+
+  function onClose(msg: Inbound, done?: Done): void {
+    let ev: CloseEvent;
+    try {
+      ev = msg.json<CloseEvent>();
+      parseConnectionId(ev.id);
+    } catch (e) {
+      log.warn({ err: e }, 'malformed close event ignored');
+      return done?.();
+    }
+    handled++;
+    const conn = conns.get(ev.id) ?? new HostConn(host, ev.id, ev.gateway, undefined);
+    conns.delete(ev.id);
+    runtime.close(conn, { code: ev.code, reason: ev.reason, lost: ev.lost === true }, done);
+  }
+
+  const subs: Subscription[] = [];
+  let consuming: ConsumerMessages | null = null;
+  if (options.durable) {
+    // durable mode: one durable consumer per queue group; ack after the handler, nak on failure
+    const jsm = await jetstreamManager(nc);
+    for (let attempt = 1; ; attempt++) {
+      try {
+        await ensureDurableConsumer(jsm, subjects.prefix, queue, options.durable.ackWaitMs);
+        break;
+      } catch (err) {
+        if (!/stream not found/i.test((err as Error).message)) throw err;
+        // the stream is created by the first gateway started with --durable
+        if (attempt === 1 || attempt % 30 === 0) log.warn({ stream: inboundStream(subjects.prefix) }, 'waiting for the inbound stream: start a gateway with --durable');
+        await new Promise((r) => setTimeout(r, 1_000));
+      }
+    }
+    const consumer = await jetstream(nc).consumers.get(inboundStream(subjects.prefix), queue);
+    consuming = await consumer.consume({ max_messages: 256 });
+    const stream = consuming;
+    void (async () => {
+      for await (const m of stream) {
+        const done: Done = (err) => {
+          if (err === undefined) return m.ack();
+          if (m.info.deliveryCount >= MAX_DELIVER) {
+            log.error({ err, subject: m.subject, deliveries: m.info.deliveryCount }, 'event failed on every delivery; given up');
+            return m.term('handler failed');
+          }
+          m.nak(1_000);
+        };
+        const event: Inbound = { subject: m.subject, data: m.data, headers: m.headers, json: <T>() => m.json<T>() };
+        if (m.subject === subjects.inOpen) onOpen(event, done);
+        else if (m.subject === subjects.inClose) onClose(event, done);
+        else onMessage(event, done);
+      }
+    })().catch((err) => log.error({ err }, 'durable consumer stopped'));
+  } else {
+    const sub = (subject: string, handle: (m: Msg) => void) =>
+      subs.push(
+        nc.subscribe(subject, {
+          queue,
+          callback: (err, msg) => {
+            if (err) return log.warn({ err, subject }, 'subscription failed');
+            handle(msg);
+          },
+        }),
+      );
+    sub(subjects.inOpen, (m) => onOpen(m));
+    sub(subjects.inMsgAll, (m) => onMessage(m));
+    sub(subjects.inClose, (m) => onClose(m));
+  }
   // the log line promises the subscriptions are live: wait until the server has them
   await nc.flush();
-  log.info({ queue, prefix: subjects.prefix }, 'worker subscribed');
+  log.info({ queue, prefix: subjects.prefix, durable: !!options.durable }, 'worker subscribed');
 
   return {
     get handled() {
       return handled;
     },
     async close() {
+      await consuming?.close().catch(() => undefined);
       await Promise.all(subs.map((s) => s.drain().catch(() => undefined)));
     },
   };

@@ -83,11 +83,11 @@ export interface RunningWorker {
   close(): Promise<void>;
 }
 
-export async function startWorker(options: { natsUrl: string; prefix: string; handler: Handler; queue?: string; nats?: Partial<NodeConnectionOptions> }): Promise<RunningWorker> {
+export async function startWorker(options: { natsUrl: string; prefix: string; handler: Handler; queue?: string; nats?: Partial<NodeConnectionOptions>; durable?: { ackWaitMs: number } }): Promise<RunningWorker> {
   const nc = await connect({ servers: options.natsUrl, maxReconnectAttempts: -1, reconnectTimeWait: 100, ...options.nats });
   // workers bind the buckets, as `wsgw worker` does (no permission to create them is needed)
   const directory = await ConnectionDirectory.open(nc, { prefix: options.prefix, replicas: 1, log: quietLog, create: false });
-  const worker = await createWorker({ nc, subjects: createSubjects(options.prefix), directory, handler: options.handler, queue: options.queue ?? 'wsgw-workers', log: quietLog });
+  const worker = await createWorker({ nc, subjects: createSubjects(options.prefix), directory, handler: options.handler, queue: options.queue ?? 'wsgw-workers', log: quietLog, durable: options.durable });
   return {
     worker,
     nc,

@@ -1,0 +1,88 @@
+import { AckPolicy, DeliverPolicy, jetstreamManager, type JetStreamManager } from '@nats-io/jetstream';
+import type { NatsConnection } from '@nats-io/transport-node';
+import type { Logger } from 'pino';
+import { assertToken } from '../protocol/tokens.js';
+import type { Subjects } from '../protocol/subjects.js';
+import { WsgwError } from '../errors/errors.js';
+
+/** The durable stream could not be created (most often: --durable-max-bytes beyond the server's limits). */
+export class DurableStreamError extends WsgwError {
+  constructor(stream: string, reason: string, cause?: unknown) {
+    super('WSGW_DURABLE_STREAM', `cannot create the durable stream ${stream}: ${reason} (JetStream reserves --durable-max-bytes; keep it within the server's limits)`, { cause });
+  }
+}
+
+/** The JetStream stream that holds inbound events in durable mode: `<prefix>_inbound`. */
+export function inboundStream(prefix: string): string {
+  return `${assertToken('prefix', prefix)}_inbound`;
+}
+
+export interface InboundStreamOptions {
+  readonly subjects: Subjects;
+  readonly replicas: number;
+  /** Events older than this are dropped by the stream (seconds). */
+  readonly maxAgeS: number;
+  readonly maxBytes: number;
+  readonly log: Logger;
+}
+
+const NANOS = 1_000_000_000;
+/** Publishes repeated within this window (same msgID) are stored once. */
+const DUPLICATE_WINDOW_S = 120;
+
+/**
+ * Creates the inbound stream when missing (gateways with `--durable`): it captures `P.in.open`,
+ * `P.in.msg.>` and `P.in.close`, with the configured limits, de-duplicating by message id.
+ */
+export async function ensureInboundStream(nc: NatsConnection, o: InboundStreamOptions): Promise<JetStreamManager> {
+  const jsm = await jetstreamManager(nc);
+  const name = inboundStream(o.subjects.prefix);
+  const config = {
+    name,
+    subjects: [o.subjects.inOpen, o.subjects.inMsgAll, o.subjects.inClose],
+    max_age: o.maxAgeS * NANOS,
+    max_bytes: o.maxBytes,
+    duplicate_window: DUPLICATE_WINDOW_S * NANOS,
+    num_replicas: o.replicas,
+    description: 'wsgw durable mode: every inbound WebSocket event until a worker acknowledges it',
+  };
+  try {
+    const info = await jsm.streams.info(name);
+    if (info.config.max_age !== config.max_age || info.config.max_bytes !== config.max_bytes) {
+      await jsm.streams.update(name, { ...info.config, max_age: config.max_age, max_bytes: config.max_bytes });
+      o.log.info({ stream: name, maxAgeS: o.maxAgeS, maxBytes: o.maxBytes }, 'inbound stream limits updated');
+    }
+  } catch (err) {
+    if (!/stream not found/i.test((err as Error).message)) throw err;
+    try {
+      await jsm.streams.add(config);
+    } catch (e) {
+      throw new DurableStreamError(name, (e as Error).message, e);
+    }
+    o.log.info({ stream: name }, 'inbound stream created');
+  }
+  return jsm;
+}
+
+/** Redeliveries before a message that keeps failing is given up (terminated, and logged). */
+export const MAX_DELIVER = 5;
+
+/** Creates (or updates) the durable consumer a group of durable workers shares. */
+export async function ensureDurableConsumer(jsm: JetStreamManager, prefix: string, name: string, ackWaitMs: number): Promise<void> {
+  const stream = inboundStream(prefix);
+  const config = {
+    durable_name: assertToken('queue', name),
+    ack_policy: AckPolicy.Explicit,
+    ack_wait: ackWaitMs * 1_000_000,
+    deliver_policy: DeliverPolicy.All,
+    max_deliver: MAX_DELIVER,
+    max_ack_pending: 10_000,
+  };
+  try {
+    await jsm.consumers.info(stream, name);
+    await jsm.consumers.update(stream, name, { ack_wait: config.ack_wait, max_deliver: config.max_deliver, max_ack_pending: config.max_ack_pending });
+  } catch (err) {
+    if (!/consumer not found/i.test((err as Error).message)) throw err;
+    await jsm.consumers.add(stream, config);
+  }
+}

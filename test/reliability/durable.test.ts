@@ -1,0 +1,118 @@
+import t from 'tap';
+import { jetstreamManager } from '@nats-io/jetstream';
+import { connect } from '@nats-io/transport-node';
+import { echoHandler } from '../../src/handlers/echo.js';
+import { inboundStream, MAX_DELIVER } from '../../src/nats/durable.js';
+import { startNatsServer } from '../harness/nats-server.js';
+import { spawnWsgw } from '../harness/process.js';
+import { startGateway, startWorker, testConfig, uniquePrefix } from '../harness/stack.js';
+import { TestClient, eventually } from '../harness/ws-client.js';
+
+const nats = await startNatsServer();
+t.teardown(() => nats.stop());
+
+t.test('durable mode: events are stored in the stream with limits, acked by the worker after the handler', async (t) => {
+  const prefix = uniquePrefix();
+  const g = await startGateway({ natsUrl: nats.url, prefix, flags: { durable: true, durableMaxAge: 600, durableMaxBytes: 64 * 1024 * 1024 } });
+  t.teardown(() => g.close());
+  const w = await startWorker({ natsUrl: nats.url, prefix, handler: echoHandler, durable: { ackWaitMs: 2_000 } });
+  t.teardown(() => w.close());
+  const c = await TestClient.connect(g.url);
+  t.teardown(() => c.close());
+  for (let i = 0; i < 50; i++) c.send(`d${i}`);
+  const frames = await c.waitFrames(50, 10_000);
+  t.same(frames.map((f) => f.text()), Array.from({ length: 50 }, (_, i) => `d${i}`), 'echoed in order through the stream');
+  const nc = await connect({ servers: nats.url });
+  t.teardown(() => nc.close());
+  const jsm = await jetstreamManager(nc);
+  const info = await jsm.streams.info(inboundStream(prefix));
+  t.equal(info.config.max_age, 600 * 1e9, 'max age from --durable-max-age');
+  t.equal(info.config.max_bytes, 64 * 1024 * 1024, 'max bytes from --durable-max-bytes');
+  t.ok(info.state.messages >= 51, `the stream holds the events (${info.state.messages})`);
+  const ci = await eventually(async () => {
+    const x = await jsm.consumers.info(inboundStream(prefix), 'wsgw-workers');
+    return x.num_ack_pending === 0 ? x : null;
+  }, 5_000, 'all acknowledged');
+  t.equal(ci.num_pending, 0, 'nothing left to deliver');
+});
+
+t.test('a worker killed mid-message: the message is redelivered to another worker', async (t) => {
+  const prefix = uniquePrefix();
+  const g = await startGateway({ natsUrl: nats.url, prefix, flags: { durable: true } });
+  t.teardown(() => g.close());
+  const stuck = spawnWsgw(['worker', '--nats', nats.url, '--prefix', prefix, '--durable', '--durable-ack-wait', '2000', '--handler', 'test/fixtures/stuck-handler.js']);
+  t.teardown(() => stuck.stop('SIGKILL'));
+  await stuck.waitFor((l) => l.msg === 'worker subscribed');
+  const c = await TestClient.connect(g.url);
+  t.teardown(() => c.close());
+  c.send('do not lose me');
+  const held = await stuck.waitFor((l) => l.msg === 'holding frame');
+  t.equal(held.text, 'do not lose me', 'the first worker took the frame');
+  stuck.child.kill('SIGKILL');
+  await stuck.exited();
+  const rescuer = await startWorker({ natsUrl: nats.url, prefix, handler: echoHandler, durable: { ackWaitMs: 2_000 } });
+  t.teardown(() => rescuer.close());
+  t.equal((await c.next(10_000)).text(), 'do not lose me', 'redelivered to the other worker after the ack wait');
+});
+
+t.test('a handler that fails is retried on redelivery until it succeeds', async (t) => {
+  const prefix = uniquePrefix();
+  const g = await startGateway({ natsUrl: nats.url, prefix, flags: { durable: true } });
+  t.teardown(() => g.close());
+  let attempts = 0;
+  const w = await startWorker({
+    natsUrl: nats.url,
+    prefix,
+    durable: { ackWaitMs: 2_000 },
+    handler: {
+      message(conn, m) {
+        if (m.text() === 'flaky' && ++attempts < 3) throw new Error('not yet');
+        conn.send(`${m.text()} after ${attempts} attempts`);
+      },
+    },
+  });
+  t.teardown(() => w.close());
+  const c = await TestClient.connect(g.url);
+  t.teardown(() => c.close());
+  c.send('flaky');
+  t.equal((await c.next(15_000)).text(), 'flaky after 3 attempts', 'succeeded on redelivery');
+});
+
+t.test('a message that fails on every delivery is given up after MAX_DELIVER attempts', { timeout: 60_000 }, async (t) => {
+  const prefix = uniquePrefix();
+  const g = await startGateway({ natsUrl: nats.url, prefix, flags: { durable: true } });
+  t.teardown(() => g.close());
+  let attempts = 0;
+  const w = await startWorker({
+    natsUrl: nats.url,
+    prefix,
+    durable: { ackWaitMs: 2_000 },
+    handler: {
+      message(conn, m) {
+        if (m.text() === 'poison') {
+          attempts++;
+          throw new Error('always fails');
+        }
+        conn.send(m.text());
+      },
+    },
+  });
+  t.teardown(() => w.close());
+  const c = await TestClient.connect(g.url);
+  t.teardown(() => c.close());
+  c.send('poison');
+  c.send('healthy');
+  t.equal((await c.next(20_000)).text(), 'healthy', 'the next frame of the connection is handled after the poison one');
+  const nc = await connect({ servers: nats.url });
+  t.teardown(() => nc.close());
+  const jsm = await jetstreamManager(nc);
+  await eventually(async () => {
+    const ci = await jsm.consumers.info(inboundStream(prefix), 'wsgw-workers');
+    return ci.num_ack_pending === 0 && ci.num_pending === 0;
+  }, 20_000, 'nothing pending');
+  t.equal(attempts, MAX_DELIVER, `tried exactly ${MAX_DELIVER} times, then terminated`);
+});
+
+t.test('--durable with an in-process handler is refused at start', async (t) => {
+  t.throws(() => testConfig('gateway', { durable: true, handler: 'x.js' }), { message: /--durable and --handler/ });
+});
