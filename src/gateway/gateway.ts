@@ -88,6 +88,8 @@ interface ConnData {
 }
 
 const textEncoder = new TextEncoder();
+/** Own records are reconciled with live connections every this many lease lengths. */
+const RECONCILE_LEASES = 4;
 /** Granularity of the drain schedule. */
 const DRAIN_TICK_MS = 50;
 const BINARY_HEADERS: MsgHdrs = natsHeaders();
@@ -299,6 +301,7 @@ export async function createGateway(options: GatewayOptions): Promise<Gateway> {
   let publisher: InboundPublisher | null = null;
   let lease: LeaseKeeper | null = null;
   let sweeper: Sweeper | null = null;
+  let reconcileTimer: NodeJS.Timeout | null = null;
   /**
    * A sweeper declared this gateway dead while NATS was away and published a lost close for each of
    * its connections: drop them all without publishing or removing anything again.
@@ -312,7 +315,10 @@ export async function createGateway(options: GatewayOptions): Promise<Gateway> {
       conns.delete(d.token);
       d.ws?.end(CloseCode.LeaseLost, 'gateway lost contact with NATS; reconnect');
     }
+    // records the sweeper did not reach (written after its claim) are ours to report, once
+    void sweeper?.reconcile(isLive, 0);
   }
+  const isLive = (id: string) => conns.has(id.slice(gatewayId.length + 1));
   if (nats) {
     const { nc, subjects, directory } = nats;
     watchStatus(nc, log, {
@@ -421,6 +427,10 @@ export async function createGateway(options: GatewayOptions): Promise<Gateway> {
     lease = new LeaseKeeper({ directory, id: gatewayId, leaseMs: config.leaseMs, log, connections: () => conns.size, onFenced: fence });
     await lease.start();
     sweeper = startSweeper({ nc, subjects, directory, log, intervalMs: Math.max(250, Math.floor(config.leaseMs / 3)), self: gatewayId });
+    // anti-entropy: now and then, records of ours without a live connection (a removal lost in an
+    // outage) are removed and reported; the grace covers records of connections still opening
+    reconcileTimer = setInterval(() => void sweeper!.reconcile(isLive, 2 * config.leaseMs), RECONCILE_LEASES * config.leaseMs);
+    reconcileTimer.unref();
   }
 
   // --- WebSocket behavior ---------------------------------------------------------------------
@@ -622,10 +632,16 @@ export async function createGateway(options: GatewayOptions): Promise<Gateway> {
       if (d.topics) for (const t of d.topics) topicUnref(t);
       if (d.swept) return;
       if (nats) {
-        nats.directory.remove(d.id);
+        const { directory } = nats;
         if (publisher) {
+          // the record goes once the close event is out (acknowledged by the stream in durable mode):
+          // if this gateway dies in between, a sweeper finds the record and reports the close instead
+          // (with the same message id, so the durable stream keeps one)
           const ev: CloseEvent = { id: d.id, gateway: gatewayId, code, reason, lost: false };
-          publisher.publish(nats.subjects.inClose, textEncoder.encode(JSON.stringify(ev)), undefined, '', durable ? `${d.id}-close` : '');
+          const removeRecord = () => directory.remove(d.id);
+          if (!publisher.publish(nats.subjects.inClose, textEncoder.encode(JSON.stringify(ev)), undefined, '', durable ? `${d.id}-close` : '', removeRecord)) removeRecord();
+        } else {
+          directory.remove(d.id);
         }
       }
       log.debug({ conn: d.id, code }, 'close');
@@ -678,6 +694,7 @@ export async function createGateway(options: GatewayOptions): Promise<Gateway> {
       }
       for (const d of [...conns.values()]) d.ws?.end(CloseCode.GoingAway, 'gateway shutting down');
       sweeper?.close();
+      if (reconcileTimer) clearInterval(reconcileTimer);
       if (nats) {
         publisher?.flush();
         for (const s of subs) s.unsubscribe();

@@ -21,6 +21,7 @@ export class InboundPublisher {
   #headers: Array<MsgHdrs | undefined> = [];
   #replies: string[] = [];
   #ids: string[] = [];
+  #acked: Array<(() => void) | undefined> = [];
   #scheduled = false;
   #unacked = 0;
   #failures = 0;
@@ -48,13 +49,14 @@ export class InboundPublisher {
    * Queues one message; returns false (and queues nothing) when the buffer is full: NATS away, or (in
    * durable mode) the stream not acknowledging. `msgId` de-duplicates durable publishes.
    */
-  publish(subject: string, payload: Uint8Array, headers: MsgHdrs | undefined, reply: string, msgId = ''): boolean {
+  publish(subject: string, payload: Uint8Array, headers: MsgHdrs | undefined, reply: string, msgId = '', onAcked?: () => void): boolean {
     if ((this.#held || this.#js) && this.#subjects.length + this.#unacked >= this.#outageLimit) return false;
     this.#subjects.push(subject);
     this.#payloads.push(payload);
     this.#headers.push(headers);
     this.#replies.push(reply);
     this.#ids.push(msgId);
+    this.#acked.push(onAcked);
     if (!this.#scheduled) {
       this.#scheduled = true;
       setImmediate(this.#flush);
@@ -80,6 +82,7 @@ export class InboundPublisher {
     this.#headers = [];
     this.#replies = [];
     this.#ids = [];
+    this.#acked = [];
   }
 
   /** Hands everything queued to nats.js now. */
@@ -93,13 +96,15 @@ export class InboundPublisher {
     const headers = this.#headers;
     const replies = this.#replies;
     const ids = this.#ids;
+    const acked = this.#acked;
     this.#subjects = [];
     this.#payloads = [];
     this.#headers = [];
     this.#replies = [];
     this.#ids = [];
+    this.#acked = [];
     if (this.#js) {
-      for (let i = 0; i < n; i++) this.#durable(subjects[i]!, payloads[i]!, headers[i], ids[i]!, 0);
+      for (let i = 0; i < n; i++) this.#durable(subjects[i]!, payloads[i]!, headers[i], ids[i]!, 0, acked[i]);
       return;
     }
     for (let i = 0; i < n; i++) {
@@ -111,15 +116,18 @@ export class InboundPublisher {
         // only a payload over the server's max_payload gets here; the frame limit should prevent it
         this.#log.error({ err, subject: subjects[i] }, 'publish refused by the NATS client');
       }
+      // core NATS acknowledges nothing: handed over is as far as it goes
+      acked[i]?.();
     }
   }
 
   /** One durable publish, retried with backoff until the stream acknowledges it. */
-  #durable(subject: string, payload: Uint8Array, headers: MsgHdrs | undefined, msgId: string, attempt: number): void {
+  #durable(subject: string, payload: Uint8Array, headers: MsgHdrs | undefined, msgId: string, attempt: number, onAcked: (() => void) | undefined): void {
     this.#unacked++;
     this.#js!.publish(subject, payload, { msgID: msgId, headers, timeout: 5_000 }).then(
       () => {
         this.#unacked--;
+        onAcked?.();
       },
       (err: unknown) => {
         this.#unacked--;
@@ -132,7 +140,7 @@ export class InboundPublisher {
         this.#unacked++;
         setTimeout(() => {
           this.#unacked--;
-          this.#durable(subject, payload, headers, msgId, attempt + 1);
+          this.#durable(subject, payload, headers, msgId, attempt + 1, onAcked);
         }, Math.min(2_000, 100 * 2 ** attempt));
       },
     );

@@ -108,11 +108,11 @@ export class ConnectionDirectory {
    * removing the same record at once, exactly one succeeds. `accept` sees the record before the delete.
    * Returns the record it removed, or null.
    */
-  async removeIfUnchanged(id: string, accept: (record: ConnectionRecord) => boolean = () => true): Promise<ConnectionRecord | null> {
+  async removeIfUnchanged(id: string, accept: (record: ConnectionRecord, revision: number) => boolean = () => true): Promise<ConnectionRecord | null> {
     const entry = await this.connections.get(id);
     if (!entry || entry.operation !== 'PUT') return null;
     const record = entry.json<ConnectionRecord>();
-    if (!accept(record)) return null;
+    if (!accept(record, entry.revision)) return null;
     try {
       await this.connections.delete(id, { previousSeq: entry.revision });
     } catch (err) {

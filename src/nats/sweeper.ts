@@ -1,4 +1,4 @@
-import type { NatsConnection } from '@nats-io/transport-node';
+import { headers as natsHeaders, type NatsConnection } from '@nats-io/transport-node';
 import type { Logger } from 'pino';
 import { CloseCode } from '../protocol/close-codes.js';
 import type { CloseEvent } from '../protocol/events.js';
@@ -19,6 +19,12 @@ export interface SweeperOptions {
 export interface Sweeper {
   /** Runs one pass now; resolves with the connections it reported lost. */
   sweep(): Promise<number>;
+  /**
+   * The caller's own records with no live connection behind them (a close whose record removal was
+   * lost in a NATS outage, or connections dropped by a fence that no sweeper reported): removes each
+   * older than `graceMs` by compare-and-set and reports it lost. Needs `self`.
+   */
+  reconcile(isLive: (id: string) => boolean, graceMs: number): Promise<number>;
   close(): void;
 }
 
@@ -38,21 +44,29 @@ export function startSweeper(options: SweeperOptions): Sweeper {
   let passes = 0;
   let running: Promise<number> | null = null;
 
-  async function sweepGateway(gateway: string, graceMs: number): Promise<number> {
+  async function sweepGateway(gateway: string, graceMs: number, isLive: (id: string) => boolean = () => false): Promise<number> {
     let lost = 0;
     const now = Date.now();
+    // records written after this point belong to the gateway's next life (it came back, was fenced,
+    // and took new connections under the same id): they are alive and must not be swept
+    const claimSeq = (await directory.connections.status()).streamInfo.state.last_seq;
     for (const id of await directory.ids(gateway)) {
+      if (isLive(id)) continue;
       let record;
       try {
         // an orphan candidate younger than the grace may belong to a gateway writing its lease right now
-        record = await directory.removeIfUnchanged(id, (r) => graceMs === 0 || now - r.connectedAt >= graceMs);
+        record = await directory.removeIfUnchanged(id, (r, revision) => revision <= claimSeq && !isLive(id) && (graceMs === 0 || now - r.connectedAt >= graceMs));
       } catch (err) {
         log.warn({ err: { message: (err as Error).message }, conn: id }, 'could not remove a lost connection record');
         continue;
       }
       if (!record) continue;
       const ev: CloseEvent = { id, gateway, code: CloseCode.Abnormal, reason: 'gateway lost', lost: true };
-      nc.publish(subjects.inClose, encoder.encode(JSON.stringify(ev)));
+      // the gateway's own close event carries the same id: if it published one before dying, the
+      // durable stream (when there is one) stores this close only once
+      const h = natsHeaders();
+      h.set('Nats-Msg-Id', `${id}-close`);
+      nc.publish(subjects.inClose, encoder.encode(JSON.stringify(ev)), { headers: h });
       lost++;
     }
     return lost;
@@ -105,6 +119,17 @@ export function startSweeper(options: SweeperOptions): Sweeper {
   timer.unref();
   return {
     sweep,
+    async reconcile(isLive, graceMs) {
+      if (!options.self) return 0;
+      try {
+        const n = await sweepGateway(options.self, graceMs, isLive);
+        if (n > 0) log.warn({ lostConnections: n }, 'removed own records without a live connection and reported them lost');
+        return n;
+      } catch (err) {
+        log.warn({ err: { message: (err as Error).message } }, 'reconcile failed; will retry');
+        return 0;
+      }
+    },
     close: () => clearInterval(timer),
   };
 }
