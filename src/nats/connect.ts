@@ -56,6 +56,9 @@ const MAX_BACKOFF_MS = 5_000;
  */
 export async function connectNats(options: ConnectNatsOptions): Promise<NatsConnection> {
   const { log, signal } = options;
+  // read credential files once, before the retry loop: a missing file is a configuration error to
+  // report at once, not an unreachable server to retry forever
+  const auth = natsAuthOptions(options.auth);
   let attempt = 0;
   for (;;) {
     if (signal?.aborted) throw signal.reason ?? new Error('aborted');
@@ -63,7 +66,7 @@ export async function connectNats(options: ConnectNatsOptions): Promise<NatsConn
       const nc = await connect({
         servers: [...options.servers],
         name: options.name,
-        ...natsAuthOptions(options.auth),
+        ...auth,
         maxReconnectAttempts: -1,
         reconnectTimeWait: 500,
         reconnectJitter: 200,
