@@ -11,12 +11,14 @@ import { isToken } from '../protocol/tokens.js';
 import { within } from '../nats/connect.js';
 import { OrderedQueue } from './ordered-queue.js';
 import { sign } from './signature.js';
+import type { Metrics } from '../metrics/metrics.js';
 
 export interface BridgeOptions {
   readonly config: Config;
   readonly nc: NatsConnection;
   readonly subjects: Subjects;
   readonly log: Logger;
+  readonly metrics?: Metrics;
 }
 
 export interface BridgeStats {
@@ -196,6 +198,7 @@ export async function createBridge(options: BridgeOptions): Promise<Bridge> {
 
   function giveUp(ev: BridgeEvent, reason: string): void {
     stats.givenUp++;
+    options.metrics?.bridgeRequests.labels('given_up').inc();
     log.warn({ conn: ev.id, event: ev.kind, reason, givenUp: stats.givenUp }, 'bridge gave up an event');
     if (ev.authorize) {
       ev.authorize.respond(JSON.stringify({ ok: false, status: 503, message: 'application unavailable' } satisfies AuthReply));
@@ -211,11 +214,15 @@ export async function createBridge(options: BridgeOptions): Promise<Bridge> {
     for (let attempt = 0; attempt <= config.bridgeRetries; attempt++) {
       if (attempt > 0) {
         stats.retried++;
+        options.metrics?.bridgeRequests.labels('retried').inc();
         await new Promise((r) => setTimeout(r, Math.min(MAX_BACKOFF_MS, 100 * 2 ** (attempt - 1)) * (0.75 + Math.random() / 2)));
       }
       try {
+        const started = performance.now();
         const answer = await post(ev);
+        options.metrics?.bridgeLatency.observe((performance.now() - started) / 1000);
         stats.delivered++;
+        options.metrics?.bridgeRequests.labels(answer.status >= 500 ? 'server_error' : 'delivered').inc();
         if (answer.status >= 500) {
           last = `HTTP ${answer.status}`;
           continue;

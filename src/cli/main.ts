@@ -7,6 +7,8 @@ import { defaultFor, envName, keysFor, schema, type Command, type Config, type C
 import { createConnectionService } from '../http/connection-service.js';
 import { DirectoryView } from '../http/directory-view.js';
 import { createBridge } from '../bridge/bridge.js';
+import { Metrics } from '../metrics/metrics.js';
+import { startOpsServer } from '../metrics/ops-server.js';
 import { WsgwError } from '../errors/errors.js';
 import { createGateway } from '../gateway/gateway.js';
 import { loadHandler } from '../handlers/load.js';
@@ -117,8 +119,11 @@ async function run(command: Command, flags: Record<string, unknown>): Promise<vo
 
   if (command === 'bridge') {
     const nc = await connectNats({ servers: config.nats, name: `wsgw-bridge@${hostname()}`, log, signal: abort.signal, auth: natsAuthOf(config) });
-    const bridge = await createBridge({ config, nc, subjects: createSubjects(config.prefix), log });
+    const metrics = new Metrics('bridge');
+    const bridge = await createBridge({ config, nc, subjects: createSubjects(config.prefix), log, metrics });
+    const ops = config.metricsPort ? await startOpsServer(config.host, config.metricsPort, metrics, () => (nc.isClosed() ? 'NATS connection closed' : null)) : null;
     stop = async () => {
+      ops?.close();
       await bridge.close();
       await closeNats(nc);
     };
@@ -126,8 +131,11 @@ async function run(command: Command, flags: Record<string, unknown>): Promise<vo
   }
 
   const { nc, directory } = await startNats(config, `wsgw-worker@${hostname()}`, log, abort.signal, false);
-  const worker = await createWorker({ nc, subjects: createSubjects(config.prefix), directory, handler: handler!, queue: config.queue, log, durable: config.durable ? { ackWaitMs: config.durableAckWait } : undefined });
+  const metrics = new Metrics('worker');
+  const worker = await createWorker({ nc, subjects: createSubjects(config.prefix), directory, handler: handler!, queue: config.queue, log, durable: config.durable ? { ackWaitMs: config.durableAckWait } : undefined, metrics });
+  const ops = config.metricsPort ? await startOpsServer(config.host, config.metricsPort, metrics, () => (nc.isClosed() ? 'NATS connection closed' : null)) : null;
   stop = async () => {
+    ops?.close();
     await worker.close();
     await closeNats(nc);
   };

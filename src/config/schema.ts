@@ -52,7 +52,7 @@ const TOKEN_DOC = '1-128 characters of A-Z a-z 0-9 _ -';
 
 export const schema = {
   port: { type: 'integer', flag: '--port', short: '-p', default: 8000, commandDefaults: { connections: 8004 }, min: 0, max: 65535, commands: HTTP, doc: 'TCP port for WebSocket and HTTP (0 picks a free port); the connection service defaults to 8004' },
-  host: { type: 'string', flag: '--host', default: '0.0.0.0', commands: HTTP, doc: 'Address to listen on' },
+  host: { type: 'string', flag: '--host', default: '0.0.0.0', commands: [...HTTP, 'worker', 'bridge'], doc: 'Address to listen on (worker and bridge: for --metrics-port)' },
   path: { type: 'string', flag: '--path', default: '/ws', pattern: /^\/[A-Za-z0-9_\-/]*$/, patternDoc: 'an absolute URL path such as /ws', commands: FRONT, doc: 'WebSocket endpoint; `<path>/<route>` selects a route' },
   handler: { type: 'string', flag: '--handler', default: '', optional: true, commands: ['local', 'gateway', 'worker'], doc: 'Handler module (file path or package); local and worker default to the built-in echo, gateway without it publishes to NATS' },
   nats: { type: 'list', flag: '--nats', default: ['nats://127.0.0.1:4222'], itemPattern: /^(nats|tls|ws|wss):\/\/[^\s]+$|^[^\s:/]+:\d+$/, itemDoc: 'a NATS URL such as nats://host:4222', commands: NATS, doc: 'NATS server URLs, comma-separated' },
@@ -100,6 +100,7 @@ export const schema = {
   durableMaxAge: { type: 'integer', flag: '--durable-max-age', default: 3600, min: 1, max: 365 * 24 * 3600, commands: ['gateway'], doc: 'Seconds an unacknowledged inbound event is kept in the durable stream' },
   durableMaxBytes: { type: 'integer', flag: '--durable-max-bytes', default: 256 * 1024 * 1024, min: 1024 * 1024, max: 1024 * 1024 * 1024 * 1024, commands: ['gateway'], doc: 'Size limit of the durable stream in bytes (oldest events are dropped past it); JetStream reserves it, so keep it within the server limits' },
   durableAckWait: { type: 'integer', flag: '--durable-ack-wait', default: 30_000, min: 500, max: 3_600_000, commands: ['worker'], doc: 'Milliseconds a durable worker may take per event before it is redelivered to another worker' },
+  metricsPort: { type: 'integer', flag: '--metrics-port', default: 0, min: 0, max: 65535, commands: ['worker', 'bridge'], doc: 'Serve /healthz, /readyz and /metrics on this port (gateways and the connection service serve them on their own port); 0 disables' },
   kvReplicas: { type: 'integer', flag: '--kv-replicas', default: 1, min: 1, max: 5, commands: NATS, doc: 'Replicas of the KV buckets and the durable stream when wsgw creates them (3 on a cluster)' },
   leaseMs: { type: 'integer', flag: '--lease-ms', default: 15_000, min: 1_000, max: 600_000, commands: ['gateway', 'connections'], doc: 'Gateway lease length: gateways renew every third of it; a gateway silent longer is declared dead and its connections reported lost (gateways and the connection service sweep every third of it)' },
   logLevel: { type: 'enum', flag: '--log-level', default: 'info', values: ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'], commands: ALL, doc: 'Log level of the NDJSON logs on stdout' },

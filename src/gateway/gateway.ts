@@ -19,6 +19,8 @@ import { startSweeper, type Sweeper } from '../nats/sweeper.js';
 import { FrameMessage, HandlerRuntime, HostConn, type ConnectionHost } from '../handlers/runtime.js';
 import type { FrameData, Handler } from '../handlers/types.js';
 import { InboundPublisher } from './publisher.js';
+import { Metrics } from '../metrics/metrics.js';
+import { mountOpsRoutes } from '../metrics/ops-routes.js';
 import { jetstream, type JetStreamClient } from '@nats-io/jetstream';
 import { ensureInboundStream } from '../nats/durable.js';
 import { mountConnectionsApi } from '../http/connections-api.js';
@@ -44,6 +46,8 @@ export interface GatewayOptions {
   readonly nats?: GatewayNats;
   /** Serve the connections HTTP API on the gateway's port too (`--api`); needs `nats`. */
   readonly api?: { readonly view: DirectoryView };
+  /** Where to count; served at `GET /metrics` on the gateway port. A private registry when absent. */
+  readonly metrics?: Metrics;
 }
 
 export interface Gateway {
@@ -139,6 +143,7 @@ export async function createGateway(options: GatewayOptions): Promise<Gateway> {
   let listenSocket: us_listen_socket | false = false;
   let closing = false;
   const app: TemplatedApp = uWS.App();
+  const metrics = options.metrics ?? new Metrics('gateway', { gateway: gatewayId });
   const verifier = createJwtVerifier(config);
   const origins = config.origins.length ? new Set(config.origins) : null;
   const connectLimiter = config.connectRate > 0 ? new RateLimiter(config.connectRate, config.connectRate) : null;
@@ -151,6 +156,19 @@ export async function createGateway(options: GatewayOptions): Promise<Gateway> {
   let flushScheduled = false;
   let droppedFrames = 0;
   let noResponders = 0;
+  // plain numbers on the hot path, copied into the metrics when they are scraped
+  let framesOut = 0;
+  let bytesOut = 0;
+  let counted = { droppedFrames: 0, framesOut: 0, bytesOut: 0, noResponders: 0 };
+  function syncMetrics(): void {
+    metrics.connections.set(conns.size);
+    metrics.outageBuffered.set(publisher?.pending ?? 0);
+    metrics.backpressureDropped.inc(droppedFrames - counted.droppedFrames);
+    metrics.framesOut.inc(framesOut - counted.framesOut);
+    metrics.bytesOut.inc(bytesOut - counted.bytesOut);
+    metrics.noResponders.inc(noResponders - counted.noResponders);
+    counted = { droppedFrames, framesOut, bytesOut, noResponders };
+  }
   const flushOut = () => {
     flushScheduled = false;
     const list = dirty;
@@ -161,8 +179,11 @@ export async function createGateway(options: GatewayOptions): Promise<Gateway> {
       if (!d.closed && ws) {
         ws.cork(() => {
           for (let i = 0; i < q.length; i += 2) {
-            if (ws.send(q[i] as FrameData, q[i + 1] as boolean) === 2) droppedFrames++;
+            const data = q[i] as FrameData;
+            if (ws.send(data, q[i + 1] as boolean) === 2) droppedFrames++;
+            bytesOut += typeof data === 'string' ? data.length : data.byteLength;
           }
+          framesOut += q.length / 2;
         });
       }
       q.length = 0;
@@ -323,9 +344,12 @@ export async function createGateway(options: GatewayOptions): Promise<Gateway> {
     const { nc, subjects, directory } = nats;
     watchStatus(nc, log, {
       onDisconnect() {
+        metrics.natsConnected.set(0);
         publisher?.hold();
       },
       onReconnect() {
+        metrics.natsConnected.set(1);
+        metrics.natsReconnects.inc();
         const resume = () => {
           publisher?.release();
           // records written while NATS was away were lost: write them all again
@@ -349,7 +373,7 @@ export async function createGateway(options: GatewayOptions): Promise<Gateway> {
         await ensureInboundStream(nc, { subjects, replicas: config.kvReplicas, maxAgeS: config.durableMaxAge, maxBytes: config.durableMaxBytes, log });
         js = jetstream(nc);
       }
-      publisher = new InboundPublisher(nc, config.outageBuffer, log, js);
+      publisher = new InboundPublisher(nc, config.outageBuffer, log, js, () => metrics.publishFailures.inc());
     }
     const outPrefixLength = subjects.outForGateway(gatewayId).length - 1;
     subs.push(
@@ -426,7 +450,8 @@ export async function createGateway(options: GatewayOptions): Promise<Gateway> {
     }
     lease = new LeaseKeeper({ directory, id: gatewayId, leaseMs: config.leaseMs, log, connections: () => conns.size, onFenced: fence });
     await lease.start();
-    sweeper = startSweeper({ nc, subjects, directory, log, intervalMs: Math.max(250, Math.floor(config.leaseMs / 3)), self: gatewayId });
+    metrics.natsConnected.set(1);
+    sweeper = startSweeper({ nc, subjects, directory, log, intervalMs: Math.max(250, Math.floor(config.leaseMs / 3)), self: gatewayId, onLost: (n) => metrics.lostReported.inc(n) });
     // anti-entropy: now and then, records of ours without a live connection (a removal lost in an
     // outage) are removed and reported; the grace covers records of connections still opening
     reconcileTimer = setInterval(() => void sweeper!.reconcile(isLive, 2 * config.leaseMs), RECONCILE_LEASES * config.leaseMs);
@@ -564,6 +589,7 @@ export async function createGateway(options: GatewayOptions): Promise<Gateway> {
       const d = ws.getUserData();
       d.ws = ws;
       conns.set(d.token, d);
+      metrics.opens.inc();
       if (d.authorized) {
         for (const t of d.authorized.topics) subscribeLocal(d, t);
         if (d.authorized.message !== undefined) enqueueOut(d, d.authorized.message, d.authorized.binary);
@@ -607,6 +633,7 @@ export async function createGateway(options: GatewayOptions): Promise<Gateway> {
           if (nats) subject = nats.subjects.inMsg(r);
         }
       }
+      metrics.frameIn(route, message.byteLength);
       // copy: uWS detaches the ArrayBuffer when this callback returns
       const data = new Uint8Array(message.slice(0));
       const seq = ++d.seq;
@@ -620,6 +647,7 @@ export async function createGateway(options: GatewayOptions): Promise<Gateway> {
       h.set(Header.Seq, String(seq));
       h.set(Header.Binary, isBinary ? '1' : '0');
       if (!publisher!.publish(subject, data, h, d.outSubject, durable ? `${d.id}-${seq}` : '')) {
+        metrics.outageRefused.inc();
         ws.end(CloseCode.NatsUnavailable, 'message queue unavailable; retry later');
       }
     },
@@ -628,6 +656,7 @@ export async function createGateway(options: GatewayOptions): Promise<Gateway> {
       d.closed = true;
       d.ws = null;
       conns.delete(d.token);
+      metrics.closed(code);
       const reason = Buffer.from(message).toString();
       if (d.topics) for (const t of d.topics) topicUnref(t);
       if (d.swept) return;
@@ -654,6 +683,8 @@ export async function createGateway(options: GatewayOptions): Promise<Gateway> {
   app.get('/healthz', (res) => {
     res.writeHeader('Content-Type', 'application/json').end(JSON.stringify({ ok: true, gateway: gatewayId, connections: conns.size }));
   });
+  // ready: accepting, NATS connected, and the lease (a KV write) confirmed recently
+  mountOpsRoutes(app, metrics, () => (closing ? 'draining' : nats && (nats.nc.isClosed() || !lease?.stillHeld()) ? 'NATS or KV not confirmed' : null), syncMetrics);
   app.any('/*', (res, req) => {
     const url = req.getUrl();
     refuse(res, '404 Not Found', `nothing at ${url}; WebSocket clients connect to ${base}`);

@@ -32,10 +32,12 @@ export class InboundPublisher {
   readonly #flush = () => this.flush();
 
   readonly #js: JetStreamClient | null;
+  readonly #onFailure: () => void;
 
-  constructor(nc: NatsConnection, outageLimit: number, log: Logger, js: JetStreamClient | null = null) {
+  constructor(nc: NatsConnection, outageLimit: number, log: Logger, js: JetStreamClient | null = null, onFailure: () => void = () => undefined) {
     this.#nc = nc;
     this.#js = js;
+    this.#onFailure = onFailure;
     this.#outageLimit = outageLimit;
     this.#log = log;
   }
@@ -114,6 +116,7 @@ export class InboundPublisher {
         this.#nc.publish(subjects[i]!, payloads[i], h === undefined && r === '' ? undefined : { headers: h, reply: r === '' ? undefined : r });
       } catch (err) {
         // only a payload over the server's max_payload gets here; the frame limit should prevent it
+        this.#onFailure();
         this.#log.error({ err, subject: subjects[i] }, 'publish refused by the NATS client');
       }
       // core NATS acknowledges nothing: handed over is as far as it goes
@@ -132,6 +135,7 @@ export class InboundPublisher {
       (err: unknown) => {
         this.#unacked--;
         this.#failures++;
+        this.#onFailure();
         if (this.#failures === 1 || this.#failures % 100 === 0) {
           this.#log.warn({ err: { message: (err as Error).message }, failures: this.#failures, subject }, 'durable publish not acknowledged; retrying');
         }

@@ -96,10 +96,13 @@ export class HandlerRuntime {
   readonly #handler: Handler;
   readonly #serial: KeyedSerializer;
 
-  constructor(handler: Handler, host: ConnectionHost, log: Logger) {
+  constructor(handler: Handler, host: ConnectionHost, log: Logger, onError: () => void = () => undefined) {
     this.#handler = handler;
     this.context = createContext(host, log);
-    this.#serial = new KeyedSerializer((err, conn) => log.error({ err, conn }, 'handler failed'));
+    this.#serial = new KeyedSerializer((err, conn) => {
+      onError();
+      log.error({ err, conn }, 'handler failed');
+    });
   }
 
   /** Connections with a handler promise still pending. */

@@ -10,6 +10,7 @@ import { FrameMessage, HandlerRuntime, HostConn, type ConnectionHost, type Done 
 import { jetstream, jetstreamManager, type ConsumerMessages } from '@nats-io/jetstream';
 import { ensureDurableConsumer, inboundStream, MAX_DELIVER } from '../nats/durable.js';
 import type { Handler } from './types.js';
+import type { Metrics } from '../metrics/metrics.js';
 
 export interface WorkerOptions {
   readonly nc: NatsConnection;
@@ -24,6 +25,7 @@ export interface WorkerOptions {
   readonly cacheSize?: number;
   /** Durable mode: consume the inbound stream through the durable consumer named like the queue group. */
   readonly durable?: { readonly ackWaitMs: number };
+  readonly metrics?: Metrics;
 }
 
 export interface Worker {
@@ -74,7 +76,8 @@ export async function createWorker(options: WorkerOptions): Promise<Worker> {
     const r = answer.json<ControlReply>();
     if (!r.ok && r.error === 'invalid') log.warn({ conn: id, message: r.message }, 'gateway refused control command');
   }
-  const runtime = new HandlerRuntime(options.handler, host, log.child({ component: 'handler' }));
+  const runtime = new HandlerRuntime(options.handler, host, log.child({ component: 'handler' }), () => options.metrics?.handlerErrors.inc());
+  const counters = options.metrics ? { open: options.metrics.workerEvents.labels('open'), message: options.metrics.workerEvents.labels('message'), close: options.metrics.workerEvents.labels('close') } : null;
 
   function remember(conn: HostConn): HostConn {
     conns.set(conn.id, conn);
@@ -106,6 +109,7 @@ export async function createWorker(options: WorkerOptions): Promise<Worker> {
       return done?.();
     }
     handled++;
+    counters?.open.inc();
     const { id, gateway, connectedAt: _c, authorized: _a, ...request } = ev;
     runtime.open(remember(new HostConn(host, id, gateway, request)), done);
   }
@@ -120,6 +124,7 @@ export async function createWorker(options: WorkerOptions): Promise<Worker> {
       return done?.();
     }
     handled++;
+    counters?.message.inc();
     const message = new FrameMessage(msg.data, h!.get(Header.Binary) === '1', msg.subject.slice(routeOffset), Number(h!.get(Header.Seq)));
     const conn = conns.get(id);
     if (conn) runtime.message(conn, message, done);
@@ -136,6 +141,7 @@ export async function createWorker(options: WorkerOptions): Promise<Worker> {
       return done?.();
     }
     handled++;
+    counters?.close.inc();
     const conn = conns.get(ev.id) ?? new HostConn(host, ev.id, ev.gateway, undefined);
     conns.delete(ev.id);
     runtime.close(conn, { code: ev.code, reason: ev.reason, lost: ev.lost === true }, done);

@@ -10,6 +10,8 @@ import { mountConnectionsApi } from './connections-api.js';
 import { DirectoryView } from './directory-view.js';
 import { errorReply, serve } from './respond.js';
 import { startSweeper } from '../nats/sweeper.js';
+import { Metrics } from '../metrics/metrics.js';
+import { mountOpsRoutes } from '../metrics/ops-routes.js';
 
 export interface ConnectionServiceOptions {
   readonly config: Config;
@@ -30,12 +32,15 @@ export async function createConnectionService(options: ConnectionServiceOptions)
   const { config, nc, subjects, directory, log } = options;
   const view = await DirectoryView.start(directory, log);
   // the connection service sweeps dead gateways too, so lost closes happen even when no gateway is left
-  const sweeper = startSweeper({ nc, subjects, directory, log, intervalMs: Math.max(250, Math.floor(config.leaseMs / 3)) });
   const app = uWS.App();
+  const metrics = new Metrics('connections');
+  const sweeper = startSweeper({ nc, subjects, directory, log, intervalMs: Math.max(250, Math.floor(config.leaseMs / 3)), onLost: (n) => metrics.lostReported.inc(n) });
+  let closing = false;
+  mountOpsRoutes(app, metrics, () => (closing ? 'shutting down' : nc.isClosed() ? 'NATS connection closed' : null), () => metrics.connections.set(view.records.size));
   app.get('/healthz', (res) => {
     serve(res, () => ({ status: 200, body: { ok: true, nats: !nc.isClosed(), connections: view.records.size } }), (err) => log.error({ err }, 'healthz failed'));
   });
-  const api = mountConnectionsApi(app, { nc, subjects, directory, view, token: config.token, maxPayload: config.maxPayload, requestTimeout: config.requestTimeout, log });
+  const api = mountConnectionsApi(app, { nc, subjects, directory, view, token: config.token, maxPayload: config.maxPayload, requestTimeout: config.requestTimeout, log, metrics });
   app.any('/*', (res, req) => {
     const url = req.getUrl();
     serve(res, () => errorReply(404, 'no_route', `no route ${url}; see GET /connections, /gateways, /healthz`), () => undefined);
@@ -53,6 +58,7 @@ export async function createConnectionService(options: ConnectionServiceOptions)
     port,
     view,
     async close() {
+      closing = true;
       if (listenSocket) uWS.us_listen_socket_close(listenSocket);
       listenSocket = false;
       sweeper.close();

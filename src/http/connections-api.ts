@@ -10,6 +10,7 @@ import type { Subjects } from '../protocol/subjects.js';
 import { assertToken } from '../protocol/tokens.js';
 import type { ConnectionDirectory } from '../nats/directory.js';
 import type { DirectoryView } from './directory-view.js';
+import type { Metrics } from '../metrics/metrics.js';
 import { NoRespondersError, RequestTimeoutError, Requester } from '../nats/requester.js';
 import { BodyTooLargeError, bearerMatches, errorReply, readBody, serve, type Reply } from './respond.js';
 
@@ -25,6 +26,8 @@ export interface ConnectionsApiOptions {
   /** How long to wait for the owning gateway (504 past it). */
   readonly requestTimeout: number;
   readonly log: Logger;
+  /** Counts requests by status. */
+  readonly metrics?: Metrics;
 }
 
 const OK: ControlReply = Object.freeze({ ok: true });
@@ -60,6 +63,14 @@ export function mountConnectionsApi(app: TemplatedApp, options: ConnectionsApiOp
   const { nc, subjects, directory, view, log } = options;
   const requester = new Requester(nc, options.requestTimeout);
   const onError = (err: unknown) => log.error({ err }, 'connections API failed');
+  const statusChildren = new Map<number, { inc(): void }>();
+  const onStatus = options.metrics
+    ? (status: number) => {
+        let c = statusChildren.get(status);
+        if (!c) statusChildren.set(status, (c = options.metrics!.apiRequests.labels(String(status))));
+        c.inc();
+      }
+    : undefined;
 
   /** Copies what the route needs from req (it dies with the callback), checks the token, then serves. */
   function route(handler: (res: HttpResponse, req: HttpRequest) => () => Promise<Reply> | Reply) {
@@ -91,6 +102,7 @@ export function mountConnectionsApi(app: TemplatedApp, options: ConnectionsApiOp
             : result;
         },
         onError,
+        onStatus,
       );
     };
   }

@@ -31,7 +31,7 @@ function write(res: HttpResponse, reply: Reply): void {
  * Runs an async route: registers onAborted before the first await (uWS requires it), corks the
  * answer after the async gap, and turns an unexpected error into a 500 without touching a dead response.
  */
-export function serve(res: HttpResponse, work: () => Promise<Reply> | Reply, onError: (err: unknown) => void): void {
+export function serve(res: HttpResponse, work: () => Promise<Reply> | Reply, onError: (err: unknown) => void, onStatus?: (status: number) => void): void {
   let aborted = false;
   res.onAborted(() => {
     aborted = true;
@@ -44,6 +44,7 @@ export function serve(res: HttpResponse, work: () => Promise<Reply> | Reply, onE
     result = errorReply(500, 'internal', 'internal error');
   }
   if (!(result instanceof Promise)) {
+    onStatus?.(result.status);
     write(res, result);
     return;
   }
@@ -53,6 +54,7 @@ export function serve(res: HttpResponse, work: () => Promise<Reply> | Reply, onE
       return errorReply(500, 'internal', 'internal error');
     })
     .then((reply) => {
+      onStatus?.(reply.status);
       if (!aborted) res.cork(() => write(res, reply));
     });
 }

@@ -14,6 +14,8 @@ export interface SweeperOptions {
   readonly intervalMs: number;
   /** The caller's own gateway id, never swept by itself. */
   readonly self?: string;
+  /** Told how many connections each pass or reconcile reported lost (for metrics). */
+  readonly onLost?: (n: number) => void;
 }
 
 export interface Sweeper {
@@ -61,6 +63,7 @@ export function startSweeper(options: SweeperOptions): Sweeper {
         continue;
       }
       if (!record) continue;
+      options.onLost?.(1);
       const ev: CloseEvent = { id, gateway, code: CloseCode.Abnormal, reason: 'gateway lost', lost: true };
       // the gateway's own close event carries the same id: if it published one before dying, the
       // durable stream (when there is one) stores this close only once

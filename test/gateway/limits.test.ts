@@ -105,4 +105,7 @@ t.test('backpressure policy drop: frames past the limit are dropped, the connect
   const received = client.frames.filter((f) => f.binary).length;
   t.ok(received < FRAMES, `dropped ${FRAMES - received} of ${FRAMES} frames`);
   t.equal(client.closed, null, 'connection still open');
+  const metrics = await (await fetch(`http://127.0.0.1:${g.gw.port}/metrics`)).text();
+  const dropped = Number(/^wsgw_backpressure_dropped_total\{[^}]*\} (\d+)$/m.exec(metrics)?.[1]);
+  t.ok(dropped > 0, `the drops are counted in /metrics (${dropped})`);
 });

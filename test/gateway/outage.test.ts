@@ -60,6 +60,9 @@ t.test('NATS away past the outage buffer: the sending client is closed with 4101
   t.equal(closed.code, 4101, 'refused visibly with 4101');
   t.match(closed.reason, /retry later/);
   t.equal(quiet.closed, null, 'a client that sent nothing stays connected');
+  const metrics = await (await fetch(`http://127.0.0.1:${g.gw.port}/metrics`)).text();
+  t.match(metrics, /^wsgw_outage_refused_total\{[^}]*\} 1$/m, 'the refusal is counted in /metrics');
+  t.match(metrics, /^wsgw_nats_connected\{[^}]*\} 0$/m, 'NATS shown disconnected');
 });
 
 t.test('nats-server restarted: clients stay connected and echo resumes once the worker is back', async (t) => {
