@@ -9,7 +9,8 @@ import { DirectoryView } from '../http/directory-view.js';
 import { createBridge } from '../bridge/bridge.js';
 import { Metrics } from '../metrics/metrics.js';
 import { startOpsServer } from '../metrics/ops-server.js';
-import { WsgwError } from '../errors/errors.js';
+import { ConfigError, WsgwError } from '../errors/errors.js';
+import { runDev } from './dev.js';
 import { createGateway } from '../gateway/gateway.js';
 import { loadHandler } from '../handlers/load.js';
 import { createWorker } from '../handlers/worker.js';
@@ -27,6 +28,7 @@ const DESCRIPTIONS: Record<Command, string> = {
   worker: 'runs a handler module against NATS (queue group); without --handler, the built-in echo',
   connections: 'the connection service: HTTP API to list, message, close and subscribe any connection on any gateway',
   bridge: 'turns every WebSocket event into an HTTP POST to your application (--target) and its answers into frames',
+  dev: 'one command to try it all: nats-server, two gateways (-p and -p+1), the connection service (--api-port) and a worker, with readable logs',
 };
 
 function describe(spec: KeySpec, key: ConfigKey, command: Command): string {
@@ -80,6 +82,10 @@ async function startNats(config: Config, name: string, log: Logger, signal: Abor
 async function run(command: Command, flags: Record<string, unknown>): Promise<void> {
   const { config: file, ...rest } = flags;
   const config = loadConfig({ command, flags: rest as Partial<Record<ConfigKey, unknown>>, file: file as string | undefined });
+  if (command === 'dev') {
+    if (config.port === 0 || config.port === 65535) throw new ConfigError(['option --port: wsgw dev needs a fixed port (it also uses the next one)']);
+    return runDev({ port: config.port, apiPort: config.apiPort, handler: config.handler });
+  }
   const log = createLogger(config.logLevel).child({ component: command });
   const abort = new AbortController();
   let stop: () => Promise<void> = async () => abort.abort(new Error('shut down while starting'));
@@ -147,7 +153,7 @@ export function buildProgram(): Program {
     .version(pkg.version)
     .showHelpAfterError()
     .addHelpText('after', '\nEvery option can also come from the environment (WSGW_...) or a JSON file (--config). Precedence: defaults < file < env < flags.');
-  for (const command of ['local', 'gateway', 'worker', 'connections', 'bridge'] as const) {
+  for (const command of ['local', 'gateway', 'worker', 'connections', 'bridge', 'dev'] as const) {
     const cmd = program.command(command).description(DESCRIPTIONS[command]).option('--config <file>', 'JSON config file with any of the options below');
     for (const key of keysFor(command)) {
       const spec: KeySpec = schema[key];

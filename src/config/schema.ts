@@ -2,7 +2,7 @@
  * The one configuration schema: each key's type, default, env name, flag, doc line and the commands
  * that take it. The CLI, env parsing, config-file parsing and the README's table all come from here.
  */
-export type Command = 'local' | 'gateway' | 'worker' | 'connections' | 'bridge';
+export type Command = 'local' | 'gateway' | 'worker' | 'connections' | 'bridge' | 'dev';
 
 interface BaseSpec {
   readonly flag: string;
@@ -51,10 +51,11 @@ const TOKEN = /^[A-Za-z0-9_-]{1,128}$/;
 const TOKEN_DOC = '1-128 characters of A-Z a-z 0-9 _ -';
 
 export const schema = {
-  port: { type: 'integer', flag: '--port', short: '-p', default: 8000, commandDefaults: { connections: 8004 }, min: 0, max: 65535, commands: HTTP, doc: 'TCP port for WebSocket and HTTP (0 picks a free port); the connection service defaults to 8004' },
+  port: { type: 'integer', flag: '--port', short: '-p', default: 8000, commandDefaults: { connections: 8004 }, min: 0, max: 65535, commands: [...HTTP, 'dev'], doc: 'TCP port for WebSocket and HTTP (0 picks a free port); the connection service defaults to 8004; `wsgw dev` uses it and the next one' },
+  apiPort: { type: 'integer', flag: '--api-port', default: 8004, min: 1, max: 65535, commands: ['dev'], doc: 'Port of the connection service started by `wsgw dev`' },
   host: { type: 'string', flag: '--host', default: '0.0.0.0', commands: [...HTTP, 'worker', 'bridge'], doc: 'Address to listen on (worker and bridge: for --metrics-port)' },
   path: { type: 'string', flag: '--path', default: '/ws', pattern: /^\/[A-Za-z0-9_\-/]*$/, patternDoc: 'an absolute URL path such as /ws', commands: FRONT, doc: 'WebSocket endpoint; `<path>/<route>` selects a route' },
-  handler: { type: 'string', flag: '--handler', default: '', optional: true, commands: ['local', 'gateway', 'worker'], doc: 'Handler module (file path or package); local and worker default to the built-in echo, gateway without it publishes to NATS' },
+  handler: { type: 'string', flag: '--handler', default: '', optional: true, commands: ['local', 'gateway', 'worker', 'dev'], doc: 'Handler module (file path or package); local and worker default to the built-in echo, gateway without it publishes to NATS' },
   nats: { type: 'list', flag: '--nats', default: ['nats://127.0.0.1:4222'], itemPattern: /^(nats|tls|ws|wss):\/\/[^\s]+$|^[^\s:/]+:\d+$/, itemDoc: 'a NATS URL such as nats://host:4222', commands: NATS, doc: 'NATS server URLs, comma-separated' },
   id: { type: 'string', flag: '--id', default: '', optional: true, pattern: TOKEN, patternDoc: TOKEN_DOC, commands: FRONT, doc: 'Gateway id (unique per process); random `gw-...` when empty' },
   natsUser: { type: 'string', flag: '--nats-user', default: '', optional: true, commands: NATS, doc: 'NATS user name (with --nats-password)' },

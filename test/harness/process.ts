@@ -96,3 +96,21 @@ export async function freePort(): Promise<number> {
   await once(srv, 'close');
   return port;
 }
+
+/** Two adjacent free loopback ports (`wsgw dev` uses port and port + 1). */
+export async function freePortPair(): Promise<number> {
+  for (let i = 0; i < 20; i++) {
+    const p = await freePort();
+    const srv = createServer();
+    const ok = await new Promise<boolean>((resolve) => {
+      srv.once('error', () => resolve(false));
+      srv.listen(p + 1, '127.0.0.1', () => resolve(true));
+    });
+    if (ok) {
+      srv.close();
+      await once(srv, 'close');
+      return p;
+    }
+  }
+  throw new Error('no two adjacent free ports found');
+}
