@@ -724,8 +724,8 @@ export async function createGateway(options: GatewayOptions): Promise<Gateway> {
         }
       }
       for (const d of [...conns.values()]) d.ws?.end(CloseCode.GoingAway, 'gateway shutting down');
-      sweeper?.close();
       if (reconcileTimer) clearInterval(reconcileTimer);
+      await sweeper?.close();
       if (nats) {
         publisher?.flush();
         for (const s of subs) s.unsubscribe();

@@ -61,7 +61,7 @@ export async function createConnectionService(options: ConnectionServiceOptions)
       closing = true;
       if (listenSocket) uWS.us_listen_socket_close(listenSocket);
       listenSocket = false;
-      sweeper.close();
+      await sweeper.close();
       view.stop();
       api.close();
       app.close();

@@ -4,6 +4,7 @@ import { CloseCode } from '../protocol/close-codes.js';
 import type { CloseEvent } from '../protocol/events.js';
 import type { Subjects } from '../protocol/subjects.js';
 import { isCasConflict, type ConnectionDirectory } from './directory.js';
+import { within } from './connect.js';
 
 export interface SweeperOptions {
   readonly nc: NatsConnection;
@@ -27,7 +28,11 @@ export interface Sweeper {
    * older than `graceMs` by compare-and-set and reports it lost. Needs `self`.
    */
   reconcile(isLive: (id: string) => boolean, graceMs: number): Promise<number>;
-  close(): void;
+  /**
+   * Stops the timer and waits (bounded) for a pass under way: its KV listing holds a consumer that
+   * must end before the NATS connection closes (nats.js throws from a timer otherwise).
+   */
+  close(): Promise<void>;
 }
 
 /** Orphan records (their gateway has no lease at all) are looked for every this many passes. */
@@ -45,6 +50,7 @@ export function startSweeper(options: SweeperOptions): Sweeper {
   const encoder = new TextEncoder();
   let passes = 0;
   let running: Promise<number> | null = null;
+  let reconciling: Promise<number> | null = null;
 
   async function sweepGateway(gateway: string, graceMs: number, isLive: (id: string) => boolean = () => false): Promise<number> {
     let lost = 0;
@@ -105,7 +111,9 @@ export function startSweeper(options: SweeperOptions): Sweeper {
     return lost;
   }
 
+  let closed = false;
   function sweep(): Promise<number> {
+    if (closed) return Promise.resolve(0);
     running ??= pass()
       .catch((err) => {
         log.warn({ err: { message: (err as Error).message } }, 'sweep failed; will retry');
@@ -122,17 +130,27 @@ export function startSweeper(options: SweeperOptions): Sweeper {
   timer.unref();
   return {
     sweep,
-    async reconcile(isLive, graceMs) {
-      if (!options.self) return 0;
-      try {
-        const n = await sweepGateway(options.self, graceMs, isLive);
-        if (n > 0) log.warn({ lostConnections: n }, 'removed own records without a live connection and reported them lost');
-        return n;
-      } catch (err) {
-        log.warn({ err: { message: (err as Error).message } }, 'reconcile failed; will retry');
-        return 0;
-      }
+    reconcile(isLive, graceMs) {
+      const self = options.self;
+      if (!self || closed) return Promise.resolve(0);
+      reconciling ??= sweepGateway(self, graceMs, isLive)
+        .then((n) => {
+          if (n > 0) log.warn({ lostConnections: n }, 'removed own records without a live connection and reported them lost');
+          return n;
+        })
+        .catch((err) => {
+          log.warn({ err: { message: (err as Error).message } }, 'reconcile failed; will retry');
+          return 0;
+        })
+        .finally(() => {
+          reconciling = null;
+        });
+      return reconciling;
     },
-    close: () => clearInterval(timer),
+    async close() {
+      closed = true;
+      clearInterval(timer);
+      await within(Promise.all([running, reconciling]), 5_000);
+    },
   };
 }

@@ -60,7 +60,7 @@ t.test('a gateway killed with SIGKILL: every connection reported lost exactly on
   // more sweeps, from a fresh sweeper too, must find nothing left to report
   const extra = startSweeper({ nc: b.nc!, subjects: b.subjects!, directory: b.directory!, log: quietLog, intervalMs: 60_000 });
   t.equal(await extra.sweep(), 0, 'a further sweep reports nothing');
-  extra.close();
+  await extra.close();
   await (c.nc as NatsConnection).flush();
   await nc.flush();
   t.same([...tally(closes.map((x) => x.id)).values()].filter((n) => n !== 1), [], 'exactly one close event per connection');
