@@ -15,22 +15,20 @@ import type { Logger } from 'pino';
  * de-duplicates retries) and is retried until the stream acknowledges it. Unacknowledged publishes
  * count against the same bound. A retried publish may land after later ones of the same connection.
  */
+/** Values per queued entry. */
+const STRIDE = 6;
+
 export class InboundPublisher {
-  #subjects: string[] = [];
-  #payloads: Uint8Array[] = [];
-  #headers: Array<MsgHdrs | undefined> = [];
-  #replies: string[] = [];
-  #ids: string[] = [];
-  #acked: Array<(() => void) | undefined> = [];
+  /** Queued entries, flat: subject, payload, headers, reply, msgId, onAcked, then the next. */
+  #q: unknown[] = [];
   #scheduled = false;
+  #held = false;
   #unacked = 0;
   #failures = 0;
-  #held = false;
   readonly #nc: NatsConnection;
   readonly #outageLimit: number;
   readonly #log: Logger;
   readonly #flush = () => this.flush();
-
   readonly #js: JetStreamClient | null;
   readonly #onFailure: () => void;
 
@@ -44,21 +42,17 @@ export class InboundPublisher {
 
   /** Entries waiting to be handed to NATS, plus durable publishes not yet acknowledged. */
   get pending(): number {
-    return this.#subjects.length + this.#unacked;
+    return this.#q.length / STRIDE + this.#unacked;
   }
 
   /**
    * Queues one message; returns false (and queues nothing) when the buffer is full: NATS away, or (in
-   * durable mode) the stream not acknowledging. `msgId` de-duplicates durable publishes.
+   * durable mode) the stream not acknowledging. `msgId` de-duplicates durable publishes; `onAcked`
+   * runs once the message is handed over (core) or acknowledged by the stream (durable).
    */
   publish(subject: string, payload: Uint8Array, headers: MsgHdrs | undefined, reply: string, msgId = '', onAcked?: () => void): boolean {
-    if ((this.#held || this.#js) && this.#subjects.length + this.#unacked >= this.#outageLimit) return false;
-    this.#subjects.push(subject);
-    this.#payloads.push(payload);
-    this.#headers.push(headers);
-    this.#replies.push(reply);
-    this.#ids.push(msgId);
-    this.#acked.push(onAcked);
+    if ((this.#held || this.#js) && this.pending >= this.#outageLimit) return false;
+    this.#q.push(subject, payload, headers, reply, msgId, onAcked);
     if (!this.#scheduled) {
       this.#scheduled = true;
       setImmediate(this.#flush);
@@ -79,48 +73,34 @@ export class InboundPublisher {
 
   /** Drops everything held (the gateway was fenced: these connections were already reported closed). */
   discard(): void {
-    this.#subjects = [];
-    this.#payloads = [];
-    this.#headers = [];
-    this.#replies = [];
-    this.#ids = [];
-    this.#acked = [];
+    this.#q = [];
   }
 
   /** Hands everything queued to nats.js now. */
   flush(): void {
     this.#scheduled = false;
-    if (this.#held || this.#nc.isClosed()) return;
-    const n = this.#subjects.length;
-    if (n === 0) return;
-    const subjects = this.#subjects;
-    const payloads = this.#payloads;
-    const headers = this.#headers;
-    const replies = this.#replies;
-    const ids = this.#ids;
-    const acked = this.#acked;
-    this.#subjects = [];
-    this.#payloads = [];
-    this.#headers = [];
-    this.#replies = [];
-    this.#ids = [];
-    this.#acked = [];
-    if (this.#js) {
-      for (let i = 0; i < n; i++) this.#durable(subjects[i]!, payloads[i]!, headers[i], ids[i]!, 0, acked[i]);
-      return;
-    }
-    for (let i = 0; i < n; i++) {
+    if (this.#held || this.#nc.isClosed() || this.#q.length === 0) return;
+    const q = this.#q;
+    this.#q = [];
+    for (let i = 0; i < q.length; i += STRIDE) {
+      const subject = q[i] as string;
+      const payload = q[i + 1] as Uint8Array;
+      const headers = q[i + 2] as MsgHdrs | undefined;
+      const reply = q[i + 3] as string;
+      const onAcked = q[i + 5] as (() => void) | undefined;
+      if (this.#js) {
+        this.#durable(subject, payload, headers, q[i + 4] as string, 0, onAcked);
+        continue;
+      }
       try {
-        const h = headers[i];
-        const r = replies[i];
-        this.#nc.publish(subjects[i]!, payloads[i], h === undefined && r === '' ? undefined : { headers: h, reply: r === '' ? undefined : r });
+        this.#nc.publish(subject, payload, headers === undefined && reply === '' ? undefined : { headers, reply: reply === '' ? undefined : reply });
       } catch (err) {
         // only a payload over the server's max_payload gets here; the frame limit should prevent it
         this.#onFailure();
-        this.#log.error({ err, subject: subjects[i] }, 'publish refused by the NATS client');
+        this.#log.error({ err, subject }, 'publish refused by the NATS client');
       }
       // core NATS acknowledges nothing: handed over is as far as it goes
-      acked[i]?.();
+      onAcked?.();
     }
   }
 

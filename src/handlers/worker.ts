@@ -99,15 +99,22 @@ export async function createWorker(options: WorkerOptions): Promise<Worker> {
   /** An inbound event: from a core subscription, or a durable stream message (then `done` acks it). */
   type Inbound = { subject: string; data: Uint8Array; headers?: MsgHdrs; json<T>(): T };
 
-  function onOpen(msg: Inbound, done?: Done): void {
-    let ev: OpenEvent;
+  /** The event's JSON with a valid connection id, or null (logged, and acked: retrying cannot fix it). */
+  function parseEvent<T extends { id: string }>(msg: Inbound, kind: string, done?: Done): T | null {
     try {
-      ev = msg.json<OpenEvent>();
+      const ev = msg.json<T>();
       parseConnectionId(ev.id);
-    } catch (e) {
-      log.warn({ err: e }, 'malformed open event ignored');
-      return done?.();
+      return ev;
+    } catch (err) {
+      log.warn({ err }, `malformed ${kind} event ignored`);
+      done?.();
+      return null;
     }
+  }
+
+  function onOpen(msg: Inbound, done?: Done): void {
+    const ev = parseEvent<OpenEvent>(msg, 'open', done);
+    if (!ev) return;
     handled++;
     counters?.open.inc();
     const { id, gateway, connectedAt: _c, authorized: _a, ...request } = ev;
@@ -132,14 +139,8 @@ export async function createWorker(options: WorkerOptions): Promise<Worker> {
   }
 
   function onClose(msg: Inbound, done?: Done): void {
-    let ev: CloseEvent;
-    try {
-      ev = msg.json<CloseEvent>();
-      parseConnectionId(ev.id);
-    } catch (e) {
-      log.warn({ err: e }, 'malformed close event ignored');
-      return done?.();
-    }
+    const ev = parseEvent<CloseEvent>(msg, 'close', done);
+    if (!ev) return;
     handled++;
     counters?.close.inc();
     const conn = conns.get(ev.id) ?? new HostConn(host, ev.id, ev.gateway, undefined);
