@@ -11,6 +11,7 @@ import { Metrics } from '../metrics/metrics.js';
 import { startOpsServer } from '../metrics/ops-server.js';
 import { ConfigError, WsgwError } from '../errors/errors.js';
 import { runDev } from './dev.js';
+import { superviseGateways } from './procs.js';
 import { createGateway } from '../gateway/gateway.js';
 import { loadHandler } from '../handlers/load.js';
 import { createWorker } from '../handlers/worker.js';
@@ -87,6 +88,11 @@ async function run(command: Command, flags: Record<string, unknown>): Promise<vo
     return runDev({ port: config.port, apiPort: config.apiPort, handler: config.handler });
   }
   const log = createLogger(config.logLevel).child({ component: command });
+  if (command === 'gateway' && config.procs > 1) {
+    if (config.port === 0) throw new ConfigError(['option --procs: needs a fixed --port (the processes share it)']);
+    // the children get everything but --procs and --id, which the supervisor sets per child
+    return superviseGateways(gatewayArgsWithout(process.argv.slice(3), ['--procs', '--id']), config.procs, config.id, log);
+  }
   const abort = new AbortController();
   let stop: () => Promise<void> = async () => abort.abort(new Error('shut down while starting'));
   onSignals(log, () => stop());
@@ -145,6 +151,21 @@ async function run(command: Command, flags: Record<string, unknown>): Promise<vo
     await worker.close();
     await closeNats(nc);
   };
+}
+
+/** argv without the named options (`--name value` and `--name=value`). */
+function gatewayArgsWithout(argv: string[], names: string[]): string[] {
+  const out: string[] = [];
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i]!;
+    if (names.includes(a)) {
+      i++;
+      continue;
+    }
+    if (names.some((n) => a.startsWith(n + '='))) continue;
+    out.push(a);
+  }
+  return out;
 }
 
 export function buildProgram(): Program {
