@@ -89,7 +89,8 @@ export async function runDev(options: DevOptions): Promise<void> {
     if (!natsUrl) await new Promise((r) => setTimeout(r, 25));
   }
 
-  const wsgw = (name: string, args: string[]) => pipe(name, spawn(process.execPath, [BIN, ...args, '--nats', natsUrl], { stdio: ['ignore', 'pipe', 'pipe'], detached: true }));
+  // children log NDJSON, which this process turns into its own prefixed lines
+  const wsgw = (name: string, args: string[]) => pipe(name, spawn(process.execPath, [BIN, ...args, '--nats', natsUrl, '--log-format', 'json'], { stdio: ['ignore', 'pipe', 'pipe'], detached: true }));
   wsgw('connections', ['connections', '-p', String(options.apiPort)]);
   wsgw(`gw-${options.port}`, ['gateway', '-p', String(options.port), '--id', `dev-${options.port}`, '--drain-ms', '0']);
   wsgw(`gw-${options.port + 1}`, ['gateway', '-p', String(options.port + 1), '--id', `dev-${options.port + 1}`, '--drain-ms', '0']);

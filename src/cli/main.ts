@@ -15,7 +15,7 @@ import { superviseGateways } from './procs.js';
 import { createGateway } from '../gateway/gateway.js';
 import { loadHandler } from '../handlers/load.js';
 import { createWorker } from '../handlers/worker.js';
-import { createLogger } from '../log/logger.js';
+import { createLogger, type LogFormat } from '../log/logger.js';
 import { closeNats, connectNats, type NatsAuth, type NatsConnection } from '../nats/connect.js';
 import { ConnectionDirectory } from '../nats/directory.js';
 import { newGatewayId } from '../protocol/ids.js';
@@ -87,7 +87,7 @@ async function run(command: Command, flags: Record<string, unknown>): Promise<vo
     if (config.port === 0 || config.port === 65535) throw new ConfigError(['option --port: wsgw dev needs a fixed port (it also uses the next one)']);
     return runDev({ port: config.port, apiPort: config.apiPort, handler: config.handler });
   }
-  const log = createLogger(config.logLevel).child({ component: command });
+  const log = createLogger(config.logLevel, 'wsgw', config.logFormat as LogFormat).child({ component: command });
   if (command === 'gateway' && config.procs > 1) {
     if (config.port === 0) throw new ConfigError(['option --procs: needs a fixed --port (the processes share it)']);
     // the children get everything but --procs and --id, which the supervisor sets per child

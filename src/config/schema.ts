@@ -105,6 +105,7 @@ export const schema = {
   metricsPort: { type: 'integer', flag: '--metrics-port', default: 0, min: 0, max: 65535, commands: ['worker', 'bridge'], doc: 'Serve /healthz, /readyz and /metrics on this port (gateways and the connection service serve them on their own port); 0 disables' },
   kvReplicas: { type: 'integer', flag: '--kv-replicas', default: 1, min: 1, max: 5, commands: NATS, doc: 'Replicas of the KV buckets and the durable stream when wsgw creates them (3 on a cluster)' },
   leaseMs: { type: 'integer', flag: '--lease-ms', default: 15_000, min: 1_000, max: 600_000, commands: ['gateway', 'connections'], doc: 'Gateway lease length: gateways renew every third of it; a gateway silent longer is declared dead and its connections reported lost (gateways and the connection service sweep every third of it)' },
+  logFormat: { type: 'enum', flag: '--log-format', default: 'auto', values: ['auto', 'json', 'pretty'], commands: ALL, doc: 'Log output: NDJSON, readable lines, or auto (readable in a terminal, NDJSON otherwise)' },
   logLevel: { type: 'enum', flag: '--log-level', default: 'info', values: ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'], commands: ALL, doc: 'Log level of the NDJSON logs on stdout' },
 } as const satisfies Record<string, KeySpec>;
 

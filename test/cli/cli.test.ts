@@ -72,6 +72,17 @@ t.test('options from --config and WSGW_* env reach the command, and their errors
   await c.close();
 });
 
+t.test('--log-format pretty writes readable lines (auto picks them in a terminal, NDJSON in a pipe)', async (t) => {
+  const p = spawnWsgw(['local', '-p', '0', '--host', '127.0.0.1', '--log-format', 'pretty']);
+  t.teardown(() => p.stop());
+  const line = await p.waitFor((l) => typeof l.raw === 'string' && l.raw.includes('ready: ws://'));
+  t.match(line.raw, /INFO/, 'level shown as a word');
+  t.notOk(p.lines.some((l) => l.raw === undefined), 'no NDJSON line');
+  const auto = spawnWsgw(['local', '-p', '0', '--host', '127.0.0.1']);
+  t.teardown(() => auto.stop());
+  t.ok(await auto.waitFor((l) => l.msg === 'gateway listening'), 'auto in a pipe: NDJSON');
+});
+
 t.test('wsgw local serves echo and stops cleanly on SIGTERM', async (t) => {
   const p = spawnWsgw(['local', '-p', '0', '--host', '127.0.0.1']);
   t.teardown(() => p.stop());
