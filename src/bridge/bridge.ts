@@ -1,9 +1,10 @@
 import { Pool } from 'undici';
-import { headers as natsHeaders, type Msg, type MsgHdrs, type NatsConnection, type Subscription } from '@nats-io/transport-node';
+import type { Msg, NatsConnection, Subscription } from '@nats-io/transport-node';
 import type { Logger } from 'pino';
 import type { Config } from '../config/schema.js';
 import { isApplicationCloseCode, truncateReason } from '../protocol/close-codes.js';
-import type { AuthReply, CloseEvent, ControlReply, OpenEvent } from '../protocol/events.js';
+import type { AuthReply, CloseEvent, ControlCommand, OpenEvent } from '../protocol/events.js';
+import { BINARY_HEADERS, requestControl } from '../nats/control.js';
 import { Header } from '../protocol/headers.js';
 import { isConnectionId } from '../protocol/ids.js';
 import type { Subjects } from '../protocol/subjects.js';
@@ -59,8 +60,6 @@ const ANSWER = {
   identity: 'wsgw-identity',
 } as const;
 
-const BINARY: MsgHdrs = natsHeaders();
-BINARY.set(Header.Binary, '1');
 const MAX_BACKOFF_MS = 2_000;
 
 class AnswerTooLarge extends Error {}
@@ -127,15 +126,7 @@ export async function createBridge(options: BridgeOptions): Promise<Bridge> {
     return { status: res.statusCode, headers: res.headers, body: Buffer.concat(chunks) };
   }
 
-  async function control(id: string, body: object): Promise<void> {
-    try {
-      const m = await nc.request(subjects.ctl(id), JSON.stringify(body), { timeout: config.bridgeTimeout });
-      const r = m.json<ControlReply>();
-      if (!r.ok && r.error === 'invalid') log.warn({ conn: id, message: r.message }, 'gateway refused a control command from the application');
-    } catch (err) {
-      log.debug({ err, conn: id }, 'control request got no answer (connection gone)');
-    }
-  }
+  const control = (id: string, command: ControlCommand) => requestControl(nc, subjects, id, command, config.bridgeTimeout, log);
 
   /** Applies the application's answer: topics, then the body as a frame, then a close. */
   async function apply(ev: BridgeEvent, status: number, headers: Record<string, string | string[] | undefined>, body: Buffer): Promise<void> {
@@ -157,7 +148,7 @@ export async function createBridge(options: BridgeOptions): Promise<Bridge> {
     for (const topic of validTopics(ev.id, list(headers[ANSWER.unsubscribe]))) await control(ev.id, { op: 'unsubscribe', topic });
     if (body.length > 0 && status !== 204) {
       const binary = /^application\/octet-stream\b/i.test(one(headers['content-type']) ?? '');
-      nc.publish(subjects.out(ev.id), body, binary ? { headers: BINARY } : undefined);
+      nc.publish(subjects.out(ev.id), body, binary ? { headers: BINARY_HEADERS } : undefined);
     }
     const closeHeader = one(headers[ANSWER.close]);
     if (closeHeader !== undefined) {

@@ -2,7 +2,7 @@ import uWS from 'uWebSockets.js';
 import type { HttpRequest, HttpResponse, TemplatedApp, us_listen_socket, WebSocket } from 'uWebSockets.js';
 import { isUtf8 } from 'node:buffer';
 import { STATUS_CODES } from 'node:http';
-import { headers as natsHeaders, type Msg, type MsgHdrs, type NatsConnection, type Subscription } from '@nats-io/transport-node';
+import { headers as natsHeaders, type Msg, type NatsConnection, type Subscription } from '@nats-io/transport-node';
 import type { Logger } from 'pino';
 import type { Config } from '../config/schema.js';
 import { ListenError } from '../errors/errors.js';
@@ -14,6 +14,7 @@ import type { Subjects } from '../protocol/subjects.js';
 import { assertToken } from '../protocol/tokens.js';
 import type { ConnectionDirectory } from '../nats/directory.js';
 import { watchStatus, within } from '../nats/connect.js';
+import { BINARY_HEADERS, requestControl } from '../nats/control.js';
 import { LeaseKeeper } from '../nats/lease.js';
 import { startSweeper, type Sweeper } from '../nats/sweeper.js';
 import { FrameMessage, HandlerRuntime, HostConn, type ConnectionHost } from '../handlers/runtime.js';
@@ -94,10 +95,10 @@ interface ConnData {
 const textEncoder = new TextEncoder();
 /** Own records are reconciled with live connections every this many lease lengths. */
 const RECONCILE_LEASES = 4;
+/** How long a handler's subscribe on another gateway's connection waits for that gateway. */
+const CONTROL_TIMEOUT_MS = 5_000;
 /** Granularity of the drain schedule. */
 const DRAIN_TICK_MS = 50;
-const BINARY_HEADERS: MsgHdrs = natsHeaders();
-BINARY_HEADERS.set(Header.Binary, '1');
 
 function copyHeaders(req: HttpRequest, names: readonly string[]): Record<string, string> {
   const out: Record<string, string> = {};
@@ -109,11 +110,8 @@ function copyHeaders(req: HttpRequest, names: readonly string[]): Record<string,
 }
 
 /** The two answers sent on every acknowledged send, encoded once. */
-const OK_REPLY = textEncoderOnce({ ok: true });
-const GONE_REPLY = textEncoderOnce({ ok: false, error: 'gone' });
-function textEncoderOnce(body: ControlReply): Uint8Array {
-  return new TextEncoder().encode(JSON.stringify(body));
-}
+const OK_REPLY = textEncoder.encode(JSON.stringify({ ok: true } satisfies ControlReply));
+const GONE_REPLY = textEncoder.encode(JSON.stringify({ ok: false, error: 'gone' } satisfies ControlReply));
 
 /** The query string without a `token` parameter (so a token never lands in records or events). */
 function withoutToken(query: string): string {
@@ -154,21 +152,7 @@ export async function createGateway(options: GatewayOptions): Promise<Gateway> {
   // --- outbound: corked, batched per socket -------------------------------------------------
   let dirty: ConnData[] = [];
   let flushScheduled = false;
-  let droppedFrames = 0;
-  let noResponders = 0;
-  // plain numbers on the hot path, copied into the metrics when they are scraped
-  let framesOut = 0;
-  let bytesOut = 0;
-  let counted = { droppedFrames: 0, framesOut: 0, bytesOut: 0, noResponders: 0 };
-  function syncMetrics(): void {
-    metrics.connections.set(conns.size);
-    metrics.outageBuffered.set(publisher?.pending ?? 0);
-    metrics.backpressureDropped.inc(droppedFrames - counted.droppedFrames);
-    metrics.framesOut.inc(framesOut - counted.framesOut);
-    metrics.bytesOut.inc(bytesOut - counted.bytesOut);
-    metrics.noResponders.inc(noResponders - counted.noResponders);
-    counted = { droppedFrames, framesOut, bytesOut, noResponders };
-  }
+  const hot = metrics.hot;
   const flushOut = () => {
     flushScheduled = false;
     const list = dirty;
@@ -180,10 +164,10 @@ export async function createGateway(options: GatewayOptions): Promise<Gateway> {
         ws.cork(() => {
           for (let i = 0; i < q.length; i += 2) {
             const data = q[i] as FrameData;
-            if (ws.send(data, q[i + 1] as boolean) === 2) droppedFrames++;
-            bytesOut += typeof data === 'string' ? data.length : data.byteLength;
+            if (ws.send(data, q[i + 1] as boolean) === 2) hot.backpressureDropped++;
+            hot.bytesOut += typeof data === 'string' ? data.length : data.byteLength;
           }
-          framesOut += q.length / 2;
+          hot.framesOut += q.length / 2;
         });
       }
       q.length = 0;
@@ -277,13 +261,13 @@ export async function createGateway(options: GatewayOptions): Promise<Gateway> {
       assertToken('topic', topic);
       const d = localOf(id);
       if (d) subscribeLocal(d, topic);
-      else if (d === undefined && nats) await controlRequest(id, { op: 'subscribe', topic });
+      else if (d === undefined && nats) await requestControl(nats.nc, nats.subjects, id, { op: 'subscribe', topic }, CONTROL_TIMEOUT_MS, log);
     },
     async unsubscribe(id, topic) {
       assertToken('topic', topic);
       const d = localOf(id);
       if (d) unsubscribeLocal(d, topic);
-      else if (d === undefined && nats) await controlRequest(id, { op: 'unsubscribe', topic });
+      else if (d === undefined && nats) await requestControl(nats.nc, nats.subjects, id, { op: 'unsubscribe', topic }, CONTROL_TIMEOUT_MS, log);
     },
     publish(topic, data, binary) {
       assertToken('topic', topic);
@@ -299,15 +283,6 @@ export async function createGateway(options: GatewayOptions): Promise<Gateway> {
       return nats.directory.get(id);
     },
   };
-  async function controlRequest(id: string, body: object): Promise<void> {
-    if (!nats) return;
-    try {
-      await nats.nc.request(nats.subjects.ctl(id), JSON.stringify(body), { timeout: 5_000 });
-    } catch (err) {
-      // no responders: the owning gateway is gone, like a send to a closed connection
-      log.debug({ err, conn: id }, 'control request got no answer');
-    }
-  }
   const ORIGIN_HEADERS = natsHeaders();
   ORIGIN_HEADERS.set(Header.Origin, gatewayId);
   const ORIGIN_BINARY_HEADERS = natsHeaders();
@@ -384,8 +359,8 @@ export async function createGateway(options: GatewayOptions): Promise<Gateway> {
           if (h && h.code !== 0 && msg.data.length === 0) {
             // a server status, never client data: 503 means frames published with this reply subject
             // found no subscriber (no worker listening) and are lost; core NATS is at-most-once here
-            noResponders++;
-            if (noResponders === 1 || noResponders % 1000 === 0) log.warn({ noResponders, status: h.code }, 'frames reached no worker (no responders on P.in.msg)');
+            const n = ++hot.noResponders;
+            if (n === 1 || n % 1000 === 0) log.warn({ noResponders: n, status: h.code }, 'frames reached no worker (no responders on P.in.msg)');
             return;
           }
           const d = conns.get(msg.subject.slice(outPrefixLength));
@@ -684,7 +659,15 @@ export async function createGateway(options: GatewayOptions): Promise<Gateway> {
     res.writeHeader('Content-Type', 'application/json').end(JSON.stringify({ ok: true, gateway: gatewayId, connections: conns.size }));
   });
   // ready: accepting, NATS connected, and the lease (a KV write) confirmed recently
-  mountOpsRoutes(app, metrics, () => (closing ? 'draining' : nats && (nats.nc.isClosed() || !lease?.stillHeld()) ? 'NATS or KV not confirmed' : null), syncMetrics);
+  mountOpsRoutes(
+    app,
+    metrics,
+    () => (closing ? 'draining' : nats && (nats.nc.isClosed() || !lease?.stillHeld()) ? 'NATS or KV not confirmed' : null),
+    () => {
+      metrics.connections.set(conns.size);
+      metrics.outageBuffered.set(publisher?.pending ?? 0);
+    },
+  );
   app.any('/*', (res, req) => {
     const url = req.getUrl();
     refuse(res, '404 Not Found', `nothing at ${url}; WebSocket clients connect to ${base}`);
@@ -743,7 +726,7 @@ export async function createGateway(options: GatewayOptions): Promise<Gateway> {
       options.api?.view.stop();
       api?.close();
       app.close();
-      if (droppedFrames) log.info({ droppedFrames }, 'frames dropped by backpressure during this run');
+      if (hot.backpressureDropped) log.info({ droppedFrames: hot.backpressureDropped }, 'frames dropped by backpressure during this run');
     },
   };
 }

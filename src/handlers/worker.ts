@@ -1,7 +1,8 @@
-import { headers as natsHeaders, type Msg, type MsgHdrs, type NatsConnection, type Subscription } from '@nats-io/transport-node';
+import type { Msg, MsgHdrs, NatsConnection, Subscription } from '@nats-io/transport-node';
+import { BINARY_HEADERS, requestControl } from '../nats/control.js';
 import type { Logger } from 'pino';
 import { Header } from '../protocol/headers.js';
-import type { CloseEvent, ControlReply, OpenEvent, RequestInfo } from '../protocol/events.js';
+import type { CloseEvent, OpenEvent, RequestInfo } from '../protocol/events.js';
 import type { Subjects } from '../protocol/subjects.js';
 import { assertToken } from '../protocol/tokens.js';
 import { parseConnectionId } from '../protocol/ids.js';
@@ -35,9 +36,9 @@ export interface Worker {
   close(): Promise<void>;
 }
 
-const BINARY_HEADERS: MsgHdrs = natsHeaders();
-BINARY_HEADERS.set(Header.Binary, '1');
 const DEFAULT_CACHE_SIZE = 50_000;
+/** How long `conn.subscribe()` waits for the owning gateway. */
+const CONTROL_TIMEOUT_MS = 5_000;
 
 /**
  * Runs a handler module against NATS: joins the queue group on `P.in.open`, `P.in.msg.>` and
@@ -58,26 +59,15 @@ export async function createWorker(options: WorkerOptions): Promise<Worker> {
     close(id, code, reason) {
       nc.publish(subjects.ctl(id), JSON.stringify({ op: 'close', code, reason }));
     },
-    subscribe: (id, topic) => control(id, { op: 'subscribe', topic: assertToken('topic', topic) }),
-    unsubscribe: (id, topic) => control(id, { op: 'unsubscribe', topic: assertToken('topic', topic) }),
+    subscribe: (id, topic) => requestControl(nc, subjects, id, { op: 'subscribe', topic: assertToken('topic', topic) }, CONTROL_TIMEOUT_MS, log),
+    unsubscribe: (id, topic) => requestControl(nc, subjects, id, { op: 'unsubscribe', topic: assertToken('topic', topic) }, CONTROL_TIMEOUT_MS, log),
     publish(topic, data, binary) {
       nc.publish(subjects.topic(topic), data, binary ? { headers: BINARY_HEADERS } : undefined);
     },
     lookup: (id) => directory.get(id),
   };
-  async function control(id: string, body: object): Promise<void> {
-    let answer: Msg;
-    try {
-      answer = await nc.request(subjects.ctl(id), JSON.stringify(body), { timeout: 5_000 });
-    } catch (err) {
-      log.debug({ err, conn: id }, 'control request got no answer (gateway gone)');
-      return;
-    }
-    const r = answer.json<ControlReply>();
-    if (!r.ok && r.error === 'invalid') log.warn({ conn: id, message: r.message }, 'gateway refused control command');
-  }
   const runtime = new HandlerRuntime(options.handler, host, log.child({ component: 'handler' }), () => options.metrics?.handlerErrors.inc());
-  const counters = options.metrics ? { open: options.metrics.workerEvents.labels('open'), message: options.metrics.workerEvents.labels('message'), close: options.metrics.workerEvents.labels('close') } : null;
+  const hot = options.metrics?.hot;
 
   function remember(conn: HostConn): HostConn {
     conns.set(conn.id, conn);
@@ -116,7 +106,7 @@ export async function createWorker(options: WorkerOptions): Promise<Worker> {
     const ev = parseEvent<OpenEvent>(msg, 'open', done);
     if (!ev) return;
     handled++;
-    counters?.open.inc();
+    if (hot) hot.workerOpens++;
     const { id, gateway, connectedAt: _c, authorized: _a, ...request } = ev;
     runtime.open(remember(new HostConn(host, id, gateway, request)), done);
   }
@@ -131,7 +121,7 @@ export async function createWorker(options: WorkerOptions): Promise<Worker> {
       return done?.();
     }
     handled++;
-    counters?.message.inc();
+    if (hot) hot.workerMessages++;
     const message = new FrameMessage(msg.data, h!.get(Header.Binary) === '1', msg.subject.slice(routeOffset), Number(h!.get(Header.Seq)));
     const conn = conns.get(id);
     if (conn) runtime.message(conn, message, done);
@@ -142,7 +132,7 @@ export async function createWorker(options: WorkerOptions): Promise<Worker> {
     const ev = parseEvent<CloseEvent>(msg, 'close', done);
     if (!ev) return;
     handled++;
-    counters?.close.inc();
+    if (hot) hot.workerCloses++;
     const conn = conns.get(ev.id) ?? new HostConn(host, ev.id, ev.gateway, undefined);
     conns.delete(ev.id);
     runtime.close(conn, { code: ev.code, reason: ev.reason, lost: ev.lost === true }, done);

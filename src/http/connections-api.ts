@@ -1,10 +1,9 @@
 import type { HttpRequest, HttpResponse, TemplatedApp } from 'uWebSockets.js';
-import { headers as natsHeaders, type MsgHdrs, type NatsConnection } from '@nats-io/transport-node';
+import type { MsgHdrs, NatsConnection } from '@nats-io/transport-node';
 import type { Logger } from 'pino';
 import { InvalidTokenError, WsgwError } from '../errors/errors.js';
 import { isApplicationCloseCode } from '../protocol/close-codes.js';
 import type { ControlReply, GatewayLease } from '../protocol/events.js';
-import { Header } from '../protocol/headers.js';
 import { parseConnectionId } from '../protocol/ids.js';
 import type { Subjects } from '../protocol/subjects.js';
 import { assertToken } from '../protocol/tokens.js';
@@ -12,6 +11,7 @@ import type { ConnectionDirectory } from '../nats/directory.js';
 import type { DirectoryView } from './directory-view.js';
 import type { Metrics } from '../metrics/metrics.js';
 import { NoRespondersError, RequestTimeoutError, Requester } from '../nats/requester.js';
+import { BINARY_HEADERS } from '../nats/control.js';
 import { BodyTooLargeError, bearerMatches, errorReply, readBody, serve, type Reply } from './respond.js';
 
 export interface ConnectionsApiOptions {
@@ -33,8 +33,6 @@ export interface ConnectionsApiOptions {
 const OK: ControlReply = Object.freeze({ ok: true });
 const DEFAULT_PAGE = 100;
 const MAX_PAGE = 1000;
-const BINARY: MsgHdrs = natsHeaders();
-BINARY.set(Header.Binary, '1');
 
 /** A 400 for bad input, raised before any NATS call. */
 class BadRequest extends WsgwError {
@@ -175,7 +173,7 @@ export function mountConnectionsApi(app: TemplatedApp, options: ConnectionsApiOp
       const binary = /^application\/octet-stream\b/i.test(req.getHeader('content-type'));
       const body = readBody(res, req, options.maxPayload);
       parseConnectionId(id);
-      return async () => toGateway(id, subjects.out(id), await body, binary ? BINARY : undefined, { status: 200, body: { ok: true } });
+      return async () => toGateway(id, subjects.out(id), await body, binary ? BINARY_HEADERS : undefined, { status: 200, body: { ok: true } });
     }),
   );
 
@@ -218,7 +216,7 @@ export function mountConnectionsApi(app: TemplatedApp, options: ConnectionsApiOp
       const body = readBody(res, req, options.maxPayload);
       assertToken('topic', topic);
       return async () => {
-        requester.publish(subjects.topic(topic), await body, binary ? BINARY : undefined);
+        requester.publish(subjects.topic(topic), await body, binary ? BINARY_HEADERS : undefined);
         return { status: 202, body: { ok: true } };
       };
     }),

@@ -6,9 +6,26 @@ const MAX_ROUTE_LABELS = 100;
 /** wsgw's own 4xxx close codes, labelled individually. */
 const KNOWN_4XXX = new Set(Object.values(CloseCode).filter((c) => c >= 4000) as number[]);
 
-interface RouteCounters {
-  readonly frames: { inc(n?: number): void };
-  readonly bytes: { inc(n?: number): void };
+/** A route's frames and bytes since start, and how much of them the counters already hold. */
+interface RouteTally {
+  frames: number;
+  bytes: number;
+  copiedFrames: number;
+  copiedBytes: number;
+}
+
+/**
+ * Counts taken on the per-frame path: plain numbers (a prom-client `inc` hashes its labels on every
+ * call), copied into the counters when the registry is scraped.
+ */
+export interface HotTally {
+  framesOut: number;
+  bytesOut: number;
+  backpressureDropped: number;
+  noResponders: number;
+  workerOpens: number;
+  workerMessages: number;
+  workerCloses: number;
 }
 
 /**
@@ -38,8 +55,10 @@ export class Metrics {
   readonly bridgeLatency: Histogram;
   readonly workerEvents: Counter<'kind'>;
   readonly handlerErrors: Counter;
-  readonly #routeChildren = new Map<string, RouteCounters>();
-  #other: RouteCounters | undefined;
+  /** Increment these on the hot path; `text()` moves them into the counters. */
+  readonly hot: HotTally = { framesOut: 0, bytesOut: 0, backpressureDropped: 0, noResponders: 0, workerOpens: 0, workerMessages: 0, workerCloses: 0 };
+  #copied: HotTally = { ...this.hot };
+  readonly #routes = new Map<string, RouteTally>();
 
   constructor(service: string, labels: Record<string, string> = {}) {
     this.registry.setDefaultLabels({ service, ...labels });
@@ -68,19 +87,36 @@ export class Metrics {
     this.bridgeLatency = new Histogram({ name: 'wsgw_bridge_request_seconds', help: 'Application answer time seen by the bridge', buckets: [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 10], registers: r });
   }
 
-  /** Counts one inbound frame; children are cached per route so the hot path does no label lookup. */
+  /** Counts one inbound frame: a map lookup and two additions. */
   frameIn(route: string, bytes: number): void {
-    let c = this.#routeChildren.get(route);
-    if (!c) {
-      if (this.#routeChildren.size >= MAX_ROUTE_LABELS) {
-        c = this.#other ??= { frames: this.framesIn.labels('other'), bytes: this.bytesIn.labels('other') };
-      } else {
-        c = { frames: this.framesIn.labels(route), bytes: this.bytesIn.labels(route) };
-        this.#routeChildren.set(route, c);
-      }
+    let t = this.#routes.get(route);
+    if (!t) {
+      const key = this.#routes.size < MAX_ROUTE_LABELS ? route : 'other';
+      t = this.#routes.get(key);
+      if (!t) this.#routes.set(key, (t = { frames: 0, bytes: 0, copiedFrames: 0, copiedBytes: 0 }));
     }
-    c.frames.inc();
-    c.bytes.inc(bytes);
+    t.frames++;
+    t.bytes += bytes;
+  }
+
+  /** Moves what the hot path counted since the last scrape into the prom-client counters. */
+  #copyHot(): void {
+    for (const [route, t] of this.#routes) {
+      this.framesIn.inc({ route }, t.frames - t.copiedFrames);
+      this.bytesIn.inc({ route }, t.bytes - t.copiedBytes);
+      t.copiedFrames = t.frames;
+      t.copiedBytes = t.bytes;
+    }
+    const h = this.hot;
+    const c = this.#copied;
+    this.framesOut.inc(h.framesOut - c.framesOut);
+    this.bytesOut.inc(h.bytesOut - c.bytesOut);
+    this.backpressureDropped.inc(h.backpressureDropped - c.backpressureDropped);
+    this.noResponders.inc(h.noResponders - c.noResponders);
+    this.workerEvents.inc({ kind: 'open' }, h.workerOpens - c.workerOpens);
+    this.workerEvents.inc({ kind: 'message' }, h.workerMessages - c.workerMessages);
+    this.workerEvents.inc({ kind: 'close' }, h.workerCloses - c.workerCloses);
+    this.#copied = { ...h };
   }
 
   /** Close codes as a bounded label: known codes as themselves, application codes by range. */
@@ -91,6 +127,7 @@ export class Metrics {
 
   /** Prometheus text format. */
   text(): Promise<string> {
+    this.#copyHot();
     return this.registry.metrics();
   }
 

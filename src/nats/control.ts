@@ -1,0 +1,25 @@
+import { headers as natsHeaders, type MsgHdrs, type NatsConnection } from '@nats-io/transport-node';
+import type { Logger } from 'pino';
+import type { ControlCommand, ControlReply } from '../protocol/events.js';
+import { Header } from '../protocol/headers.js';
+import type { Subjects } from '../protocol/subjects.js';
+
+/** Headers of a binary frame on `P.out` or `P.topic`; shared, never mutated. */
+export const BINARY_HEADERS: MsgHdrs = natsHeaders();
+BINARY_HEADERS.set(Header.Binary, '1');
+
+/**
+ * Sends a control command to the gateway that owns `connectionId` and waits for its answer. No answer
+ * means the connection (or its gateway) is gone, which is not an error for the caller; a refused
+ * command is logged. Used by the gateway (connections on other gateways), the worker and the bridge.
+ */
+export async function requestControl(nc: NatsConnection, subjects: Subjects, connectionId: string, command: ControlCommand, timeoutMs: number, log: Logger): Promise<void> {
+  let answer: ControlReply;
+  try {
+    answer = (await nc.request(subjects.ctl(connectionId), JSON.stringify(command), { timeout: timeoutMs })).json<ControlReply>();
+  } catch (err) {
+    log.debug({ err: { message: (err as Error).message }, conn: connectionId }, 'control request got no answer (connection gone)');
+    return;
+  }
+  if (!answer.ok && answer.error === 'invalid') log.warn({ conn: connectionId, message: answer.message }, 'gateway refused a control command');
+}
