@@ -654,7 +654,40 @@ export async function createGateway(options: GatewayOptions): Promise<Gateway> {
   };
   app.ws(base, behavior);
   if (base !== '/') app.ws(base + '/*', behavior);
-  const api = options.api && nats ? mountConnectionsApi(app, { ...nats, view: options.api.view, token: config.token, maxPayload: config.maxPayload, requestTimeout: config.requestTimeout, log }) : null;
+  const api =
+    options.api && nats
+      ? mountConnectionsApi(app, {
+          ...nats,
+          view: options.api.view,
+          token: config.token,
+          maxPayload: config.maxPayload,
+          requestTimeout: config.requestTimeout,
+          log,
+          // this gateway's own connections skip the NATS round trip; the same checks and order apply
+          local: {
+            send(id, data, binary) {
+              const d = localOf(id);
+              if (d === undefined) return undefined;
+              if (!d || d.closed) return false;
+              enqueueOut(d, data, binary || !isUtf8(data));
+              return true;
+            },
+            control(id, cmd) {
+              const d = localOf(id);
+              if (d === undefined) return undefined;
+              if (!d || d.closed) return false;
+              if (cmd.op === 'close') closeLocal(d, cmd.code, cmd.reason);
+              else if (cmd.op === 'unsubscribe') unsubscribeLocal(d, cmd.topic);
+              else {
+                subscribeLocal(d, cmd.topic);
+                // answered once the server has the topic subscription, as over NATS
+                return nats.nc.flush().then(() => true, () => true);
+              }
+              return true;
+            },
+          },
+        })
+      : null;
   app.get('/healthz', (res) => {
     res.writeHeader('Content-Type', 'application/json').end(JSON.stringify({ ok: true, gateway: gatewayId, connections: conns.size }));
   });

@@ -3,7 +3,7 @@ import type { MsgHdrs, NatsConnection } from '@nats-io/transport-node';
 import type { Logger } from 'pino';
 import { InvalidTokenError, WsgwError } from '../errors/errors.js';
 import { isApplicationCloseCode } from '../protocol/close-codes.js';
-import type { ControlReply, GatewayLease } from '../protocol/events.js';
+import type { ControlCommand, ControlReply, GatewayLease } from '../protocol/events.js';
 import { parseConnectionId } from '../protocol/ids.js';
 import type { Subjects } from '../protocol/subjects.js';
 import { assertToken } from '../protocol/tokens.js';
@@ -12,7 +12,7 @@ import type { DirectoryView } from './directory-view.js';
 import type { Metrics } from '../metrics/metrics.js';
 import { NoRespondersError, RequestTimeoutError, Requester } from '../nats/requester.js';
 import { BINARY_HEADERS } from '../nats/control.js';
-import { BodyTooLargeError, bearerMatches, errorReply, readBody, serve, type Reply } from './respond.js';
+import { BodyTooLargeError, bearerMatches, constantReply, errorReply, readBody, serve, type Reply } from './respond.js';
 
 export interface ConnectionsApiOptions {
   readonly nc: NatsConnection;
@@ -28,9 +28,24 @@ export interface ConnectionsApiOptions {
   readonly log: Logger;
   /** Counts requests by status. */
   readonly metrics?: Metrics;
+  /** Connections this process owns (a gateway mounting the API): served without a NATS round trip. */
+  readonly local?: LocalConnections;
+}
+
+/**
+ * A gateway's own connections, for the API it mounts with `--api`. Each method answers `undefined`
+ * when another gateway owns the id (the request then goes over NATS), `false` when the connection was
+ * here and is gone, `true` when it was delivered or queued.
+ */
+export interface LocalConnections {
+  send(id: string, data: Uint8Array, binary: boolean): boolean | undefined;
+  control(id: string, cmd: ControlCommand): Promise<boolean> | boolean | undefined;
 }
 
 const OK: ControlReply = Object.freeze({ ok: true });
+const SENT = constantReply(200, { ok: true });
+const ACCEPTED = constantReply(202, { ok: true });
+const NO_CONTENT: Reply = Object.freeze({ status: 204 });
 const DEFAULT_PAGE = 100;
 const MAX_PAGE = 1000;
 
@@ -117,6 +132,11 @@ export function mountConnectionsApi(app: TemplatedApp, options: ConnectionsApiOp
 
   /** Sends a request to the owning gateway and maps its answer to HTTP. */
   async function toGateway(id: string, subject: string, payload: Uint8Array | string, headers: MsgHdrs | undefined, success: Reply): Promise<Reply> {
+    if (options.local) {
+      // this process owns the id: no NATS round trip (and for `op` requests, no JSON either)
+      const done = typeof payload === 'string' ? options.local.control(id, JSON.parse(payload) as ControlCommand) : options.local.send(id, payload, headers === BINARY_HEADERS);
+      if (done !== undefined) return (await done) ? success : missing(id);
+    }
     let answer: ControlReply;
     try {
       const m = await requester.request(subject, payload, headers);
@@ -173,7 +193,7 @@ export function mountConnectionsApi(app: TemplatedApp, options: ConnectionsApiOp
       const binary = /^application\/octet-stream\b/i.test(req.getHeader('content-type'));
       const body = readBody(res, req, options.maxPayload);
       parseConnectionId(id);
-      return async () => toGateway(id, subjects.out(id), await body, binary ? BINARY_HEADERS : undefined, { status: 200, body: { ok: true } });
+      return async () => toGateway(id, subjects.out(id), await body, binary ? BINARY_HEADERS : undefined, SENT);
     }),
   );
 
@@ -188,7 +208,7 @@ export function mountConnectionsApi(app: TemplatedApp, options: ConnectionsApiOp
       if (code !== undefined && !isApplicationCloseCode(code)) throw new BadRequest('invalid_code', 'code must be 1000 or 3000-4999');
       const reason = q.get('reason') ?? undefined;
       if (reason !== undefined && Buffer.byteLength(reason) > 123) throw new BadRequest('invalid_reason', 'reason must be at most 123 bytes of UTF-8');
-      return () => toGateway(id, subjects.ctl(id), JSON.stringify({ op: 'close', code, reason }), undefined, { status: 204 });
+      return () => toGateway(id, subjects.ctl(id), JSON.stringify({ op: 'close', code, reason }), undefined, NO_CONTENT);
     }),
   );
 
@@ -203,7 +223,7 @@ export function mountConnectionsApi(app: TemplatedApp, options: ConnectionsApiOp
         const topic = req.getParameter(1)!;
         parseConnectionId(id);
         assertToken('topic', topic);
-        return () => toGateway(id, subjects.ctl(id), JSON.stringify({ op, topic }), undefined, { status: 204 });
+        return () => toGateway(id, subjects.ctl(id), JSON.stringify({ op, topic }), undefined, NO_CONTENT);
       }),
     );
   }
@@ -217,7 +237,7 @@ export function mountConnectionsApi(app: TemplatedApp, options: ConnectionsApiOp
       assertToken('topic', topic);
       return async () => {
         requester.publish(subjects.topic(topic), await body, binary ? BINARY_HEADERS : undefined);
-        return { status: 202, body: { ok: true } };
+        return ACCEPTED;
       };
     }),
   );

@@ -15,15 +15,32 @@ export function errorReply(status: number, error: string, message: string): Repl
   return { status, body: { error, message } };
 }
 
+const statusLines = new Map<number, string>();
+function statusLine(status: number): string {
+  let line = statusLines.get(status);
+  if (line === undefined) statusLines.set(status, (line = `${status} ${STATUS_CODES[status] ?? ''}`));
+  return line;
+}
+
+/** JSON bodies already serialized, for the hottest answers (`{"ok":true}`). */
+const serialized = new WeakMap<object, string>();
+/** A reply whose JSON body is serialized once, here, rather than on every write. */
+export function constantReply(status: number, body: object): Reply {
+  const reply = Object.freeze({ status, body: Object.freeze(body) });
+  serialized.set(reply.body, JSON.stringify(body));
+  return reply;
+}
+
 function write(res: HttpResponse, reply: Reply): void {
-  res.writeStatus(`${reply.status} ${STATUS_CODES[reply.status] ?? ''}`);
-  for (const [k, v] of Object.entries(reply.headers ?? {})) res.writeHeader(k, v);
-  if (reply.body === undefined || reply.status === 204) {
+  res.writeStatus(statusLine(reply.status));
+  if (reply.headers) for (const k in reply.headers) res.writeHeader(k, reply.headers[k]!);
+  const body = reply.body;
+  if (body === undefined || reply.status === 204) {
     res.end();
-  } else if (typeof reply.body === 'string' || reply.body instanceof Uint8Array) {
-    res.end(reply.body);
+  } else if (typeof body === 'string' || body instanceof Uint8Array) {
+    res.end(body);
   } else {
-    res.writeHeader('Content-Type', 'application/json').end(JSON.stringify(reply.body));
+    res.writeHeader('Content-Type', 'application/json').end(serialized.get(body as object) ?? JSON.stringify(body));
   }
 }
 

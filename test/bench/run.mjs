@@ -165,16 +165,19 @@ await scenario('httpbound', 'plain uWS HTTP endpoint answering 202 (bound for th
 });
 for (const [key, label] of [
   ['httpsend', 'POST /connections/:id/messages (wsgw connections), 64 B'],
+  ['httpsendgw', 'POST /connections/:id/messages on the owning gateway (--api), 64 B'],
   ['httpbroadcast', 'POST /topics/:topic/messages, 64 B, 10 subscribers'],
 ]) {
   await scenario(key, label, async () => {
     const prefix = 'bench' + Math.random().toString(36).slice(2, 8);
-    const svc = start(process.execPath, [join(root, 'bin/wsgw.js'), 'connections', '-p', '0', '--host', '127.0.0.1', '--nats', nats.url, '--prefix', prefix, '--log-level', 'info'], (v) => (v.msg === 'connection service listening' ? v.port : undefined));
-    const g = wsgw(['gateway', '-p', '0', '--host', '127.0.0.1', '--nats', nats.url, '--prefix', prefix]);
+    // httpsendgw: the API mounted on the gateway that owns the connection (no connection service)
+    const onGateway = key === 'httpsendgw';
+    const g = wsgw(['gateway', '-p', '0', '--host', '127.0.0.1', '--nats', nats.url, '--prefix', prefix, ...(onGateway ? ['--api'] : [])]);
+    const svc = onGateway ? { ready: g.ready, stop: async () => {} } : start(process.execPath, [join(root, 'bin/wsgw.js'), 'connections', '-p', '0', '--host', '127.0.0.1', '--nats', nats.url, '--prefix', prefix, '--log-level', 'info'], (v) => (v.msg === 'connection service listening' ? v.port : undefined));
     let sink;
     try {
       const [apiPort, gwPort] = await Promise.all([svc.ready, g.ready]);
-      const n = key === 'httpsend' ? 1 : 10;
+      const n = key === 'httpbroadcast' ? 10 : 1;
       sink = start(process.execPath, [join(root, 'test/bench/sink.mjs'), `ws://127.0.0.1:${gwPort}/ws`, String(n)], (v) => v.ready);
       await sink.ready;
       const api = `http://127.0.0.1:${apiPort}`;
@@ -184,7 +187,7 @@ for (const [key, label] of [
         if (ids.length < n) await new Promise((r) => setTimeout(r, 50));
       }
       if (ids.length < n) throw new Error('the connection service did not list the sink connections');
-      if (key === 'httpsend') return await cannon(`${api}/connections/${ids[0]}/messages`);
+      if (key !== 'httpbroadcast') return await cannon(`${api}/connections/${ids[0]}/messages`);
       for (const id of ids) await fetch(`${api}/connections/${id}/topics/bench`, { method: 'PUT' });
       return await cannon(`${api}/topics/bench/messages`);
     } finally {

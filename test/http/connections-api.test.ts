@@ -140,20 +140,51 @@ t.test('pagination with a cursor', async (t) => {
   t.equal(p2.json.next, null);
 });
 
-t.test('the same API mounted on a gateway with --api', async (t) => {
+t.test('the same API mounted on a gateway with --api: its own connections without NATS, others over NATS', async (t) => {
   const prefix = uniquePrefix();
-  const g = await startGateway({ natsUrl: nats.url, prefix, flags: { api: true, token: 'tok' } });
-  t.teardown(() => g.close());
+  const g = await startGateway({ natsUrl: nats.url, prefix, id: 'gwa', flags: { api: true, token: 'tok' } });
+  const other = await startGateway({ natsUrl: nats.url, prefix, id: 'gwb' });
+  t.teardown(() => Promise.all([g.close(), other.close()]));
   const c = await TestClient.connect(g.url);
-  t.teardown(() => c.close());
+  const far = await TestClient.connect(other.url);
+  t.teardown(() => Promise.all([c.close(), far.close()]));
+  const spyNc = await connect({ servers: nats.url });
+  t.teardown(() => spyNc.close());
+  const spied: string[] = [];
+  spyNc.subscribe(`${prefix}.>`, { callback: (_e, m) => spied.push(m.subject) });
+  await spyNc.flush();
   const base = `http://127.0.0.1:${g.gw.port}`;
   const auth = { authorization: 'Bearer tok' };
   const list = await eventually(async () => {
     const r = await api(base, 'GET', '/connections', undefined, auth);
-    return r.json.connections.length === 1 ? r : null;
-  }, 5_000, 'listed on the gateway');
-  const id = list.json.connections[0].id;
+    return r.json.connections.length === 2 ? r : null;
+  }, 5_000, 'both listed on the gateway');
+  const id = list.json.connections.find((x: any) => x.gateway === 'gwa').id;
+  const farId = list.json.connections.find((x: any) => x.gateway === 'gwb').id;
+
   t.equal((await api(base, 'POST', `/connections/${id}/messages`, 'via gateway api', auth)).status, 200);
   t.equal((await c.next()).text(), 'via gateway api');
+  t.equal((await api(base, 'POST', `/connections/${id}/messages`, new Uint8Array([0, 255]), { ...auth, 'content-type': 'application/octet-stream' })).status, 200);
+  const bin = await c.next();
+  t.ok(bin.binary, 'binary frame for octet-stream');
+  t.same([...bin.data], [0, 255]);
+  t.equal((await api(base, 'POST', `/connections/${farId}/messages`, 'to the other gateway', auth)).status, 200);
+  t.equal((await far.next()).text(), 'to the other gateway');
+  await spyNc.flush();
+  t.notOk(spied.some((s) => s.includes('.out.gwa.') || s.includes('.ctl.gwa.')), 'the own connection was served without a NATS request');
+  t.ok(spied.some((s) => s.includes('.out.gwb.')), 'the other gateway was reached over NATS');
+
+  t.equal((await api(base, 'PUT', `/connections/${id}/topics/news`, undefined, auth)).status, 204);
+  t.equal((await api(base, 'PUT', `/connections/${farId}/topics/news`, undefined, auth)).status, 204);
+  t.equal((await api(base, 'POST', '/topics/news/messages', 'both', auth)).status, 202);
+  t.equal((await c.next()).text(), 'both');
+  t.equal((await far.next()).text(), 'both');
+  t.equal((await api(base, 'DELETE', `/connections/${id}/topics/news`, undefined, auth)).status, 204);
+  await api(base, 'POST', '/topics/news/messages', 'only far', auth);
+  t.equal((await far.next()).text(), 'only far');
+
+  t.equal((await api(base, 'DELETE', `/connections/${id}?code=4321&reason=bye`, undefined, auth)).status, 204);
+  t.match(await c.waitClosed(), { code: 4321, reason: 'bye' });
+  t.match(await api(base, 'POST', `/connections/${id}/messages`, 'late', auth), { status: 410, json: { error: 'gone' } }, 'own connection gone: 410');
   t.equal((await api(base, 'GET', '/connections')).status, 401);
 });
