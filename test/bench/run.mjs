@@ -53,7 +53,7 @@ async function startNats() {
     if (f) {
       try {
         const url = JSON.parse(readFileSync(join(dir, f), 'utf8')).nats[0];
-        return { url, version: execFileSync(bin, ['--version'], { encoding: 'utf8' }).trim(), stop: () => (child.kill('SIGTERM'), rmSync(dir, { recursive: true, force: true })) };
+        return { url, version: execFileSync(bin, ['--version'], { encoding: 'utf8' }).trim(), stop: () => new Promise((r) => (child.once('exit', r), child.kill('SIGTERM'))).then(() => rmSync(dir, { recursive: true, force: true })) };
       } catch {}
     }
     await new Promise((r) => setTimeout(r, 20));
@@ -88,6 +88,7 @@ async function scenario(key, label, fn) {
     results.push({ key, label, ...(await fn()) });
   } catch (err) {
     results.push({ key, label, error: String(err.message ?? err).split('\n')[0] });
+    if (process.env.BENCH_DEBUG) process.stderr.write(String(err.stack ?? err) + '\n');
   }
 }
 
@@ -197,17 +198,139 @@ for (const [key, label] of [
     }
   });
 }
-nats.stop();
+
+/** Resident memory of these processes, in bytes (Linux /proc). */
+function rss(pids) {
+  let kb = 0;
+  for (const pid of pids) {
+    try {
+      kb += Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))[1]);
+    } catch {}
+  }
+  return kb * 1024;
+}
+/** Direct children of `pid` (the gateway processes under `--procs`). */
+function childrenOf(pid) {
+  return readdirSync('/proc')
+    .filter((d) => /^\d+$/.test(d))
+    .filter((d) => {
+      try {
+        return Number(readFileSync(`/proc/${d}/stat`, 'utf8').split(') ')[1].split(' ')[1]) === pid;
+      } catch {
+        return false;
+      }
+    })
+    .map(Number);
+}
+// 127.<random>.x.y, never .0 nor .255, a fresh one each call
+let sourceAddresses = Math.floor(Math.random() * 200) * 254 * 254;
+function nextSourceAddress() {
+  const n = sourceAddresses++;
+  return `127.${1 + Math.floor(n / (254 * 254)) % 254}.${1 + (Math.floor(n / 254) % 254)}.${1 + (n % 254)}`;
+}
+async function freePort() {
+  const { createServer } = await import('node:net');
+  return new Promise((resolve) => {
+    const srv = createServer().listen(0, '127.0.0.1', () => {
+      const { port } = srv.address();
+      srv.close(() => resolve(port));
+    });
+  });
+}
+
+/**
+ * Opens `conns` idle connections to a gateway from several generator processes and loopback source
+ * addresses; reports connect rate, connections held and the gateway's RSS per connection.
+ */
+async function idle({ mode, conns, procs = 1 }) {
+  const prefix = 'bench' + Math.random().toString(36).slice(2, 8);
+  const port = await freePort();
+  const ids = new Set();
+  const args = mode === 'local' ? ['local', '-p', String(port), '--host', '127.0.0.1'] : ['gateway', '-p', String(port), '--host', '127.0.0.1', '--nats', nats.url, '--prefix', prefix, '--procs', String(procs)];
+  const g = start(process.execPath, [join(root, 'bin/wsgw.js'), ...args, '--log-level', 'info', '--log-format', 'json'], (v) => {
+    if (v.msg === 'gateway listening') ids.add(v.gateway);
+    return ids.size >= procs ? true : undefined;
+  });
+  const gens = [];
+  try {
+    await g.ready;
+    const pids = procs > 1 ? childrenOf(g.child.pid) : [g.child.pid];
+    await new Promise((r) => setTimeout(r, 500)); // let startup allocations settle before the baseline
+    const before = rss(pids);
+    const perGen = 15_000;
+    const n = Math.ceil(conns / perGen);
+    // fresh loopback source addresses, ~2.5k connections each: a client that binds its source address
+    // gets its port without regard to the destination (ports in TIME_WAIT from an earlier scenario stay
+    // unusable on a reused address), and the kernel's search for a free port slows down sharply as
+    // an address's range fills
+    const addrs = () => Array.from({ length: 6 }, nextSourceAddress).join(',');
+    for (let i = 0; i < n; i++) {
+      gens.push(start(process.execPath, [join(root, 'test/bench/idle.mjs'), '--url', `ws://127.0.0.1:${port}/ws`, '--conns', String(Math.min(perGen, conns - i * perGen)), '--addrs', addrs()], (v) => (v.opened !== undefined ? v : undefined)));
+    }
+    const parts = await Promise.all(gens.map((x) => x.ready));
+    const opened = parts.reduce((a, p) => a + p.opened, 0);
+    const failed = parts.reduce((a, p) => a + p.failed, 0);
+    const ms = Math.max(...parts.map((p) => p.ms));
+    let registered = null;
+    if (mode !== 'local') {
+      // every connection's record reaches the KV bucket (written without being awaited in the upgrade)
+      const { connect } = await import('@nats-io/transport-node');
+      const { Kvm } = await import('@nats-io/kv');
+      const nc = await connect({ servers: nats.url });
+      const kv = await new Kvm(nc).open(`${prefix}_connections`);
+      const deadline = Date.now() + 30_000;
+      while (Date.now() < deadline) {
+        registered = (await kv.status()).values;
+        if (registered >= opened) break;
+        await new Promise((r) => setTimeout(r, 250));
+      }
+      await nc.close();
+    }
+    await new Promise((r) => setTimeout(r, 1000));
+    const after = rss(pids);
+    return {
+      rate: Math.round((opened * 1000) / ms),
+      unit: 'conn/s',
+      conns: opened,
+      errors: failed,
+      closedEarly: 0,
+      rssPerConnBytes: Math.round((after - before) / Math.max(opened, 1)),
+      rssMiB: Math.round(after / 2 ** 20),
+      registered,
+      procs,
+      note: `${opened.toLocaleString('en-US')} held by ${procs} process${procs > 1 ? 'es' : ''}; ${((after - before) / Math.max(opened, 1) / 1024).toFixed(2)} KB RSS/conn${registered === null ? '' : `; ${registered.toLocaleString('en-US')} KV records`}`,
+    };
+  } finally {
+    await Promise.all(gens.map((x) => x.stop()));
+    await g.stop();
+  }
+}
+await scenario('idlelocal', 'idle 15k connections, wsgw local (no NATS, no KV): connect rate', () => idle({ mode: 'local', conns: 15_000 }));
+await scenario('idle', 'idle 15k connections, one gateway process with KV registration', () => idle({ mode: 'gateway', conns: 15_000 }));
+await scenario('idle100k', 'idle 100k connections, wsgw gateway --procs 6 with KV registration', () => idle({ mode: 'gateway', conns: 100_000, procs: 6 }));
+await nats.stop();
 
 const bound = results.find((r) => r.key === 'bound')?.rate;
 const httpBound = results.find((r) => r.key === 'httpbound')?.rate;
 const machine = { cpu: cpus()[0]?.model, cores: cpus().length, memGiB: Math.round(totalmem() / 2 ** 30), node: process.version, natsServer: nats.version, date: new Date().toISOString() };
-const lines = ['| scenario | msg/s or req/s | vs bound | p50 ms | p99 ms | errors |', '|---|---:|---:|---:|---:|---:|'];
+const idleLocal = results.find((r) => r.key === 'idlelocal')?.rate;
+/** What each row is compared with: the bound measured in the same run for its kind. */
+function referenceOf(r) {
+  if (r.key.startsWith('http')) return httpBound;
+  if (r.key === 'idle') return idleLocal;
+  if (r.ref) return results.find((x) => x.key === r.ref)?.rate;
+  if (r.key === 'worker20k' || r.key.startsWith('idle')) return undefined;
+  return bound;
+}
+const lines = ['| scenario | rate | vs bound | p50 ms | p99 ms | errors | notes |', '|---|---:|---:|---:|---:|---:|---|'];
 for (const r of results) {
-  if (r.error) lines.push(`| ${r.label} | failed: ${r.error} | | | | |`);
+  if (r.error) lines.push(`| ${r.label} | failed: ${r.error} | | | | | |`);
+  else if (r.missing) lines.push(`| ${r.label} | ${r.missing} | | | | | |`);
   else {
-    const ref = r.key.startsWith('http') ? httpBound : r.key === 'worker20k' ? undefined : bound;
-    lines.push(`| ${r.label} | ${r.rate.toLocaleString('en-US')} | ${ref ? Math.round((100 * r.rate) / ref) + '%' : '—'} | ${r.p50ms} | ${r.p99ms} | ${r.errors + r.closedEarly} |`);
+    const ref = referenceOf(r);
+    r.vsBound = ref ? r.rate / ref : null;
+    const ms = (v) => (v === undefined ? '—' : v);
+    lines.push(`| ${r.label} | ${r.rate.toLocaleString('en-US')} ${r.unit ?? (r.key.startsWith('http') ? 'req/s' : 'msg/s')} | ${ref ? Math.round(100 * r.vsBound) + '%' : '—'} | ${ms(r.p50ms)} | ${ms(r.p99ms)} | ${r.errors + r.closedEarly} | ${r.note ?? ''} |`);
   }
 }
 const table = lines.join('\n');
