@@ -199,6 +199,39 @@ for (const [key, label] of [
   });
 }
 
+/** Broadcast fan-out: 1,000 subscribers on one topic, one publisher with 512 broadcasts outstanding. */
+async function fanout(urls) {
+  const g = start(process.execPath, [join(root, 'test/bench/fanout.mjs'), '--urls', urls.join(','), '--subs', '1000', '--window', '512', '--duration', opts.duration], (v) => (v.rate !== undefined ? v : undefined));
+  try {
+    const r = await g.ready;
+    return { rate: r.rate, unit: 'deliveries/s', conns: r.conns, errors: 0, closedEarly: 0, note: `${r.broadcasts.toLocaleString('en-US')} broadcasts/s to ${r.conns.toLocaleString('en-US')} connections` };
+  } finally {
+    await g.stop();
+  }
+}
+await scenario('fanoutbound', 'broadcast fan-out, uWS in-process publish (bound), 1,000 subscribers, 64 B', async () => {
+  const s = start(process.execPath, [join(root, 'test/bench/uws-fanout.mjs')], (v) => v.port);
+  const port = await s.ready;
+  try {
+    return await fanout([`ws://127.0.0.1:${port}/`]);
+  } finally {
+    await s.stop();
+  }
+});
+await scenario('fanout', 'broadcast fan-out, 2 gateways + worker (ctx.publish), 1,000 subscribers, 64 B', async () => {
+  const prefix = 'bench' + Math.random().toString(36).slice(2, 8);
+  const w = wsgw(['worker', '--nats', nats.url, '--prefix', prefix, '--handler', join(root, 'test/bench/fanout-handler.mjs')]);
+  await w.ready;
+  const gs = [0, 1].map(() => wsgw(['gateway', '-p', '0', '--host', '127.0.0.1', '--nats', nats.url, '--prefix', prefix]));
+  try {
+    const ports = await Promise.all(gs.map((g) => g.ready));
+    return { ...(await fanout(ports.map((p) => `ws://127.0.0.1:${p}/ws`))), ref: 'fanoutbound' };
+  } finally {
+    await Promise.all(gs.map((g) => g.stop()));
+    await w.stop();
+  }
+});
+
 /** Resident memory of these processes, in bytes (Linux /proc). */
 function rss(pids) {
   let kb = 0;
@@ -316,6 +349,7 @@ const machine = { cpu: cpus()[0]?.model, cores: cpus().length, memGiB: Math.roun
 const idleLocal = results.find((r) => r.key === 'idlelocal')?.rate;
 /** What each row is compared with: the bound measured in the same run for its kind. */
 function referenceOf(r) {
+  if (r.key.endsWith('bound')) return r.rate;
   if (r.key.startsWith('http')) return httpBound;
   if (r.key === 'idle') return idleLocal;
   if (r.ref) return results.find((x) => x.key === r.ref)?.rate;
