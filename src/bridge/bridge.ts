@@ -10,6 +10,7 @@ import { isConnectionId } from '../protocol/ids.js';
 import type { Subjects } from '../protocol/subjects.js';
 import { isToken } from '../protocol/tokens.js';
 import { within } from '../nats/connect.js';
+import { Requester } from '../nats/requester.js';
 import { OrderedQueue } from './ordered-queue.js';
 import { sign } from './signature.js';
 import type { Metrics } from '../metrics/metrics.js';
@@ -85,7 +86,11 @@ export async function createBridge(options: BridgeOptions): Promise<Bridge> {
   const { config, nc, subjects, log } = options;
   const target = new URL(config.target);
   const path = target.pathname + target.search;
-  const pool = new Pool(target.origin, { connections: config.bridgeConcurrency, keepAliveTimeout: 30_000, pipelining: 1 });
+  // the timeout bounds each phase: connecting, waiting for the answer's headers, and each body chunk
+  const pool = new Pool(target.origin, { connections: config.bridgeConcurrency, keepAliveTimeout: 30_000, pipelining: 1, connectTimeout: config.bridgeTimeout });
+  // answers become publishes handed to nats.js once per event-loop turn: each HTTP answer arrives in
+  // its own I/O callback, and nats.js would otherwise write its socket once per answer
+  const out = new Requester(nc, config.bridgeTimeout);
   const stats = { delivered: 0, retried: 0, givenUp: 0 };
   const queue = new OrderedQueue<BridgeEvent>(config.bridgeConcurrency, config.bridgeQueue, (_key, ev) => deliver(ev));
 
@@ -111,7 +116,6 @@ export async function createBridge(options: BridgeOptions): Promise<Bridge> {
       body: ev.body,
       headersTimeout: config.bridgeTimeout,
       bodyTimeout: config.bridgeTimeout,
-      signal: AbortSignal.timeout(config.bridgeTimeout),
     });
     const chunks: Buffer[] = [];
     let size = 0;
@@ -148,16 +152,16 @@ export async function createBridge(options: BridgeOptions): Promise<Bridge> {
     for (const topic of validTopics(ev.id, list(headers[ANSWER.unsubscribe]))) await control(ev.id, { op: 'unsubscribe', topic });
     if (body.length > 0 && status !== 204) {
       const binary = /^application\/octet-stream\b/i.test(one(headers['content-type']) ?? '');
-      nc.publish(subjects.out(ev.id), body, binary ? { headers: BINARY_HEADERS } : undefined);
+      out.publish(subjects.out(ev.id), body, binary ? BINARY_HEADERS : undefined);
     }
     const closeHeader = one(headers[ANSWER.close]);
     if (closeHeader !== undefined) {
       const code = Number(closeHeader);
       const reason = one(headers[ANSWER.closeReason]);
-      nc.publish(subjects.ctl(ev.id), JSON.stringify({ op: 'close', code: isApplicationCloseCode(code) ? code : undefined, reason: reason === undefined ? undefined : truncateReason(reason) }));
+      out.publish(subjects.ctl(ev.id), JSON.stringify({ op: 'close', code: isApplicationCloseCode(code) ? code : undefined, reason: reason === undefined ? undefined : truncateReason(reason) }));
     } else if (ev.kind === 'open' && status >= 400 && status < 500) {
       // the application refused the connection after the upgrade: 403 -> close 4403
-      nc.publish(subjects.ctl(ev.id), JSON.stringify({ op: 'close', code: 4000 + status, reason: `refused by the application (${status})` }));
+      out.publish(subjects.ctl(ev.id), JSON.stringify({ op: 'close', code: 4000 + status, reason: `refused by the application (${status})` }));
     }
   }
 
@@ -196,7 +200,7 @@ export async function createBridge(options: BridgeOptions): Promise<Bridge> {
       return;
     }
     if (config.bridgeErrorFrame && ev.kind !== 'close') {
-      nc.publish(subjects.out(ev.id), JSON.stringify({ error: 'bridge_unavailable', message: 'the application did not answer; the frame was not processed' }));
+      out.publish(subjects.out(ev.id), JSON.stringify({ error: 'bridge_unavailable', message: 'the application did not answer; the frame was not processed' }));
     }
   }
 
@@ -310,6 +314,8 @@ export async function createBridge(options: BridgeOptions): Promise<Bridge> {
     async close() {
       await Promise.all(subs.map((s) => s.drain().catch(() => undefined)));
       await within(queue.idle(), config.bridgeTimeout);
+      await new Promise((r) => setImmediate(r)); // the last answers' batched publishes go out
+      out.close();
       await pool.close();
     },
   };
