@@ -15,6 +15,7 @@ import { superviseGateways } from './procs.js';
 import { createGateway } from '../gateway/gateway.js';
 import { loadHandler } from '../handlers/load.js';
 import { createWorker } from '../handlers/worker.js';
+import { createExecHandler } from '../handlers/exec.js';
 import { createLogger, type LogFormat } from '../log/logger.js';
 import { closeNats, connectNats, type NatsAuth, type NatsConnection } from '../nats/connect.js';
 import { ConnectionDirectory } from '../nats/directory.js';
@@ -29,6 +30,7 @@ const DESCRIPTIONS: Record<Command, string> = {
   worker: 'runs a handler module against NATS (queue group); without --handler, the built-in echo',
   connections: 'the connection service: HTTP API to list, message, close and subscribe any connection on any gateway',
   bridge: 'turns every WebSocket event into an HTTP POST to your application (--target) and its answers into frames',
+  exec: 'serves WebSocket clients with any stdin/stdout program (like websocketd): wsgw exec [options] -- <program> [args...]',
   dev: 'one command to try it all: nats-server, two gateways (-p and -p+1), the connection service (--api-port) and a worker, with readable logs',
 };
 
@@ -80,9 +82,10 @@ async function startNats(config: Config, name: string, log: Logger, signal: Abor
   }
 }
 
-async function run(command: Command, flags: Record<string, unknown>): Promise<void> {
+async function run(command: Command, flags: Record<string, unknown>, programArgv: string[] = []): Promise<void> {
   const { config: file, ...rest } = flags;
   const config = loadConfig({ command, flags: rest as Partial<Record<ConfigKey, unknown>>, file: file as string | undefined });
+  if (command === 'exec' && programArgv.length === 0) throw new ConfigError(['wsgw exec needs a program to run: wsgw exec [options] -- <program> [args...]']);
   if (command === 'dev') {
     if (config.port === 0 || config.port === 65535) throw new ConfigError(['option --port: wsgw dev needs a fixed port (it also uses the next one)']);
     return runDev({ port: config.port, apiPort: config.apiPort, handler: config.handler });
@@ -142,13 +145,15 @@ async function run(command: Command, flags: Record<string, unknown>): Promise<vo
     return;
   }
 
-  const { nc, directory } = await startNats(config, `wsgw-worker@${hostname()}`, log, abort.signal, false);
+  const exec = command === 'exec' ? createExecHandler({ argv: programArgv, perConnection: config.perConnection, maxProcs: config.maxProcs, log }) : null;
+  const { nc, directory } = await startNats(config, `wsgw-${command}@${hostname()}`, log, abort.signal, false);
   const metrics = new Metrics('worker');
-  const worker = await createWorker({ nc, subjects: createSubjects(config.prefix), directory, handler: handler!, queue: config.queue, log, durable: config.durable ? { ackWaitMs: config.durableAckWait } : undefined, metrics });
+  const worker = await createWorker({ nc, subjects: createSubjects(config.prefix), directory, handler: exec ?? handler!, queue: config.queue, log, durable: config.durable ? { ackWaitMs: config.durableAckWait } : undefined, metrics });
   const ops = config.metricsPort ? await startOpsServer(config.host, config.metricsPort, metrics, () => (nc.isClosed() ? 'NATS connection closed' : null)) : null;
   stop = async () => {
     ops?.close();
     await worker.close();
+    await exec?.stop();
     await closeNats(nc);
   };
 }
@@ -174,15 +179,21 @@ export function buildProgram(): Program {
     .version(pkg.version)
     .showHelpAfterError()
     .addHelpText('after', '\nEvery option can also come from the environment (WSGW_...) or a JSON file (--config). Precedence: defaults < file < env < flags.');
-  for (const command of ['local', 'gateway', 'worker', 'connections', 'bridge', 'dev'] as const) {
+  for (const command of ['local', 'gateway', 'worker', 'connections', 'bridge', 'exec', 'dev'] as const) {
     const cmd = program.command(command).description(DESCRIPTIONS[command]).option('--config <file>', 'JSON config file with any of the options below');
     for (const key of keysFor(command)) {
       const spec: KeySpec = schema[key];
       cmd.option(`${spec.short ? spec.short + ', ' : ''}${spec.flag}${spec.type === 'boolean' ? '' : ' <value>'}`, describe(spec, key, command));
     }
-    cmd.action(async (opts: Record<string, unknown>) => {
-      await run(command, opts);
-    });
+    if (command === 'exec') {
+      cmd.argument('[program...]', 'the program and its arguments, after --').action(async (programArgv: string[], opts: Record<string, unknown>) => {
+        await run(command, opts, programArgv);
+      });
+    } else {
+      cmd.action(async (opts: Record<string, unknown>) => {
+        await run(command, opts);
+      });
+    }
   }
   return program;
 }

@@ -2,7 +2,7 @@
  * The one configuration schema: each key's type, default, env name, flag, doc line and the commands
  * that take it. The CLI, env parsing, config-file parsing and the README's table all come from here.
  */
-export type Command = 'local' | 'gateway' | 'worker' | 'connections' | 'bridge' | 'dev';
+export type Command = 'local' | 'gateway' | 'worker' | 'connections' | 'bridge' | 'exec' | 'dev';
 
 interface BaseSpec {
   readonly flag: string;
@@ -43,9 +43,9 @@ export interface BooleanSpec extends BaseSpec {
 }
 export type KeySpec = NumberSpec | StringSpec | EnumSpec | ListSpec | BooleanSpec;
 
-const ALL: readonly Command[] = ['local', 'gateway', 'worker', 'connections', 'bridge'];
+const ALL: readonly Command[] = ['local', 'gateway', 'worker', 'connections', 'bridge', 'exec'];
 const FRONT: readonly Command[] = ['local', 'gateway'];
-const NATS: readonly Command[] = ['gateway', 'worker', 'connections', 'bridge'];
+const NATS: readonly Command[] = ['gateway', 'worker', 'connections', 'bridge', 'exec'];
 const HTTP: readonly Command[] = ['local', 'gateway', 'connections'];
 const TOKEN = /^[A-Za-z0-9_-]{1,128}$/;
 const TOKEN_DOC = '1-128 characters of A-Z a-z 0-9 _ -';
@@ -53,7 +53,7 @@ const TOKEN_DOC = '1-128 characters of A-Z a-z 0-9 _ -';
 export const schema = {
   port: { type: 'integer', flag: '--port', short: '-p', default: 8000, commandDefaults: { connections: 8004 }, min: 0, max: 65535, commands: [...HTTP, 'dev'], doc: 'TCP port for WebSocket and HTTP (0 picks a free port); the connection service defaults to 8004; `wsgw dev` uses it and the next one' },
   apiPort: { type: 'integer', flag: '--api-port', default: 8004, min: 1, max: 65535, commands: ['dev'], doc: 'Port of the connection service started by `wsgw dev`' },
-  host: { type: 'string', flag: '--host', default: '0.0.0.0', commands: [...HTTP, 'worker', 'bridge'], doc: 'Address to listen on (worker and bridge: for --metrics-port)' },
+  host: { type: 'string', flag: '--host', default: '0.0.0.0', commands: [...HTTP, 'worker', 'bridge', 'exec'], doc: 'Address to listen on (worker, bridge and exec: for --metrics-port)' },
   path: { type: 'string', flag: '--path', default: '/ws', pattern: /^\/[A-Za-z0-9_\-/]*$/, patternDoc: 'an absolute URL path such as /ws', commands: FRONT, doc: 'WebSocket endpoint; `<path>/<route>` selects a route' },
   handler: { type: 'string', flag: '--handler', default: '', optional: true, commands: ['local', 'gateway', 'worker', 'dev'], doc: 'Handler module (file path or package); local and worker default to the built-in echo, gateway without it publishes to NATS' },
   nats: { type: 'list', flag: '--nats', default: ['nats://127.0.0.1:4222'], itemPattern: /^(nats|tls|ws|wss):\/\/[^\s]+$|^[^\s:/]+:\d+$/, itemDoc: 'a NATS URL such as nats://host:4222', commands: NATS, doc: 'NATS server URLs, comma-separated' },
@@ -67,7 +67,9 @@ export const schema = {
   natsCert: { type: 'string', flag: '--nats-cert', default: '', optional: true, commands: NATS, doc: 'Client certificate file for NATS TLS (with --nats-key)' },
   natsKey: { type: 'string', flag: '--nats-key', default: '', optional: true, commands: NATS, doc: 'Client key file for NATS TLS' },
   prefix: { type: 'string', flag: '--prefix', default: 'wsgw', pattern: TOKEN, patternDoc: TOKEN_DOC, commands: NATS, doc: 'Subject prefix P and KV bucket prefix' },
-  queue: { type: 'string', flag: '--queue', default: 'wsgw-workers', commandDefaults: { bridge: 'wsgw-bridge' }, pattern: TOKEN, patternDoc: TOKEN_DOC, commands: ['worker', 'bridge'], doc: 'NATS queue group the worker (default wsgw-workers) or bridge (default wsgw-bridge) joins' },
+  queue: { type: 'string', flag: '--queue', default: 'wsgw-workers', commandDefaults: { bridge: 'wsgw-bridge', exec: 'wsgw-exec' }, pattern: TOKEN, patternDoc: TOKEN_DOC, commands: ['worker', 'bridge', 'exec'], doc: 'NATS queue group the worker (default wsgw-workers), bridge (default wsgw-bridge) or exec (default wsgw-exec) joins' },
+  perConnection: { type: 'boolean', flag: '--per-connection', default: false, commands: ['exec'], doc: 'exec: one process per connection (environment: WSGW_CONN_ID, WSGW_PATH, WSGW_QUERY, WSGW_REMOTE_ADDR); default is one shared process with lines prefixed by connection id' },
+  maxProcs: { type: 'integer', flag: '--max-procs', default: 100, min: 1, max: 10_000, commands: ['exec'], doc: 'exec --per-connection: programs running at once; past it new connections are closed with 4429 (try again later)' },
   routeField: { type: 'string', flag: '--route-field', default: '', optional: true, pattern: /^[A-Za-z0-9_$-]{1,64}$/, patternDoc: 'a top-level JSON field name', commands: FRONT, doc: 'Top-level JSON field of text frames that selects the route (like `action`); path route is used when empty' },
   headers: { type: 'list', flag: '--headers', default: ['user-agent', 'origin', 'x-forwarded-for'], itemPattern: /^[a-z0-9-]{1,64}$/, itemDoc: 'a lower-case header name', commands: FRONT, doc: 'Request headers copied into the connection info' },
   maxPayload: { type: 'integer', flag: '--max-payload', default: 512 * 1024, min: 128, max: 64 * 1024 * 1024, commands: [...FRONT, 'connections', 'bridge'], doc: 'Largest frame in bytes: larger client frames close the connection (1009), larger API bodies and bridge answers are refused (413). Keep below NATS max_payload' },
@@ -102,7 +104,7 @@ export const schema = {
   durableMaxAge: { type: 'integer', flag: '--durable-max-age', default: 3600, min: 1, max: 365 * 24 * 3600, commands: ['gateway'], doc: 'Seconds an unacknowledged inbound event is kept in the durable stream' },
   durableMaxBytes: { type: 'integer', flag: '--durable-max-bytes', default: 256 * 1024 * 1024, min: 1024 * 1024, max: 1024 * 1024 * 1024 * 1024, commands: ['gateway'], doc: 'Size limit of the durable stream in bytes (oldest events are dropped past it); JetStream reserves it, so keep it within the server limits' },
   durableAckWait: { type: 'integer', flag: '--durable-ack-wait', default: 30_000, min: 500, max: 3_600_000, commands: ['worker'], doc: 'Milliseconds a durable worker may take per event before it is redelivered to another worker' },
-  metricsPort: { type: 'integer', flag: '--metrics-port', default: 0, min: 0, max: 65535, commands: ['worker', 'bridge'], doc: 'Serve /healthz, /readyz and /metrics on this port (gateways and the connection service serve them on their own port); 0 disables' },
+  metricsPort: { type: 'integer', flag: '--metrics-port', default: 0, min: 0, max: 65535, commands: ['worker', 'bridge', 'exec'], doc: 'Serve /healthz, /readyz and /metrics on this port (gateways and the connection service serve them on their own port); 0 disables' },
   kvReplicas: { type: 'integer', flag: '--kv-replicas', default: 1, min: 1, max: 5, commands: NATS, doc: 'Replicas of the KV buckets and the durable stream when wsgw creates them (3 on a cluster)' },
   leaseMs: { type: 'integer', flag: '--lease-ms', default: 15_000, min: 1_000, max: 600_000, commands: ['gateway', 'connections'], doc: 'Gateway lease length: gateways renew every third of it; a gateway silent longer is declared dead and its connections reported lost (gateways and the connection service sweep every third of it)' },
   logFormat: { type: 'enum', flag: '--log-format', default: 'auto', values: ['auto', 'json', 'pretty'], commands: ALL, doc: 'Log output: NDJSON, readable lines, or auto (readable in a terminal, NDJSON otherwise)' },
