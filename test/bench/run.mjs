@@ -1,6 +1,7 @@
 // `npm run bench`: every scenario in one run on this machine, each next to the bound measured in the
 // same run. Starts its own nats-server on a free port; every process it starts is stopped at the end.
-// Usage: npm run bench [-- --duration 5 --only local,worker]
+// Usage: npm run bench [-- --duration 5 --only local,worker]  (keys: bound local worker worker1k worker20k
+// bridge pushpin httpbound httpsend httpsendgw httpbroadcast fanoutbound fanout idlelocal idle idle100k)
 import { spawn, execFileSync } from 'node:child_process';
 import { mkdtempSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync, existsSync } from 'node:fs';
 import { cpus, tmpdir, totalmem } from 'node:os';
@@ -144,6 +145,72 @@ await scenario('bridge', 'gateway → NATS → bridge → HTTP echo app, 64 B', 
   } finally {
     await g.stop();
     await b.stop();
+    await app.stop();
+  }
+});
+
+/**
+ * Pushpin (Debian's `pushpin`) in WebSocket-over-HTTP mode in front of an equivalent echo app. Debian's
+ * shared zurl refuses 127.* targets and uses fixed ports and run directories, so Pushpin runs here
+ * with its own config, templates, run and log directories in a temp dir, on free ports.
+ */
+async function startPushpin(appPort) {
+  const dir = mkdtempSync(join(tmpdir(), 'wsgw-bench-pushpin-'));
+  for (const d of ['lib/runner', 'run', 'log']) mkdirSync(join(dir, d), { recursive: true });
+  const internal = readFileSync('/usr/lib/pushpin/internal.conf', 'utf8').replace(/ipc:\/\/\/var\/run\/zurl\/zurl-(in-stream|in|out)\b/g, 'ipc://{rundir}/{ipc_prefix}zurl-$1');
+  writeFileSync(join(dir, 'lib/internal.conf'), internal);
+  for (const t of readdirSync('/usr/lib/pushpin/runner').filter((f) => f.endsWith('.template'))) {
+    const text = readFileSync(join('/usr/lib/pushpin/runner', t), 'utf8');
+    writeFileSync(join(dir, 'lib/runner', t), t === 'zurl.conf.template' ? text.replace(/^deny=.*$/m, 'deny=') : text);
+  }
+  const [http, push, pushHttp, pushSub, command] = await Promise.all([freePort(), freePort(), freePort(), freePort(), freePort()]);
+  writeFileSync(
+    join(dir, 'pushpin.conf'),
+    `[global]\ninclude={libdir}/internal.conf\nlibdir=${dir}/lib\nrundir=${dir}/run\nipc_prefix=bench-\nport_offset=0\nstats_connection_ttl=120\n\n` +
+      `[runner]\nservices=condure,zurl,pushpin-proxy,pushpin-handler\nhttp_port=127.0.0.1:${http}\nlogdir=${dir}/log\nlog_level=2\nclient_buffer_size=8192\nclient_maxconn=50000\ncondure_bin=condure\nzurl_bin=zurl\n\n` +
+      `[proxy]\nroutesfile=routes\nsig_iss=pushpin\nsig_key=changeme\nupdates_check=off\n\n` +
+      `[handler]\npush_in_spec=tcp://127.0.0.1:${push}\npush_in_sub_specs=tcp://127.0.0.1:${pushSub}\npush_in_sub_connect=false\npush_in_http_addr=127.0.0.1\npush_in_http_port=${pushHttp}\nstats_spec=ipc://{rundir}/{ipc_prefix}stats\ncommand_spec=tcp://127.0.0.1:${command}\nmessage_rate=2500\nmessage_hwm=25000\nmessage_wait=5000\nid_cache_ttl=60\nconnection_subscription_max=20\nsubscription_linger=60\nstats_subscription_ttl=60\nstats_report_interval=10\n`,
+  );
+  writeFileSync(join(dir, 'routes'), `* 127.0.0.1:${appPort},over_http\n`);
+  const child = spawn('pushpin', ['--config', join(dir, 'pushpin.conf')], { stdio: 'ignore' });
+  children.add(child);
+  const stop = async () => {
+    if (child.exitCode === null) await new Promise((r) => (child.once('exit', r), child.kill('SIGTERM')));
+    children.delete(child);
+    rmSync(dir, { recursive: true, force: true });
+  };
+  // ready when a WebSocket echo comes back through it
+  const { default: WebSocket } = await import('ws');
+  const deadline = Date.now() + 20_000;
+  while (Date.now() < deadline) {
+    const ok = await new Promise((resolve) => {
+      const ws = new WebSocket(`ws://127.0.0.1:${http}/echo`);
+      const t = setTimeout(() => (ws.terminate(), resolve(false)), 1000);
+      ws.on('open', () => ws.send('ping'));
+      ws.on('message', () => (clearTimeout(t), ws.close(), resolve(true)));
+      ws.on('error', () => (clearTimeout(t), resolve(false)));
+    });
+    if (ok) return { port: http, stop };
+    await new Promise((r) => setTimeout(r, 200));
+  }
+  await stop();
+  throw new Error('pushpin did not echo within 20 s');
+}
+await scenario('pushpin', 'peer: Pushpin (WebSocket-over-HTTP) → HTTP echo app, 64 B', async () => {
+  let version;
+  try {
+    version = execFileSync('pushpin', ['--version'], { encoding: 'utf8' }).trim();
+  } catch {
+    return { missing: 'not installed (apt-get install pushpin)' };
+  }
+  const app = start(process.execPath, [join(root, 'test/bench/wsoverhttp-echo.mjs')], (v) => v.port);
+  const appPort = await app.ready;
+  const pp = await startPushpin(appPort);
+  try {
+    const r = await load(`ws://127.0.0.1:${pp.port}/echo`);
+    return { ...r, note: `${version.split('\n')[0]}${r.closedEarly ? `; ${r.closedEarly} of ${r.conns} connections closed by the server during the run` : ''}` };
+  } finally {
+    await pp.stop();
     await app.stop();
   }
 });
@@ -368,7 +435,61 @@ for (const r of results) {
   }
 }
 const table = lines.join('\n');
-process.stdout.write(`\n${machine.cores} × ${machine.cpu}, Node ${machine.node}, ${machine.natsServer}; ${opts.duration} s per scenario, 100 connections × 10 in flight unless said\n\n${table}\n`);
+
+// the issue's goals, each checked against this run's figures (— when a scenario did not run)
+const get = (key) => results.find((r) => r.key === key && !r.error && !r.missing);
+const ratio = (a, b) => (get(a) && get(b) ? get(a).rate / get(b).rate : null);
+const pct = (v) => (v === null ? '—' : `${Math.round(100 * v)}%`);
+const goals = [
+  ['gateway → NATS → worker ≥ 50% of the uWS bound', pct(ratio('worker', 'bound')), ratio('worker', 'bound'), (v) => v >= 0.5],
+  ['p99 ≤ 15 ms at 100 connections × 10 in flight (worker)', get('worker') ? `${get('worker').p99ms} ms` : '—', get('worker')?.p99ms ?? null, (v) => v <= 15],
+  ['p99 ≤ 2 ms at a fixed 20k msg/s (worker)', get('worker20k') ? `${get('worker20k').p99ms} ms` : '—', get('worker20k')?.p99ms ?? null, (v) => v <= 2],
+  ['worker ≥ 10× Pushpin, zero errors', ratio('worker', 'pushpin') === null ? '—' : `${ratio('worker', 'pushpin').toFixed(1)}×, ${get('worker').errors + get('worker').closedEarly} errors`, ratio('worker', 'pushpin'), (v) => v >= 10 && get('worker').errors + get('worker').closedEarly === 0],
+  ['bridge ≥ 2× Pushpin, zero errors', ratio('bridge', 'pushpin') === null ? '—' : `${ratio('bridge', 'pushpin').toFixed(1)}×, ${get('bridge').errors + get('bridge').closedEarly} errors`, ratio('bridge', 'pushpin'), (v) => v >= 2 && get('bridge').errors + get('bridge').closedEarly === 0],
+  ['idle: ≤ 2 KB gateway RSS per connection with KV registration', get('idle') ? `${(get('idle').rssPerConnBytes / 1024).toFixed(2)} KB` : '—', get('idle')?.rssPerConnBytes ?? null, (v) => v <= 2048],
+  ['connect rate with KV registration ≥ 80% of without', pct(ratio('idle', 'idlelocal')), ratio('idle', 'idlelocal'), (v) => v >= 0.795],
+  ['100k idle connections with --procs', get('idle100k') ? `${get('idle100k').conns.toLocaleString('en-US')} held, ${get('idle100k').registered?.toLocaleString('en-US')} KV records` : '—', get('idle100k')?.conns ?? null, (v) => v >= 100_000 && get('idle100k').registered >= 100_000],
+  ['broadcast fan-out ≥ 50% of uWS in-process publish', pct(ratio('fanout', 'fanoutbound')), ratio('fanout', 'fanoutbound'), (v) => v >= 0.5],
+  ['HTTP send API ≥ 60% of the plain 202 endpoint (connection service)', pct(ratio('httpsend', 'httpbound')), ratio('httpsend', 'httpbound'), (v) => v >= 0.6],
+  ['HTTP send API ≥ 60% of the plain 202 endpoint (on the owning gateway, --api)', pct(ratio('httpsendgw', 'httpbound')), ratio('httpsendgw', 'httpbound'), (v) => v >= 0.6],
+].map(([goal, measured, value, test]) => ({ goal, measured, met: value === null ? null : test(value) }));
+const goalTable = ['| goal | this run | met |', '|---|---|---|', ...goals.map((g) => `| ${g.goal} | ${g.measured} | ${g.met === null ? 'not run' : g.met ? 'yes' : '**no**'} |`)].join('\n');
+
+/** A horizontal bar per scenario: its rate as a share of its bound (the bound rows are 100%). */
+function chart() {
+  const rows = results.filter((r) => typeof r.vsBound === 'number');
+  const W = 900;
+  const left = 430;
+  const barW = W - left - 70;
+  const rowH = 26;
+  const max = Math.max(1, ...rows.map((r) => r.vsBound));
+  const esc = (t) => t.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;');
+  const h = 50 + rows.length * rowH + 20;
+  const out = [`<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${h}" viewBox="0 0 ${W} ${h}" font-family="sans-serif" font-size="12">`, `<rect width="${W}" height="${h}" fill="#fff"/>`, `<text x="10" y="20" font-size="14" font-weight="bold">${esc(`wsgw npm run bench: share of the bound measured in the same run (${machine.cores} × ${machine.cpu}, ${machine.date.slice(0, 10)})`)}</text>`];
+  const x100 = left + barW / max;
+  out.push(`<line x1="${x100}" y1="34" x2="${x100}" y2="${h - 14}" stroke="#999" stroke-dasharray="4 3"/><text x="${x100 + 3}" y="44" fill="#666">100%</text>`);
+  rows.forEach((r, i) => {
+    const y = 50 + i * rowH;
+    const w = Math.max(1, (barW * r.vsBound) / max);
+    const colour = r.key.endsWith('bound') ? '#9aa5b1' : r.key === 'pushpin' ? '#d98c5f' : '#3b82c4';
+    out.push(`<text x="${left - 8}" y="${y + 15}" text-anchor="end">${esc(r.label.length > 64 ? r.label.slice(0, 63) + '…' : r.label)}</text>`);
+    out.push(`<rect x="${left}" y="${y + 3}" width="${w.toFixed(1)}" height="${rowH - 8}" fill="${colour}"/>`);
+    out.push(`<text x="${left + w + 5}" y="${y + 15}">${Math.round(100 * r.vsBound)}% · ${esc(r.rate.toLocaleString('en-US'))}</text>`);
+  });
+  out.push('</svg>');
+  return out.join('\n') + '\n';
+}
+
+const header = `${machine.cores} × ${machine.cpu}, Node ${machine.node}, ${machine.natsServer}; ${opts.duration} s per scenario, 100 connections × 10 in flight unless said`;
+process.stdout.write(`\n${header}\n\n${table}\n\n${goalTable}\n`);
 mkdirSync(join(root, 'bench-results'), { recursive: true });
-writeFileSync(join(root, 'bench-results/latest.json'), JSON.stringify({ machine, results }, null, 2));
+writeFileSync(join(root, 'bench-results/latest.json'), JSON.stringify({ machine, duration: Number(opts.duration), results, goals }, null, 2));
+writeFileSync(join(root, 'bench-results/latest.svg'), chart());
+writeFileSync(join(root, 'bench-results/latest.md'), `${header}\n\n${table}\n\n${goalTable}\n`);
+if (!only) {
+  // a full run also refreshes the chart and table the README and docs/performance.md show
+  writeFileSync(join(root, 'docs/bench.svg'), chart());
+  writeFileSync(join(root, 'docs/bench-latest.md'), `# Latest full \`npm run bench -- --duration ${opts.duration}\`\n\n${header}; ${machine.date}\n\n${table}\n\n## Goals\n\n${goalTable}\n`);
+}
+process.stderr.write(`results: bench-results/latest.{json,md,svg}${only ? '' : '; docs/bench.svg and docs/bench-latest.md refreshed'}\n`);
 process.exit(0);
