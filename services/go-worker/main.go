@@ -1,0 +1,272 @@
+// A wsgw worker in Go, written against docs/protocol.md alone, with the official nats.go client.
+//
+//	wsgw-go-worker -mode echo   answers every frame on its reply subject (P.out.<connId>)
+//	wsgw-go-worker -mode chat   the chat of services/examples/chat.js: rooms are topics
+//
+// Configuration: -nats (or NATS_URL), -prefix (or WSGW_PREFIX), -queue (default wsgw-workers).
+package main
+
+import (
+	"encoding/json"
+	"flag"
+	"fmt"
+	"log"
+	"net/url"
+	"os"
+	"os/signal"
+	"regexp"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+	"unicode/utf8"
+
+	"github.com/nats-io/nats.go"
+)
+
+// A safe token: what wsgw accepts in a subject (routes, topics, ids).
+var safe = regexp.MustCompile(`^[A-Za-z0-9_-]{1,64}$`)
+
+const maxText = 2000
+
+type openEvent struct {
+	ID      string `json:"id"`
+	Gateway string `json:"gateway"`
+	Path    string `json:"path"`
+	Query   string `json:"query"`
+}
+
+type closeEvent struct {
+	ID   string `json:"id"`
+	Code int    `json:"code"`
+	Lost bool   `json:"lost"`
+}
+
+type controlReply struct {
+	OK      bool   `json:"ok"`
+	Error   string `json:"error,omitempty"`
+	Message string `json:"message,omitempty"`
+}
+
+type member struct{ room, name string }
+
+type worker struct {
+	nc     *nats.Conn
+	prefix string
+	kv     nats.KeyValue // the connection directory, for frames whose open went to another worker
+	mu     sync.Mutex
+	known  map[string]member
+}
+
+func env(name, fallback string) string {
+	if v := os.Getenv(name); v != "" {
+		return v
+	}
+	return fallback
+}
+
+func main() {
+	natsURL := flag.String("nats", env("NATS_URL", nats.DefaultURL), "NATS server URL(s), comma-separated")
+	prefix := flag.String("prefix", env("WSGW_PREFIX", "wsgw"), "subject prefix P (as the gateways' --prefix)")
+	mode := flag.String("mode", env("WSGW_MODE", "echo"), "echo or chat")
+	queue := flag.String("queue", env("WSGW_QUEUE", "wsgw-workers"), "queue group shared by the workers")
+	flag.Parse()
+	if !safe.MatchString(*prefix) {
+		log.Fatalf("prefix %q is not a safe token (A-Z a-z 0-9 _ -)", *prefix)
+	}
+	if *mode != "echo" && *mode != "chat" {
+		log.Fatalf("mode must be echo or chat, not %q", *mode)
+	}
+
+	nc, err := nats.Connect(*natsURL,
+		nats.Name("wsgw-go-worker"),
+		nats.MaxReconnects(-1), // keep trying: a worker outlives NATS restarts
+		nats.ReconnectWait(250*time.Millisecond),
+		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) { log.Printf("disconnected from NATS: %v", err) }),
+		nats.ReconnectHandler(func(c *nats.Conn) { log.Printf("reconnected to %s", c.ConnectedUrl()) }),
+	)
+	if err != nil {
+		log.Fatalf("cannot connect to NATS at %s: %v", *natsURL, err)
+	}
+	w := &worker{nc: nc, prefix: *prefix, known: map[string]member{}}
+
+	subscribe := func(subject string, handler nats.MsgHandler) {
+		if _, err := nc.QueueSubscribe(subject, *queue, handler); err != nil {
+			log.Fatalf("subscribe %s: %v", subject, err)
+		}
+	}
+	if *mode == "echo" {
+		subscribe(*prefix+".in.msg.>", w.echo)
+	} else {
+		js, err := nc.JetStream()
+		if err == nil {
+			w.kv, err = js.KeyValue(*prefix + "_connections")
+		}
+		if err != nil {
+			log.Printf("connection directory not available (%v): frames are matched to rooms from open events only", err)
+		}
+		subscribe(*prefix+".in.open", w.chatOpen)
+		subscribe(*prefix+".in.msg.>", w.chatMessage)
+		subscribe(*prefix+".in.close", w.chatClose)
+	}
+	if err := nc.Flush(); err != nil {
+		log.Fatalf("flush: %v", err)
+	}
+	// one line on stdout once the subscriptions are live (tests and supervisors wait for it)
+	fmt.Printf("{\"msg\":\"worker subscribed\",\"mode\":%q,\"prefix\":%q}\n", *mode, *prefix)
+
+	stop := make(chan os.Signal, 1)
+	signal.Notify(stop, syscall.SIGINT, syscall.SIGTERM)
+	<-stop
+	// finish what is in flight, then leave
+	if err := nc.Drain(); err != nil {
+		log.Printf("drain: %v", err)
+	}
+	for !nc.IsClosed() {
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// echo answers a frame on its reply subject (P.out.<connId>), keeping it binary if it was.
+func (w *worker) echo(m *nats.Msg) {
+	out := nats.NewMsg(m.Reply)
+	out.Data = m.Data
+	if m.Header.Get("Wsgw-Binary") == "1" {
+		out.Header.Set("Wsgw-Binary", "1")
+	}
+	if err := w.nc.PublishMsg(out); err != nil {
+		log.Printf("reply to %s: %v", m.Header.Get("Wsgw-Conn"), err)
+	}
+}
+
+func (w *worker) send(connID string, v any) {
+	b, _ := json.Marshal(v)
+	if err := w.nc.Publish(w.prefix+".out."+connID, b); err != nil {
+		log.Printf("send to %s: %v", connID, err)
+	}
+}
+
+func (w *worker) broadcast(topic string, v any) {
+	b, _ := json.Marshal(v)
+	if err := w.nc.Publish(w.prefix+".topic."+topic, b); err != nil {
+		log.Printf("publish to %s: %v", topic, err)
+	}
+}
+
+// control sends a command to the connection's gateway and waits for its answer.
+func (w *worker) control(connID string, cmd map[string]any) error {
+	b, _ := json.Marshal(cmd)
+	reply, err := w.nc.Request(w.prefix+".ctl."+connID, b, 5*time.Second)
+	if err != nil {
+		return err
+	}
+	var r controlReply
+	if err := json.Unmarshal(reply.Data, &r); err != nil {
+		return err
+	}
+	if !r.OK {
+		return fmt.Errorf("%s %s", r.Error, r.Message)
+	}
+	return nil
+}
+
+func who(connID, query string) member {
+	q, _ := url.ParseQuery(query)
+	room := q.Get("room")
+	if room == "" {
+		room = "lobby"
+	}
+	name := q.Get("name")
+	if name == "" {
+		name = "guest-" + connID[len(connID)-4:]
+	}
+	if utf8.RuneCountInString(name) > 32 {
+		name = string([]rune(name)[:32])
+	}
+	return member{room, name}
+}
+
+func (w *worker) chatOpen(m *nats.Msg) {
+	var ev openEvent
+	if err := json.Unmarshal(m.Data, &ev); err != nil || !strings.Contains(ev.ID, ".") {
+		log.Printf("invalid open event: %v", err)
+		return
+	}
+	me := who(ev.ID, ev.Query)
+	if !safe.MatchString(me.room) {
+		_ = w.control(ev.ID, map[string]any{"op": "close", "code": 4400, "reason": "room must be 1-64 characters of A-Z a-z 0-9 _ -"})
+		return
+	}
+	w.mu.Lock()
+	w.known[ev.ID] = me
+	w.mu.Unlock()
+	topic := "room-" + me.room
+	// the answer comes once the gateway's topic subscription is registered: the join below reaches us too
+	if err := w.control(ev.ID, map[string]any{"op": "subscribe", "topic": topic}); err != nil {
+		log.Printf("subscribe %s to %s: %v", ev.ID, topic, err)
+		return
+	}
+	w.send(ev.ID, map[string]any{"type": "welcome", "id": ev.ID, "room": me.room, "name": me.name})
+	w.broadcast(topic, map[string]any{"type": "join", "room": me.room, "name": me.name, "from": ev.ID})
+}
+
+// lookup finds a connection's room and name: from its open event if this worker saw it, else from
+// its record in the connection directory (another worker in the queue group got the open).
+func (w *worker) lookup(connID string) (member, bool) {
+	w.mu.Lock()
+	me, ok := w.known[connID]
+	w.mu.Unlock()
+	if ok || w.kv == nil {
+		return me, ok
+	}
+	entry, err := w.kv.Get(connID)
+	if err != nil {
+		return member{}, false
+	}
+	var ev openEvent
+	if json.Unmarshal(entry.Value(), &ev) != nil {
+		return member{}, false
+	}
+	me = who(connID, ev.Query)
+	w.mu.Lock()
+	w.known[connID] = me
+	w.mu.Unlock()
+	return me, true
+}
+
+func (w *worker) chatMessage(m *nats.Msg) {
+	if m.Header.Get("Wsgw-Binary") == "1" {
+		return
+	}
+	connID := m.Header.Get("Wsgw-Conn")
+	me, ok := w.lookup(connID)
+	if !ok || !safe.MatchString(me.room) {
+		return
+	}
+	text := string(m.Data)
+	if utf8.RuneCountInString(text) > maxText {
+		text = string([]rune(text)[:maxText])
+	}
+	if text == "/quit" {
+		if err := w.control(connID, map[string]any{"op": "close", "code": 4000, "reason": "bye"}); err != nil {
+			log.Printf("close %s: %v", connID, err)
+		}
+		return
+	}
+	w.broadcast("room-"+me.room, map[string]any{"type": "message", "room": me.room, "name": me.name, "text": text, "from": connID})
+}
+
+func (w *worker) chatClose(m *nats.Msg) {
+	var ev closeEvent
+	if err := json.Unmarshal(m.Data, &ev); err != nil {
+		return
+	}
+	// the record may still be in the directory if another worker saw the open (it goes after this event)
+	me, ok := w.lookup(ev.ID)
+	w.mu.Lock()
+	delete(w.known, ev.ID)
+	w.mu.Unlock()
+	if ok && safe.MatchString(me.room) {
+		w.broadcast("room-"+me.room, map[string]any{"type": "leave", "room": me.room, "name": me.name, "from": ev.ID})
+	}
+}

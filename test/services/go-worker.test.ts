@@ -1,0 +1,69 @@
+import t from 'tap';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { startNatsServer } from '../harness/nats-server.js';
+import { startGateway, uniquePrefix } from '../harness/stack.js';
+import { build, have, startProgram } from '../harness/toolchain.js';
+import { TestClient } from '../harness/ws-client.js';
+
+// The Go worker (services/go-worker) builds offline in GOPATH mode against Debian's nats.go
+// (golang-go, golang-github-nats-io-go-nats-dev); test/preflight.mjs installs them when it can.
+const GOPATH = '/usr/share/gocode';
+if (!have('go')) throw new Error('go is required for this test: apt-get install -y golang-go golang-github-nats-io-go-nats-dev');
+
+const dir = mkdtempSync(join(tmpdir(), 'wsgw-go-'));
+t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+const bin = join(dir, 'wsgw-go-worker');
+build('go', ['build', '-o', bin, '.'], { cwd: 'services/go-worker', env: { GO111MODULE: 'off', GOPATH, GOCACHE: join(dir, 'cache'), GOFLAGS: '' } });
+
+const nats = await startNatsServer();
+t.teardown(() => nats.stop());
+
+t.test('echo: text and binary frames come back on the reply subject, binary kept binary', async (t) => {
+  const prefix = uniquePrefix();
+  const w = await startProgram(bin, ['-mode', 'echo'], { NATS_URL: nats.url, WSGW_PREFIX: prefix });
+  t.teardown(() => w.stop());
+  const g = await startGateway({ natsUrl: nats.url, prefix });
+  t.teardown(() => g.close());
+  const c = await TestClient.connect(`${g.url}/any-route`);
+  t.teardown(() => c.close());
+  c.send('hello go');
+  const text = await c.next();
+  t.equal(text.text(), 'hello go');
+  t.equal(text.binary, false);
+  c.send(Buffer.from([0, 1, 2, 255]));
+  const binFrame = await c.next();
+  t.equal(binFrame.binary, true, 'Wsgw-Binary honoured both ways');
+  t.same([...binFrame.data], [0, 1, 2, 255]);
+});
+
+t.test('chat: rooms are topics (subscribe over P.ctl), joins, messages and leaves across two gateways; close control', async (t) => {
+  const prefix = uniquePrefix();
+  // the chat reads the connection directory for frames whose open another worker handled
+  const g0 = await startGateway({ natsUrl: nats.url, prefix });
+  const g1 = await startGateway({ natsUrl: nats.url, prefix });
+  t.teardown(() => Promise.all([g0.close(), g1.close()]));
+  const w = await startProgram(bin, ['-mode', 'chat'], { NATS_URL: nats.url, WSGW_PREFIX: prefix });
+  t.teardown(() => w.stop());
+  const ann = await TestClient.connect(`${g0.url}?room=lobby&name=ann`);
+  t.teardown(() => ann.close());
+  t.match(await ann.nextJson((v) => v.type === 'welcome'), { room: 'lobby', name: 'ann' });
+  const bob = await TestClient.connect(`${g1.url}?room=lobby&name=bob`);
+  t.teardown(() => bob.close());
+  await bob.nextJson((v) => v.type === 'welcome');
+  t.match(await ann.nextJson((v) => v.type === 'join' && v.name === 'bob'), { room: 'lobby' }, 'ann (gateway 0) sees bob (gateway 1) join');
+  bob.send('hello from bob');
+  t.match(await ann.nextJson((v) => v.type === 'message'), { name: 'bob', text: 'hello from bob' }, 'broadcast crosses gateways');
+  t.match(await bob.nextJson((v) => v.type === 'message'), { name: 'bob' }, 'the sender gets its own message');
+  const other = await TestClient.connect(`${g0.url}?room=kitchen&name=cy`);
+  t.teardown(() => other.close());
+  await other.nextJson((v) => v.type === 'welcome');
+  other.send('not for the lobby');
+  bob.send('/quit');
+  t.match(await bob.waitClosed(), { code: 4000, reason: 'bye' }, '/quit closes through P.ctl');
+  t.match(await ann.nextJson((v) => v.type === 'leave'), { name: 'bob' }, 'ann sees bob leave');
+  t.notOk(ann.frames.some((f) => f.text().includes('not for the lobby')), 'rooms are separate topics');
+  const bad = await TestClient.connect(`${g0.url}?room=no.dots`);
+  t.equal((await bad.waitClosed()).code, 4400, 'an unsafe room is refused with a close');
+});
