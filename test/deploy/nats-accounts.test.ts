@@ -7,7 +7,8 @@ import { TestClient, eventually } from '../harness/ws-client.js';
 import { spawnWsgw } from '../harness/process.js';
 
 const shippedPath = new URL('../../deploy/nats/accounts.conf', import.meta.url);
-const shipped = readFileSync(shippedPath, 'utf8');
+// the users live in accounts-users.conf, which accounts.conf includes; inlined for the temp config
+const shipped = readFileSync(shippedPath, 'utf8').replace('include ./accounts-users.conf', () => readFileSync(new URL('../../deploy/nats/accounts-users.conf', import.meta.url), 'utf8'));
 const PASSWORDS = { gateway: 'gw-pass', worker: 'wk-pass', bridge: 'br-pass', connections: 'cs-pass' } as const;
 for (const [user, pass] of Object.entries(PASSWORDS)) process.env[`WSGW_${user.toUpperCase()}_PASSWORD`] = pass;
 

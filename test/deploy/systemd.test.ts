@@ -9,7 +9,7 @@ import { envName, keysFor, schema, type Command, type ConfigKey } from '../../sr
 const dir = new URL('../../deploy/systemd/', import.meta.url).pathname;
 const units = readdirSync(dir).filter((f) => f.endsWith('.service'));
 const envFile = readFileSync(join(dir, 'wsgw.env'), 'utf8');
-const accounts = readFileSync(new URL('../../deploy/nats/accounts.conf', import.meta.url), 'utf8');
+const accounts = readFileSync(new URL('../../deploy/nats/accounts-users.conf', import.meta.url), 'utf8');
 
 /** KEY=value lines of an env file or of `Environment=` entries. */
 function envVars(text: string): Record<string, string> {
@@ -48,7 +48,7 @@ t.test('every unit runs a real wsgw command with flags and env that command acce
     // the whole configuration the unit produces must load, as it would at start
     t.doesNotThrow(() => loadConfig({ command, flags: flags as Record<ConfigKey, unknown>, env: { ...shared, ...own, WSGW_NATS_PASSWORD: 'x' } }), `${file}: wsgw ${command} accepts it`);
     const user = own.WSGW_NATS_USER;
-    t.ok(user && new RegExp(`user: ${user},`).test(accounts), `${file}: NATS user ${user} exists in deploy/nats/accounts.conf`);
+    t.ok(user && new RegExp(`user: ${user},`).test(accounts), `${file}: NATS user ${user} exists in deploy/nats/accounts-users.conf`);
   }
 });
 
