@@ -20,6 +20,7 @@ import { startSweeper, type Sweeper } from '../nats/sweeper.js';
 import { FrameMessage, HandlerRuntime, HostConn, type ConnectionHost } from '../handlers/runtime.js';
 import type { FrameData, Handler } from '../handlers/types.js';
 import { InboundPublisher } from './publisher.js';
+import { FrameHeaderEncoder, frameHeaders } from './frame-headers.js';
 import { Metrics } from '../metrics/metrics.js';
 import { mountOpsRoutes } from '../metrics/ops-routes.js';
 import { jetstream, type JetStreamClient } from '@nats-io/jetstream';
@@ -78,6 +79,8 @@ interface ConnData {
   readonly route: string;
   /** `P.out.<connId>`: the reply subject on every inbound frame. */
   readonly outSubject: string;
+  /** Its frames' NATS headers, encoded once (remote mode, made on the first frame). */
+  headers?: FrameHeaderEncoder;
   ws: WebSocket<ConnData> | null;
   topics: Set<string> | null;
   seq: number;
@@ -616,11 +619,7 @@ export async function createGateway(options: GatewayOptions): Promise<Gateway> {
         runtime.message(connOf(d), new FrameMessage(data, isBinary, route, seq));
         return;
       }
-      const h = natsHeaders();
-      h.set(Header.Connection, d.id);
-      h.set(Header.Gateway, gatewayId);
-      h.set(Header.Seq, String(seq));
-      h.set(Header.Binary, isBinary ? '1' : '0');
+      const h = durable ? frameHeaders(d.id, gatewayId, seq, isBinary) : (d.headers ??= new FrameHeaderEncoder(d.id, gatewayId)).frame(seq, isBinary);
       if (!publisher!.publish(subject, data, h, d.outSubject, durable ? `${d.id}-${seq}` : '')) {
         metrics.outageRefused.inc();
         ws.end(CloseCode.NatsUnavailable, 'message queue unavailable; retry later');
