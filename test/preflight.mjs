@@ -37,10 +37,12 @@ if (!findNatsServer()) {
 }
 
 // The workers in other languages (services/go-worker, services/c-worker) are built and run by their
-// tests: install their toolchains the same way when they are missing.
+// tests, and the pages are tested in Chromium: install what they need the same way when it is missing.
 const TOOLCHAINS = [
   { check: 'command -v go && test -d /usr/share/gocode/src/github.com/nats-io/nats.go', packages: ['golang-go', 'golang-github-nats-io-go-nats-dev'] },
   { check: 'command -v cc && command -v make && command -v pkg-config && pkg-config --exists libnats', packages: ['gcc', 'make', 'pkg-config', 'libnats-dev'] },
+  // the browser tests (test/ui) drive Debian's Chromium with playwright-core; never a downloaded browser
+  { check: 'test -x "${CHROMIUM_BIN:-/usr/bin/chromium}"', packages: ['chromium'] },
 ];
 const missing = TOOLCHAINS.filter((t) => spawnSync('sh', ['-c', t.check], { stdio: 'ignore' }).status !== 0).flatMap((t) => t.packages);
 if (missing.length > 0) {
@@ -48,10 +50,10 @@ if (missing.length > 0) {
   const isRoot = typeof process.getuid === 'function' && process.getuid() === 0;
   const hasApt = spawnSync('sh', ['-c', 'command -v apt-get'], { encoding: 'utf8' }).status === 0;
   if (isRoot && hasApt) {
-    console.error(`toolchains for the Go and C worker tests are missing; installing: ${cmd}`);
+    console.error(`what the Go/C worker and browser tests need is missing; installing: ${cmd}`);
     const r = spawnSync('sh', ['-c', `apt-get update -qq && apt-get install -y -qq ${missing.join(' ')} >/dev/null`], { stdio: 'inherit', env: { ...process.env, DEBIAN_FRONTEND: 'noninteractive' } });
-    if (r.status !== 0) console.error(`installing failed; the Go/C worker tests will say what is missing. Run: sudo ${cmd}`);
+    if (r.status !== 0) console.error(`installing failed; those tests will say what is missing. Run: sudo ${cmd}`);
   } else {
-    console.error(`the Go/C worker tests need: sudo ${cmd}`);
+    console.error(`the Go/C worker and browser tests need: sudo ${cmd}`);
   }
 }

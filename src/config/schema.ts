@@ -10,7 +10,7 @@ interface BaseSpec {
   readonly doc: string;
   readonly commands: readonly Command[];
   /** Defaults that differ by command (the connection service listens on 8004). */
-  readonly commandDefaults?: Partial<Record<Command, number | string>>;
+  readonly commandDefaults?: Partial<Record<Command, number | string | boolean>>;
 }
 export interface NumberSpec extends BaseSpec {
   readonly type: 'integer';
@@ -89,6 +89,7 @@ export const schema = {
   messageRate: { type: 'integer', flag: '--message-rate', default: 0, min: 0, max: 10_000_000, commands: FRONT, doc: 'Frames per second allowed from one connection (burst of twice that); past it the connection is closed with 1008. 0 disables' },
   authorize: { type: 'boolean', flag: '--authorize', default: false, commands: ['gateway'], doc: 'Ask the authorizer on `P.auth` (a worker, or `wsgw bridge` and your app) before every upgrade; a refusal gets its HTTP status, no answer gets 503' },
   procs: { type: 'integer', flag: '--procs', default: 1, min: 1, max: 64, commands: ['gateway'], doc: 'Gateway processes on this port (SO_REUSEPORT spreads connections over them), ids `<id>-1..N`; a supervisor restarts any that dies' },
+  demo: { type: 'boolean', flag: '--demo', default: false, commandDefaults: { local: true }, commands: FRONT, doc: 'Serve the chat demo page (ui/chat.html, for services/examples/chat.js) at `/`; on by default in local mode (WSGW_DEMO=false turns it off)' },
   api: { type: 'boolean', flag: '--api', default: false, commands: ['gateway'], doc: 'Also serve the connections HTTP API (as `wsgw connections` does) on the gateway port' },
   token: { type: 'string', flag: '--token', default: '', optional: true, commands: ['gateway', 'connections'], doc: 'Bearer token required by the connections HTTP API (`Authorization: Bearer <token>`); none when empty' },
   requestTimeout: { type: 'integer', flag: '--request-timeout', default: 5_000, min: 100, max: 120_000, commands: ['gateway', 'connections'], doc: 'Milliseconds to wait for the owning gateway (connections API: then 504) or the authorizer (`--authorize`: then 503)' },

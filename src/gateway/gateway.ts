@@ -26,6 +26,7 @@ import { mountOpsRoutes } from '../metrics/ops-routes.js';
 import { jetstream, type JetStreamClient } from '@nats-io/jetstream';
 import { ensureInboundStream } from '../nats/durable.js';
 import { mountConnectionsApi } from '../http/connections-api.js';
+import { mountPage } from '../http/ui.js';
 import type { DirectoryView } from '../http/directory-view.js';
 import { routeFromField, routeFromPath } from './route.js';
 import { RateLimiter } from './rate.js';
@@ -690,6 +691,7 @@ export async function createGateway(options: GatewayOptions): Promise<Gateway> {
   app.get('/healthz', (res) => {
     res.writeHeader('Content-Type', 'application/json').end(JSON.stringify({ ok: true, gateway: gatewayId, connections: conns.size }));
   });
+  if (config.demo) mountPage(app, '/', 'chat.html');
   // ready: accepting, NATS connected, and the lease (a KV write) confirmed recently
   mountOpsRoutes(
     app,

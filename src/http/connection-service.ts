@@ -12,6 +12,7 @@ import { errorReply, serve } from './respond.js';
 import { startSweeper } from '../nats/sweeper.js';
 import { Metrics } from '../metrics/metrics.js';
 import { mountOpsRoutes } from '../metrics/ops-routes.js';
+import { mountAdminUi } from './ui.js';
 
 export interface ConnectionServiceOptions {
   readonly config: Config;
@@ -41,9 +42,10 @@ export async function createConnectionService(options: ConnectionServiceOptions)
     serve(res, () => ({ status: 200, body: { ok: true, nats: !nc.isClosed(), connections: view.records.size } }), (err) => log.error({ err }, 'healthz failed'));
   });
   const api = mountConnectionsApi(app, { nc, subjects, directory, view, token: config.token, maxPayload: config.maxPayload, requestTimeout: config.requestTimeout, log, metrics });
+  const ui = mountAdminUi(app, { view, directory, token: config.token, log });
   app.any('/*', (res, req) => {
     const url = req.getUrl();
-    serve(res, () => errorReply(404, 'no_route', `no route ${url}; see GET /connections, /gateways, /healthz`), () => undefined);
+    serve(res, () => errorReply(404, 'no_route', `no route ${url}; see GET /connections, /gateways, /healthz, /ui`), () => undefined);
   });
   let listenSocket: us_listen_socket | false = false;
   const port = await new Promise<number>((resolve, reject) => {
@@ -53,7 +55,7 @@ export async function createConnectionService(options: ConnectionServiceOptions)
       resolve(uWS.us_socket_local_port(token));
     });
   });
-  log.info({ port, auth: config.token !== '' }, 'connection service listening');
+  log.info({ port, auth: config.token !== '', ui: `http://${config.host === '0.0.0.0' ? 'localhost' : config.host}:${port}/ui` }, 'connection service listening');
   return {
     port,
     view,
@@ -62,6 +64,7 @@ export async function createConnectionService(options: ConnectionServiceOptions)
       if (listenSocket) uWS.us_listen_socket_close(listenSocket);
       listenSocket = false;
       await sweeper.close();
+      ui.close();
       view.stop();
       api.close();
       app.close();

@@ -1,0 +1,122 @@
+import t from 'tap';
+import { statSync } from 'node:fs';
+import type { Page } from 'playwright-core';
+import chat from '../../services/examples/chat.js';
+import type { Handler } from '../../src/handlers/types.js';
+import { launchChromium, screenshotPath } from '../harness/browser.js';
+import { startNatsServer } from '../harness/nats-server.js';
+import { startConnectionService, startGateway, startWorker, uniquePrefix } from '../harness/stack.js';
+
+const chatHandler = chat as unknown as Handler;
+const chromium = await launchChromium();
+t.teardown(() => chromium.close());
+
+async function chatPage(url: string): Promise<Page> {
+  const page = await chromium.browser.newPage();
+  t.teardown(() => page.close());
+  await page.goto(url);
+  await page.waitForSelector('#status.on', { timeout: 10_000 });
+  return page;
+}
+const say = async (page: Page, text: string) => {
+  await page.fill('#text', text);
+  await page.press('#text', 'Enter');
+};
+const logHas = (page: Page, text: string) => page.waitForFunction((s) => document.getElementById('log')!.innerText.includes(s), text, { timeout: 10_000 });
+
+t.test('two tabs chat through `wsgw local` (the page it serves at /)', async (t) => {
+  const g = await startGateway({ handler: chatHandler, flags: { demo: true } });
+  t.teardown(() => g.close());
+  const base = `http://127.0.0.1:${g.gw.port}/`;
+  const ann = await chatPage(`${base}?name=ann`);
+  const bob = await chatPage(`${base}?name=bob`);
+  await logHas(ann, 'bob joined');
+  await say(bob, 'hello ann');
+  await logHas(ann, 'hello ann');
+  await say(ann, 'hi bob');
+  await logHas(bob, 'hi bob');
+  t.match(await ann.locator('#log').innerText(), /ann\s*hi bob/, 'ann sees her own line too');
+  const shot = screenshotPath('chat.png');
+  await ann.screenshot({ path: shot });
+  t.ok(statSync(shot).size > 5_000, 'screenshot of the chat page taken');
+});
+
+t.test('two tabs on two gateways chat through NATS with a worker', async (t) => {
+  const nats = await startNatsServer();
+  t.teardown(() => nats.stop());
+  const prefix = uniquePrefix();
+  const g0 = await startGateway({ natsUrl: nats.url, prefix, flags: { demo: true } });
+  const g1 = await startGateway({ natsUrl: nats.url, prefix, flags: { demo: true } });
+  t.teardown(() => Promise.all([g0.close(), g1.close()]));
+  const w = await startWorker({ natsUrl: nats.url, prefix, handler: chatHandler });
+  t.teardown(() => w.close());
+  const ann = await chatPage(`http://127.0.0.1:${g0.gw.port}/?name=ann`);
+  const bob = await chatPage(`http://127.0.0.1:${g1.gw.port}/?name=bob`);
+  await logHas(ann, 'bob joined');
+  await say(bob, 'across gateways');
+  await logHas(ann, 'across gateways');
+  t.pass('a message from gateway 1 reached the tab on gateway 0');
+  t.equal(new URL(await ann.evaluate(() => location.href)).port, String(g0.gw.port));
+  t.match(await bob.locator('#status').innerText(), new RegExp(`:${g1.gw.port}`), 'each tab is connected to its own gateway');
+});
+
+t.test('admin page: token, live list within a second, search, send, broadcast, close', async (t) => {
+  const nats = await startNatsServer();
+  t.teardown(() => nats.stop());
+  const prefix = uniquePrefix();
+  const svc = await startConnectionService({ natsUrl: nats.url, prefix, flags: { token: 'admin-secret' } });
+  t.teardown(() => svc.close());
+  const g = await startGateway({ natsUrl: nats.url, prefix, handler: chatHandler, flags: { demo: true } });
+  t.teardown(() => g.close());
+
+  const admin = await chromium.browser.newPage();
+  t.teardown(() => admin.close());
+  await admin.goto(`${svc.url}/ui`);
+  await admin.waitForSelector('#login:not([hidden])', { timeout: 10_000 });
+  t.pass('without the token the page asks for it');
+  await admin.fill('#token', 'admin-secret');
+  await admin.press('#token', 'Enter');
+  await admin.waitForSelector('#live.on', { timeout: 10_000 });
+  await admin.waitForFunction(() => document.getElementById('gateways')!.innerText.includes('alive'), undefined, { timeout: 10_000 });
+  t.match(await admin.locator('#gateways').innerText(), new RegExp(g.gw.id), 'the gateway is listed, alive');
+
+  const user = await chatPage(`http://127.0.0.1:${g.gw.port}/?name=ann&room=lobby`);
+  const opened = Date.now();
+  await user.waitForFunction(() => typeof (globalThis as any).eval('me') === 'string', undefined, { timeout: 10_000 });
+  const id = (await user.evaluate('me')) as string;
+  await admin.waitForSelector(`tr[data-id="${id}"]`, { timeout: 5_000 });
+  const listedMs = Date.now() - opened;
+  t.ok(listedMs < 1_000, `listed ${listedMs} ms after the connection opened`);
+  t.match(await admin.locator(`tr[data-id="${id}"]`).innerText(), /room-lobby/, 'with its topics');
+
+  // a second connection, then search narrows the list to one
+  const other = await chatPage(`http://127.0.0.1:${g.gw.port}/?name=bob&room=kitchen`);
+  await admin.waitForFunction(() => document.querySelectorAll('#connections tr').length === 2, undefined, { timeout: 5_000 });
+  await admin.fill('#search', 'kitchen');
+  await admin.waitForFunction(() => document.querySelectorAll('#connections tr').length === 1, undefined, { timeout: 5_000 });
+  t.notOk(await admin.locator(`tr[data-id="${id}"]`).count(), 'search filters by topic');
+  await admin.fill('#search', '');
+  await admin.waitForSelector(`tr[data-id="${id}"]`);
+  await admin.waitForFunction((gw) => document.querySelector(`tr[data-gateway="${gw}"]`)?.children[2]?.textContent === '2', g.gw.id, { timeout: 5_000 });
+  t.pass('the gateway row counts its two connections');
+
+  await admin.fill(`tr[data-id="${id}"] input.msg`, 'hello from the admin page');
+  await admin.click(`tr[data-id="${id}"] button:has-text("send")`);
+  await logHas(user, 'hello from the admin page');
+  t.pass('the page under test received the message');
+
+  await admin.fill('#topic', 'room-kitchen');
+  await admin.fill('#topic-text', 'kitchen news');
+  await admin.click('#broadcast button');
+  await logHas(other, 'kitchen news');
+  t.pass('broadcast reached the topic');
+
+  await admin.fill(`tr[data-id="${id}"] input.code`, '4321');
+  const shot = screenshotPath('admin.png');
+  await admin.screenshot({ path: shot, fullPage: true });
+  t.ok(statSync(shot).size > 5_000, 'screenshot of the admin page taken');
+  await admin.click(`tr[data-id="${id}"] button:has-text("close")`);
+  await logHas(user, 'closed by the server: 4321 closed from the admin page');
+  await admin.waitForSelector(`tr[data-id="${id}"]`, { state: 'detached', timeout: 5_000 });
+  t.pass('closed with the chosen code, and gone from the list');
+});
