@@ -78,16 +78,16 @@ interface ConnData {
   /** `P.in.msg.<route>` for the path route (remote mode). */
   readonly msgSubject: string;
   readonly route: string;
-  /** `P.out.<connId>`: the reply subject on every inbound frame. */
-  readonly outSubject: string;
+  /** `P.out.<connId>`: the reply subject on every inbound frame (made on the first frame). */
+  outSubject: string | null;
   /** Its frames' NATS headers, encoded once (remote mode, made on the first frame). */
   headers?: FrameHeaderEncoder;
-  ws: WebSocket<ConnData> | null;
+  ws: WebSocket<Slot> | null;
   topics: Set<string> | null;
   seq: number;
   closed: boolean;
-  /** Outbound frames waiting for the corked flush: data, binary, data, binary, ... */
-  outq: Array<FrameData | boolean>;
+  /** Outbound frames waiting for the corked flush: data, binary, data, binary, ... (made on the first send: an idle connection holds none) */
+  outq: Array<FrameData | boolean> | null;
   conn: HostConn | null;
   /** Reported lost by a sweeper already: its close must not be published or handled again. */
   swept?: boolean;
@@ -104,13 +104,25 @@ const CONTROL_TIMEOUT_MS = 5_000;
 /** Granularity of the drain schedule. */
 const DRAIN_TICK_MS = 50;
 
-function copyHeaders(req: HttpRequest, names: readonly string[]): Record<string, string> {
-  const out: Record<string, string> = {};
+/**
+ * What a socket carries: uWebSockets.js copies the upgrade's user data onto its WebSocket object as
+ * dynamic properties (a ~800-byte dictionary per socket for ConnData's fields); one property pointing
+ * at the ConnData keeps that to a slot.
+ */
+interface Slot {
+  readonly d: ConnData;
+}
+
+/** Shared by every connection whose request had none of the copied headers. */
+const NO_HEADERS: Readonly<Record<string, string>> = Object.freeze({});
+
+function copyHeaders(req: HttpRequest, names: readonly string[]): Readonly<Record<string, string>> {
+  let out: Record<string, string> | null = null;
   for (const name of names) {
     const v = req.getHeader(name);
-    if (v !== '') out[name] = v;
+    if (v !== '') (out ??= {})[name] = v;
   }
-  return out;
+  return out ?? NO_HEADERS;
 }
 
 /** The two answers sent on every acknowledged send, encoded once. */
@@ -153,6 +165,18 @@ export async function createGateway(options: GatewayOptions): Promise<Gateway> {
   // durable mode applies to published events only (not to in-process handlers)
   const durable = config.durable && !options.handler && !!options.nats;
 
+  /** `P.in.msg.<route>`, one string per route shared by its connections (not one per connection). */
+  const inMsgSubjects = new Map<string, string>();
+  const inMsgSubject = (route: string): string => {
+    if (!nats) return '';
+    let subject = inMsgSubjects.get(route);
+    if (subject === undefined) {
+      subject = nats.subjects.inMsg(route);
+      if (inMsgSubjects.size < 1_000) inMsgSubjects.set(route, subject);
+    }
+    return subject;
+  };
+
   // --- outbound: corked, batched per socket -------------------------------------------------
   let dirty: ConnData[] = [];
   let flushScheduled = false;
@@ -162,7 +186,7 @@ export async function createGateway(options: GatewayOptions): Promise<Gateway> {
     const list = dirty;
     dirty = [];
     for (const d of list) {
-      const q = d.outq;
+      const q = d.outq!;
       const ws = d.ws;
       if (!d.closed && ws) {
         ws.cork(() => {
@@ -183,8 +207,9 @@ export async function createGateway(options: GatewayOptions): Promise<Gateway> {
   }
   function enqueueOut(d: ConnData, data: FrameData, binary: boolean): void {
     if (d.closed) return;
-    if (d.outq.length === 0) dirty.push(d);
-    d.outq.push(data, binary);
+    const q = (d.outq ??= []);
+    if (q.length === 0) dirty.push(d);
+    q.push(data, binary);
     if (!flushScheduled) {
       flushScheduled = true;
       queueMicrotask(flushOut);
@@ -444,7 +469,7 @@ export async function createGateway(options: GatewayOptions): Promise<Gateway> {
     });
   }
 
-  const behavior: uWS.WebSocketBehavior<ConnData> = {
+  const behavior: uWS.WebSocketBehavior<Slot> = {
     // uWS drops an oversized frame's TCP connection without a close frame (the client sees 1006);
     // letting it buffer up to twice the limit lets us close frames just over it with 1009 and a reason
     maxPayloadLength: config.maxPayload * 2,
@@ -491,19 +516,19 @@ export async function createGateway(options: GatewayOptions): Promise<Gateway> {
         request: { path: url, query, headers, remoteAddress, subprotocol, identity },
         authorized,
         route,
-        msgSubject: nats ? nats.subjects.inMsg(route) : '',
-        outSubject: nats ? nats.subjects.out(id) : '',
+        msgSubject: inMsgSubject(route),
+        outSubject: null,
         ws: null,
         topics: null,
         seq: 0,
         closed: false,
-        outq: [],
+        outq: null,
         conn: null,
         rateTokens: config.messageRate * 2,
         rateAt: 0,
       });
       if (!verifier && !(config.authorize && nats)) {
-        res.upgrade(makeData(null, null), key, subprotocol, extensions, context);
+        res.upgrade({ d: makeData(null, null) }, key, subprotocol, extensions, context);
         return;
       }
 
@@ -555,7 +580,7 @@ export async function createGateway(options: GatewayOptions): Promise<Gateway> {
           pendingUpgrades--;
           if (aborted) return;
           if ('refuse' in outcome) return refuse(res, ...outcome.refuse);
-          res.cork(() => res.upgrade(outcome.data, key, subprotocol, extensions, context));
+          res.cork(() => res.upgrade({ d: outcome.data }, key, subprotocol, extensions, context));
         },
         (err) => {
           pendingUpgrades--;
@@ -565,7 +590,7 @@ export async function createGateway(options: GatewayOptions): Promise<Gateway> {
       );
     },
     open(ws) {
-      const d = ws.getUserData();
+      const d = ws.getUserData().d;
       d.ws = ws;
       conns.set(d.token, d);
       metrics.opens.inc();
@@ -584,7 +609,7 @@ export async function createGateway(options: GatewayOptions): Promise<Gateway> {
       runtime?.open(connOf(d));
     },
     message(ws, message, isBinary) {
-      const d = ws.getUserData();
+      const d = ws.getUserData().d;
       if (config.messageRate > 0) {
         const now = Date.now();
         d.rateTokens = Math.min(messageBurst, d.rateTokens + ((now - d.rateAt) * config.messageRate) / 1000);
@@ -621,13 +646,13 @@ export async function createGateway(options: GatewayOptions): Promise<Gateway> {
         return;
       }
       const h = durable ? frameHeaders(d.id, gatewayId, seq, isBinary) : (d.headers ??= new FrameHeaderEncoder(d.id, gatewayId)).frame(seq, isBinary);
-      if (!publisher!.publish(subject, data, h, d.outSubject, durable ? `${d.id}-${seq}` : '')) {
+      if (!publisher!.publish(subject, data, h, (d.outSubject ??= nats!.subjects.out(d.id)), durable ? `${d.id}-${seq}` : '')) {
         metrics.outageRefused.inc();
         ws.end(CloseCode.NatsUnavailable, 'message queue unavailable; retry later');
       }
     },
     close(ws, code, message) {
-      const d = ws.getUserData();
+      const d = ws.getUserData().d;
       d.closed = true;
       d.ws = null;
       conns.delete(d.token);
