@@ -10,7 +10,10 @@ import { parseArgs } from 'node:util';
 import { fileURLToPath } from 'node:url';
 
 const root = fileURLToPath(new URL('../../', import.meta.url));
-const { values: opts } = parseArgs({ options: { duration: { type: 'string', default: '5' }, only: { type: 'string', default: '' } } });
+const { values: opts } = parseArgs({ options: { duration: { type: 'string', default: '5' }, only: { type: 'string', default: '' }, 'render-only': { type: 'boolean', default: false } } });
+// --render-only: no scenario runs; the table, goals and chart are rendered again from bench-results/latest.json
+const previous = opts['render-only'] ? JSON.parse(readFileSync(fileURLToPath(new URL('../../bench-results/latest.json', import.meta.url)), 'utf8')) : null;
+if (previous) opts.duration = String(previous.duration);
 const only = opts.only ? new Set(opts.only.split(',')) : null;
 const children = new Set();
 process.on('exit', () => children.forEach((c) => c.kill('SIGKILL')));
@@ -83,7 +86,7 @@ const wsgw = (args) => start(process.execPath, [join(root, 'bin/wsgw.js'), ...ar
 
 const results = [];
 async function scenario(key, label, fn) {
-  if (only && !only.has(key)) return;
+  if (previous || (only && !only.has(key))) return;
   process.stderr.write(`running ${label} ...\n`);
   try {
     results.push({ key, label, ...(await fn()) });
@@ -93,7 +96,8 @@ async function scenario(key, label, fn) {
   }
 }
 
-const nats = await startNats();
+const nats = previous ? { url: '', version: previous.machine.natsServer, stop: async () => {} } : await startNats();
+if (previous) results.push(...previous.results);
 
 await scenario('bound', 'uWS in-process echo (bound), 64 B', async () => {
   const s = start(process.execPath, [join(root, 'test/bench/uws-echo.mjs')], (v) => v.port);
@@ -438,7 +442,7 @@ await nats.stop();
 
 const bound = results.find((r) => r.key === 'bound')?.rate;
 const httpBound = results.find((r) => r.key === 'httpbound')?.rate;
-const machine = { cpu: cpus()[0]?.model, cores: cpus().length, memGiB: Math.round(totalmem() / 2 ** 30), node: process.version, natsServer: nats.version, date: new Date().toISOString() };
+const machine = previous?.machine ?? { cpu: cpus()[0]?.model, cores: cpus().length, memGiB: Math.round(totalmem() / 2 ** 30), node: process.version, natsServer: nats.version, date: new Date().toISOString() };
 const idleLocal = results.find((r) => r.key === 'idlelocal')?.rate;
 /** What each row is compared with: the bound measured in the same run for its kind. */
 function referenceOf(r) {
@@ -486,7 +490,7 @@ function chart() {
   const rows = results.filter((r) => typeof r.vsBound === 'number');
   const W = 900;
   const left = 430;
-  const barW = W - left - 70;
+  const barW = W - left - 150;
   const rowH = 26;
   const max = Math.max(1, ...rows.map((r) => r.vsBound));
   const esc = (t) => t.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;');
