@@ -158,6 +158,10 @@ export async function createGateway(options: GatewayOptions): Promise<Gateway> {
   let closing = false;
   const app: TemplatedApp = uWS.App();
   const metrics = options.metrics ?? new Metrics('gateway', { gateway: gatewayId });
+  if (options.nats) {
+    const kv = { put: metrics.kvLatency.labels('put'), delete: metrics.kvLatency.labels('delete'), lease: metrics.kvLatency.labels('lease') };
+    options.nats.directory.observe = (op, seconds) => kv[op].observe(seconds);
+  }
   const verifier = createJwtVerifier(config);
   const origins = config.origins.length ? new Set(config.origins) : null;
   const connectLimiter = config.connectRate > 0 ? new RateLimiter(config.connectRate, config.connectRate) : null;

@@ -41,6 +41,8 @@ export class ConnectionDirectory {
   readonly #writes: Requester;
   /** `$KV.<bucket>` (or the bucket's edit prefix when it is reached through a domain or a mirror). */
   readonly #editPrefix: string;
+  /** Sees how long each acknowledged write took (metrics: `wsgw_kv_operation_seconds{op}`). */
+  observe: ((op: 'put' | 'delete' | 'lease', seconds: number) => void) | null = null;
 
   private constructor(nc: NatsConnection, bucket: string, connections: KV, gateways: KV, log: Logger) {
     this.connections = connections;
@@ -75,9 +77,11 @@ export class ConnectionDirectory {
     this.#write(id, EMPTY, DELETE_HEADERS, 'delete');
   }
 
-  #write(id: string, data: Uint8Array, h: MsgHdrs | undefined, what: string): void {
+  #write(id: string, data: Uint8Array, h: MsgHdrs | undefined, what: 'put' | 'delete'): void {
+    const started = performance.now();
     this.#writes.request(`${this.#editPrefix}.${id}`, data, h).then(
       (ack) => {
+        this.observe?.(what, (performance.now() - started) / 1000);
         // a JetStream acknowledgement is {"stream":...,"seq":...}; a refusal carries an error
         if (ack.data.length > 0 && ack.string().includes('"error"')) this.#log.warn({ conn: id, ack: ack.string() }, `KV ${what} of connection record refused`);
       },
@@ -109,8 +113,11 @@ export class ConnectionDirectory {
   }
 
   /** Renews a lease only if it is still at `revision`; throws (isCasConflict) if a sweeper took it. */
-  updateLease(lease: GatewayLease, revision: number): Promise<number> {
-    return this.gateways.update(lease.id, this.#codec.encode(JSON.stringify(lease)), revision);
+  async updateLease(lease: GatewayLease, revision: number): Promise<number> {
+    const started = performance.now();
+    const next = await this.gateways.update(lease.id, this.#codec.encode(JSON.stringify(lease)), revision);
+    this.observe?.('lease', (performance.now() - started) / 1000);
+    return next;
   }
 
   /** Deletes a lease only if it is still at `revision` (the sweeper's claim, or a clean shutdown). */

@@ -3,7 +3,7 @@ import { echoHandler } from '../../src/handlers/echo.js';
 import { startNatsServer } from '../harness/nats-server.js';
 import { freePort, spawnWsgw } from '../harness/process.js';
 import { startConnectionService, startGateway, startWorker, uniquePrefix } from '../harness/stack.js';
-import { TestClient } from '../harness/ws-client.js';
+import { TestClient, eventually } from '../harness/ws-client.js';
 
 const nats = await startNatsServer();
 t.teardown(() => nats.stop());
@@ -44,6 +44,14 @@ t.test('gateway metrics on its own port, with bounded labels', async (t) => {
   t.ok(routeLabels.size <= 101, `route label values bounded (${routeLabels.size})`);
   t.notMatch(text, new RegExp(`${g.gw.id}\\.[A-Za-z0-9]{16}`), 'no connection id in any label');
   t.match(text, /process_resident_memory_bytes/, 'process metrics too');
+  // KV writes are timed once acknowledged: two records written, one removed by now (or about to be)
+  const kvText = await eventually(async () => {
+    const x = await scrape(base);
+    return value(x, 'wsgw_kv_operation_seconds_count', { op: 'delete' }) >= 1 ? x : null;
+  }, 5_000, 'the closed connection’s record removal acknowledged');
+  t.equal(value(kvText, 'wsgw_kv_operation_seconds_count', { op: 'put' }), 2, 'KV record writes timed');
+  t.equal(value(kvText, 'wsgw_kv_operation_seconds_count', { op: 'delete' }), 1, 'KV record removal timed');
+  t.ok(value(kvText, 'wsgw_kv_operation_seconds_sum', { op: 'put' }) > 0, 'with their latency');
   const ready = await fetch(`${base}/readyz`);
   t.equal(ready.status, 200);
   await c.close();
