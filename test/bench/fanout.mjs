@@ -4,8 +4,7 @@
 // --duration seconds after a one-second warm-up. Sockets are raw TCP after a real handshake: frames
 // of a fixed size are counted from bytes (64-byte text frames are 66 bytes on the wire), so reading
 // costs the shared CPU as little as possible. Prints {"deliveries","rate","broadcasts"}.
-import { connect } from 'node:net';
-import { randomBytes } from 'node:crypto';
+import { openRaw } from './raw-ws.mjs';
 import { parseArgs } from 'node:util';
 
 const { values: o } = parseArgs({
@@ -24,25 +23,7 @@ const SIZE = 64;
 const WIRE = SIZE + 2;
 const frame = Buffer.concat([Buffer.from([0x81, 0x80 | SIZE, 0, 0, 0, 0]), Buffer.alloc(SIZE, 'x')]); // zero mask
 
-function open(url, onBytes) {
-  return new Promise((resolve, reject) => {
-    const socket = connect(Number(url.port), url.hostname);
-    let head = '';
-    const onHandshake = (chunk) => {
-      head += chunk.toString('latin1');
-      const end = head.indexOf('\r\n\r\n');
-      if (end < 0) return;
-      if (!head.startsWith('HTTP/1.1 101')) return reject(new Error(`upgrade refused: ${head.split('\r\n')[0]}`));
-      socket.off('data', onHandshake);
-      if (head.length > end + 4) onBytes(head.length - end - 4);
-      socket.on('data', (b) => onBytes(b.length));
-      resolve(socket);
-    };
-    socket.on('data', onHandshake);
-    socket.once('error', reject);
-    socket.write(`GET ${url.pathname} HTTP/1.1\r\nHost: ${url.host}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: ${randomBytes(16).toString('base64')}\r\nSec-WebSocket-Version: 13\r\n\r\n`);
-  });
-}
+const open = (url, onBytes) => openRaw(url, { onBytes: (b) => onBytes(b.length) });
 
 let bytes = 0;
 for (let i = 0; i < subs; i += 200) {

@@ -3,8 +3,7 @@
 // at a time, then holds them, answering pings, until SIGTERM. One source address has ~28k ephemeral
 // ports and slows down badly well before that, so connections are spread over --addrs.
 // Prints {"opened","failed","ms"} once every connection was tried, and {"closedEarly"} on SIGTERM.
-import { connect } from 'node:net';
-import { randomBytes } from 'node:crypto';
+import { openRaw } from './raw-ws.mjs';
 import { parseArgs } from 'node:util';
 
 const { values: o } = parseArgs({
@@ -45,33 +44,16 @@ function onFrames(socket) {
   });
 }
 
-function open(i) {
-  return new Promise((resolve) => {
-    const socket = connect({ port: Number(url.port), host: url.hostname, localAddress: addrs[i % addrs.length] });
-    let head = '';
-    const fail = () => {
-      failed++;
-      socket.destroy();
-      resolve();
-    };
-    socket.once('error', fail);
-    const onHandshake = (chunk) => {
-      head += chunk.toString('latin1');
-      const end = head.indexOf('\r\n\r\n');
-      if (end < 0) return;
-      socket.off('data', onHandshake);
-      socket.off('error', fail);
-      if (!head.startsWith('HTTP/1.1 101')) return fail();
-      opened++;
-      sockets.push(socket);
-      socket.on('error', () => undefined);
-      socket.once('close', () => stopping || closedEarly++);
-      onFrames(socket);
-      resolve();
-    };
-    socket.on('data', onHandshake);
-    socket.write(`GET ${url.pathname} HTTP/1.1\r\nHost: ${url.host}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: ${randomBytes(16).toString('base64')}\r\nSec-WebSocket-Version: 13\r\n\r\n`);
-  });
+async function open(i) {
+  try {
+    const socket = await openRaw(url, { localAddress: addrs[i % addrs.length] });
+    opened++;
+    sockets.push(socket);
+    socket.once('close', () => stopping || closedEarly++);
+    onFrames(socket);
+  } catch {
+    failed++;
+  }
 }
 
 const started = performance.now();
