@@ -105,7 +105,7 @@ async function run(command: Command, flags: Record<string, unknown>, programArgv
     const gw = await createGateway({ config, id: config.id || 'local', log, handler });
     stop = () => gw.close(config.drainMs);
     const shown = config.host === '0.0.0.0' ? 'localhost' : config.host;
-    log.info(`ready: ws://${shown}:${gw.port}${config.path} (handler: ${config.handler || 'built-in echo'})`);
+    log.info(`ready: ws://${shown}:${gw.port}${config.path} (handler: ${config.handler || 'built-in echo'})${config.demo ? `; chat page: http://${shown}:${gw.port}/` : ''}`);
     return;
   }
 
