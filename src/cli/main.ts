@@ -113,7 +113,7 @@ async function run(command: Command, flags: Record<string, unknown>, programArgv
   if (command === 'gateway') {
     const id = config.id || newGatewayId();
     const { nc, directory } = await startNats(config, `wsgw-gateway ${id}@${hostname()}`, log, abort.signal);
-    const api = config.api ? { view: await DirectoryView.start(directory, log) } : undefined;
+    const api = config.api ? { view: await DirectoryView.start(directory, log, config.goneRetention * 1000) } : undefined;
     const gw = await createGateway({ config, id, log, handler, nats: { nc, subjects: createSubjects(config.prefix), directory }, api });
     stop = async () => {
       await gw.close(config.drainMs);

@@ -16,7 +16,7 @@ import type { ConnectionDirectory } from '../nats/directory.js';
 import { watchStatus, within } from '../nats/connect.js';
 import { BINARY_HEADERS, requestControl } from '../nats/control.js';
 import { LeaseKeeper } from '../nats/lease.js';
-import { startSweeper, type Sweeper } from '../nats/sweeper.js';
+import { purgePolicy, startSweeper, type Sweeper } from '../nats/sweeper.js';
 import { FrameMessage, HandlerRuntime, HostConn, type ConnectionHost } from '../handlers/runtime.js';
 import type { FrameData, Handler } from '../handlers/types.js';
 import { InboundPublisher } from './publisher.js';
@@ -459,7 +459,7 @@ export async function createGateway(options: GatewayOptions): Promise<Gateway> {
     lease = new LeaseKeeper({ directory, id: gatewayId, leaseMs: config.leaseMs, log, connections: () => conns.size, onFenced: fence });
     await lease.start();
     metrics.natsConnected.set(1);
-    sweeper = startSweeper({ nc, subjects, directory, log, intervalMs: Math.max(250, Math.floor(config.leaseMs / 3)), self: gatewayId, onLost: (n) => metrics.lostReported.inc(n) });
+    sweeper = startSweeper({ nc, subjects, directory, log, intervalMs: Math.max(250, Math.floor(config.leaseMs / 3)), purge: purgePolicy(config.goneRetention), self: gatewayId, onLost: (n) => metrics.lostReported.inc(n) });
     // anti-entropy: now and then, records of ours without a live connection (a removal lost in an
     // outage) are removed and reported; the grace covers records of connections still opening
     reconcileTimer = setInterval(() => void sweeper!.reconcile(isLive, 2 * config.leaseMs), RECONCILE_LEASES * config.leaseMs);

@@ -9,7 +9,7 @@ import type { Subjects } from '../protocol/subjects.js';
 import { mountConnectionsApi } from './connections-api.js';
 import { DirectoryView } from './directory-view.js';
 import { errorReply, serve } from './respond.js';
-import { startSweeper } from '../nats/sweeper.js';
+import { purgePolicy, startSweeper } from '../nats/sweeper.js';
 import { Metrics } from '../metrics/metrics.js';
 import { mountOpsRoutes } from '../metrics/ops-routes.js';
 import { mountAdminUi } from './ui.js';
@@ -31,11 +31,11 @@ export interface ConnectionService {
 /** `wsgw connections`: the connections HTTP API on its own port (8004 by default). */
 export async function createConnectionService(options: ConnectionServiceOptions): Promise<ConnectionService> {
   const { config, nc, subjects, directory, log } = options;
-  const view = await DirectoryView.start(directory, log);
+  const view = await DirectoryView.start(directory, log, config.goneRetention * 1000);
   // the connection service sweeps dead gateways too, so lost closes happen even when no gateway is left
   const app = uWS.App();
   const metrics = new Metrics('connections');
-  const sweeper = startSweeper({ nc, subjects, directory, log, intervalMs: Math.max(250, Math.floor(config.leaseMs / 3)), onLost: (n) => metrics.lostReported.inc(n) });
+  const sweeper = startSweeper({ nc, subjects, directory, log, intervalMs: Math.max(250, Math.floor(config.leaseMs / 3)), purge: purgePolicy(config.goneRetention), onLost: (n) => metrics.lostReported.inc(n) });
   let closing = false;
   mountOpsRoutes(app, metrics, () => (closing ? 'shutting down' : nc.isClosed() ? 'NATS connection closed' : null), () => metrics.connections.set(view.records.size));
   app.get('/healthz', (res) => {

@@ -23,18 +23,22 @@ export interface ListOptions {
  */
 export class DirectoryView {
   readonly records = new Map<string, ConnectionRecord>();
-  readonly #gone = new Set<string>();
+  /** Recently closed ids and when the view saw them close. */
+  readonly #gone = new Map<string, number>();
+  readonly #goneMs: number;
   readonly #watch: QueuedIterator<KvWatchEntry>;
   #listeners = new Set<(id: string, record: ConnectionRecord | null) => void>();
 
-  private constructor(watch: QueuedIterator<KvWatchEntry>) {
+  private constructor(watch: QueuedIterator<KvWatchEntry>, goneMs: number) {
     this.#watch = watch;
+    this.#goneMs = goneMs;
   }
 
-  static async start(directory: ConnectionDirectory, log: Logger): Promise<DirectoryView> {
+  /** `goneMs`: how long a closed id is remembered as gone (as long as its KV delete marker lives). */
+  static async start(directory: ConnectionDirectory, log: Logger, goneMs = Infinity): Promise<DirectoryView> {
     const status = await directory.connections.status();
     const watch = await directory.connections.watch();
-    const view = new DirectoryView(watch);
+    const view = new DirectoryView(watch, goneMs);
     let markReady!: () => void;
     const ready = new Promise<void>((r) => (markReady = r));
     if (status.values === 0) markReady();
@@ -47,7 +51,7 @@ export class DirectoryView {
             log.warn({ err, key: e.key }, 'unreadable connection record ignored');
           }
         } else {
-          view.#remove(e.key);
+          view.#remove(e.key, e.created.getTime());
         }
         if (e.delta === 0) markReady();
       }
@@ -64,17 +68,19 @@ export class DirectoryView {
     for (const l of this.#listeners) l(id, record);
   }
 
-  #remove(id: string): void {
+  #remove(id: string, closedAt: number): void {
     this.records.delete(id);
-    this.#gone.add(id);
-    if (this.#gone.size > GONE_MEMORY) this.#gone.delete(this.#gone.values().next().value!);
+    this.#gone.delete(id);
+    this.#gone.set(id, closedAt);
+    if (this.#gone.size > GONE_MEMORY) this.#gone.delete(this.#gone.keys().next().value!);
     for (const l of this.#listeners) l(id, null);
   }
 
   /** 'gone' means the id was seen closed (a KV delete marker); 'unknown' means never seen. */
   status(id: string): 'open' | 'gone' | 'unknown' {
     if (this.records.has(id)) return 'open';
-    return this.#gone.has(id) ? 'gone' : 'unknown';
+    const closedAt = this.#gone.get(id);
+    return closedAt !== undefined && Date.now() - closedAt <= this.#goneMs ? 'gone' : 'unknown';
   }
 
   /** Calls `fn(id, record)` on every change (record null on close); returns the unsubscribe. */

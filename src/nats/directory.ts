@@ -1,6 +1,7 @@
 import { Kvm, type KV } from '@nats-io/kv';
 import { headers, type MsgHdrs, type NatsConnection } from '@nats-io/transport-node';
 import { Requester } from './requester.js';
+import { jetstreamManager } from '@nats-io/jetstream';
 import type { Logger } from 'pino';
 import { connectionsBucket, gatewaysBucket } from '../protocol/subjects.js';
 import { assertToken } from '../protocol/tokens.js';
@@ -23,6 +24,8 @@ function openBucket(kvm: Kvm, name: string, replicas: number, description: strin
 }
 
 const WRITE_TIMEOUT_MS = 5_000;
+/** The purge lock's key in the leases bucket: not a gateway id (`=` is no token character). */
+const PURGE_KEY = 'purge=deletes';
 const EMPTY = new Uint8Array(0);
 const DELETE_HEADERS = headers();
 DELETE_HEADERS.set('KV-Operation', 'DEL');
@@ -44,7 +47,12 @@ export class ConnectionDirectory {
   /** Sees how long each acknowledged write took (metrics: `wsgw_kv_operation_seconds{op}`). */
   observe: ((op: 'put' | 'delete' | 'lease', seconds: number) => void) | null = null;
 
+  readonly #nc: NatsConnection;
+  readonly #bucket: string;
+
   private constructor(nc: NatsConnection, bucket: string, connections: KV, gateways: KV, log: Logger) {
+    this.#nc = nc;
+    this.#bucket = bucket;
     this.connections = connections;
     this.gateways = gateways;
     this.#log = log;
@@ -125,6 +133,53 @@ export class ConnectionDirectory {
     return this.gateways.delete(id, { previousSeq: revision });
   }
 
+  /**
+   * Removes the delete markers of connections closed more than `olderThanMs` ago. With history 1 a
+   * closed connection leaves one marker in the bucket's stream forever otherwise: the stream, and the
+   * replay every KV watch (the connection service's view) starts with, would grow with every
+   * connection ever made. Until its marker goes, the API answers 410 for an id; after, 404.
+   * At most `concurrency` purge requests at a time. Returns how many markers it removed.
+   */
+  async purgeDeleteMarkers(olderThanMs: number, concurrency = 32): Promise<number> {
+    const limit = Date.now() - olderThanMs;
+    const old: string[] = [];
+    const history = await this.connections.history({ key: '>' });
+    for await (const e of history) {
+      if ((e.operation === 'DEL' || e.operation === 'PURGE') && e.created.getTime() < limit) old.push(e.key);
+    }
+    const jsm = await jetstreamManager(this.#nc);
+    const stream = `KV_${this.#bucket}`;
+    let purged = 0;
+    for (let i = 0; i < old.length; i += concurrency) {
+      const done = await Promise.all(old.slice(i, i + concurrency).map((key) => jsm.streams.purge(stream, { filter: `$KV.${this.#bucket}.${key}`, keep: 0 })));
+      for (const r of done) purged += r.purged;
+    }
+    return purged;
+  }
+
+  /**
+   * One process of the cluster wins the right to purge for `everyMs`: a compare-and-set on a key of
+   * the leases bucket that no gateway id can take (`=` is not a token character).
+   */
+  async claimPurge(everyMs: number): Promise<boolean> {
+    const now = Date.now();
+    const entry = await this.gateways.get(PURGE_KEY);
+    const value = this.#codec.encode(JSON.stringify({ at: now }));
+    try {
+      if (!entry || entry.operation !== 'PUT') {
+        await this.gateways.create(PURGE_KEY, value);
+        return true;
+      }
+      const last = (entry.json<{ at?: number }>().at ?? 0) as number;
+      if (now - last < everyMs * 0.9) return false;
+      await this.gateways.update(PURGE_KEY, value, entry.revision);
+      return true;
+    } catch (err) {
+      if (isCasConflict(err) || /exists/i.test((err as Error)?.message ?? '')) return false;
+      throw err;
+    }
+  }
+
   async leases(): Promise<GatewayLease[]> {
     return (await this.leaseEntries()).map((e) => e.lease);
   }
@@ -133,6 +188,7 @@ export class ConnectionDirectory {
   async leaseEntries(): Promise<Array<{ lease: GatewayLease; revision: number }>> {
     const out: Array<{ lease: GatewayLease; revision: number }> = [];
     for await (const key of await this.gateways.keys()) {
+      if (key === PURGE_KEY) continue;
       const entry = await this.gateways.get(key);
       if (entry && entry.operation === 'PUT') out.push({ lease: entry.json<GatewayLease>(), revision: entry.revision });
     }

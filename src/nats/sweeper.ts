@@ -17,6 +17,11 @@ export interface SweeperOptions {
   readonly self?: string;
   /** Told how many connections each pass or reconcile reported lost (for metrics). */
   readonly onLost?: (n: number) => void;
+  /**
+   * Purge closed connections' delete markers older than `olderThanMs`, at most every `everyMs`, by
+   * one process of the cluster at a time (see ConnectionDirectory.claimPurge).
+   */
+  readonly purge?: { readonly everyMs: number; readonly olderThanMs: number };
 }
 
 export interface Sweeper {
@@ -35,6 +40,12 @@ export interface Sweeper {
   close(): Promise<void>;
 }
 
+/** Delete markers older than `goneRetentionS` go, checked every third of it, at most every 10 minutes. */
+export function purgePolicy(goneRetentionS: number): { everyMs: number; olderThanMs: number } {
+  const olderThanMs = goneRetentionS * 1000;
+  return { olderThanMs, everyMs: Math.max(1_000, Math.min(10 * 60_000, Math.floor(olderThanMs / 3))) };
+}
+
 /** Orphan records (their gateway has no lease at all) are looked for every this many passes. */
 const ORPHAN_EVERY = 5;
 
@@ -49,6 +60,8 @@ export function startSweeper(options: SweeperOptions): Sweeper {
   const { nc, subjects, directory, log } = options;
   const encoder = new TextEncoder();
   let passes = 0;
+  // the first purge waits one interval: a process starting up has other things to do first
+  let nextPurgeAt = Date.now() + (options.purge?.everyMs ?? 0);
   let running: Promise<number> | null = null;
   let reconciling: Promise<number> | null = null;
 
@@ -97,6 +110,13 @@ export function startSweeper(options: SweeperOptions): Sweeper {
       const n = await sweepGateway(lease.id, 0);
       lost += n;
       log.warn({ gateway: lease.id, lostConnections: n, silentForMs: now - lease.heartbeatAt }, 'gateway lease expired: its connections were reported lost');
+    }
+    if (options.purge && now >= nextPurgeAt) {
+      nextPurgeAt = now + options.purge.everyMs;
+      if (await directory.claimPurge(options.purge.everyMs)) {
+        const purged = await directory.purgeDeleteMarkers(options.purge.olderThanMs);
+        if (purged > 0) log.info({ purged, olderThanMs: options.purge.olderThanMs }, 'purged delete markers of closed connections');
+      }
     }
     if (passes % ORPHAN_EVERY === 0) {
       const leased = new Set(entries.map((e) => e.lease.id));

@@ -92,3 +92,23 @@ t.test('a worker cannot delete streams or write the KV bucket; the bridge cannot
   const info = await admin.request('$JS.API.STREAM.INFO.KV_wsgw_connections', '');
   t.match(info.json(), { config: { name: 'KV_wsgw_connections' } }, 'the stream still exists');
 });
+
+t.test('the gateway and connection service users may purge closed connections’ delete markers, nothing else', async (t) => {
+  const prefix = 'wsgw';
+  const flags = { goneRetention: 1, leaseMs: 1_000 };
+  const svc = await startConnectionService({ natsUrl: nats.url, prefix, flags, nats: as('connections') });
+  t.teardown(() => svc.close());
+  const g = await startGateway({ natsUrl: nats.url, prefix, flags, nats: as('gateway') });
+  t.teardown(() => g.close());
+  const c = await TestClient.connect(g.url);
+  await eventually(async () => (await g.directory!.ids()).length >= 1, 5_000, 'recorded');
+  await c.close();
+  const bucket = g.directory!.connections;
+  await eventually(async () => (await g.directory!.ids()).length === 0, 5_000, 'record removed');
+  await eventually(async () => (await bucket.status()).values === 0, 15_000, 'its delete marker purged with the least-privilege users');
+  const gw = await connect({ servers: nats.url, ...as('gateway') });
+  t.teardown(() => gw.close());
+  const denied = nextServerError(gw);
+  await t.rejects(gw.request('$JS.API.STREAM.PURGE.KV_wsgw_gateways', '{}', { timeout: 2_000 }), 'purging another stream is refused');
+  t.match(await denied, /Permissions Violation/i);
+});

@@ -57,7 +57,7 @@ export async function startGateway(options: {
   const subjects = createSubjects(prefix);
   try {
     directory = await ConnectionDirectory.open(nc, { prefix, replicas: config.kvReplicas, log: quietLog });
-    const api = config.api ? { view: await DirectoryView.start(directory, quietLog) } : undefined;
+    const api = config.api ? { view: await DirectoryView.start(directory, quietLog, config.goneRetention * 1000) } : undefined;
     gw = await createGateway({ config, id: options.id ?? 'gw' + randomBytes(3).toString('hex'), log: quietLog, handler: options.handler, nats: { nc, subjects, directory }, api });
   } catch (err) {
     // a failed start must not leave a reconnecting client behind (it would keep the test alive)
