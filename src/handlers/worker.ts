@@ -1,7 +1,7 @@
 import type { Msg, MsgHdrs, NatsConnection, Subscription } from '@nats-io/transport-node';
 import { BINARY_HEADERS, requestControl } from '../nats/control.js';
 import type { Logger } from 'pino';
-import { Header } from '../protocol/headers.js';
+import { readFrameMeta } from './frame-meta.js';
 import type { CloseEvent, OpenEvent, RequestInfo } from '../protocol/events.js';
 import type { Subjects } from '../protocol/subjects.js';
 import { assertToken } from '../protocol/tokens.js';
@@ -113,16 +113,15 @@ export async function createWorker(options: WorkerOptions): Promise<Worker> {
 
   const routeOffset = subjects.inMsgAll.length - 1;
   function onMessage(msg: Inbound, done?: Done): void {
-    const h = msg.headers;
-    const id = h?.get(Header.Connection) ?? '';
-    const gateway = h?.get(Header.Gateway) ?? '';
-    if (id === '' || gateway === '') {
+    const frame = readFrameMeta(msg);
+    if (!frame) {
       log.warn({ subject: msg.subject }, 'frame without connection headers ignored');
       return done?.();
     }
+    const { conn: id, gateway } = frame;
     handled++;
     if (hot) hot.workerMessages++;
-    const message = new FrameMessage(msg.data, h!.get(Header.Binary) === '1', msg.subject.slice(routeOffset), Number(h!.get(Header.Seq)));
+    const message = new FrameMessage(msg.data, frame.binary, msg.subject.slice(routeOffset), frame.seq);
     const conn = conns.get(id);
     if (conn) runtime.message(conn, message, done);
     else runtime.messageAfter(id, () => resolveConn(id, gateway), message, done);

@@ -1,0 +1,43 @@
+import t from 'tap';
+import { connect, headers, type Msg } from '@nats-io/transport-node';
+import { readFrameMeta } from '../../src/handlers/frame-meta.js';
+import { FrameHeaderEncoder } from '../../src/gateway/frame-headers.js';
+import { startNatsServer } from '../harness/nats-server.js';
+
+const nats = await startNatsServer();
+t.teardown(() => nats.stop());
+
+t.test('raw header scan and nats.js headers agree on real messages', async (t) => {
+  const nc = await connect({ servers: nats.url });
+  t.teardown(() => nc.close());
+  const got: Msg[] = [];
+  const sub = nc.subscribe('x.>', { callback: (_e, m) => got.push(m) });
+  const enc = new FrameHeaderEncoder('gw-1.AbCdEfGhIjKlMnOp', 'gw-1');
+  nc.publish('x.a', 'one', { headers: enc.frame(7, false) });
+  nc.publish('x.b', new Uint8Array([1, 2]), { headers: enc.frame(123456, true) });
+  const other = headers();
+  other.set('Other', 'v');
+  other.set('Wsgw-Seq', ' 9 ');
+  other.set('Wsgw-Binary', '0');
+  other.set('Wsgw-Gateway', 'gw-2');
+  other.set('Wsgw-Conn', 'gw-2.Zz');
+  nc.publish('x.c', 'three', { headers: other });
+  const missing = headers();
+  missing.set('Wsgw-Gateway', 'gw-3');
+  nc.publish('x.d', 'four', { headers: missing });
+  nc.publish('x.e', 'no headers');
+  await nc.flush();
+  await sub.drain();
+  t.equal(got.length, 5);
+  for (const m of got) {
+    const viaApi = m.headers
+      ? { conn: m.headers.get('Wsgw-Conn'), gateway: m.headers.get('Wsgw-Gateway'), seq: Number(m.headers.get('Wsgw-Seq')), binary: m.headers.get('Wsgw-Binary') === '1' }
+      : null;
+    const expected = viaApi && viaApi.conn !== '' && viaApi.gateway !== '' ? viaApi : null;
+    t.same(readFrameMeta(m), expected, `${m.subject}: same answer as the headers API`);
+    // the public-API path gives the same (what JetStream messages and other shapes use)
+    t.same(readFrameMeta({ headers: m.headers }), expected, `${m.subject}: fallback agrees`);
+  }
+  t.same(readFrameMeta(got[1]!), { conn: 'gw-1.AbCdEfGhIjKlMnOp', gateway: 'gw-1', seq: 123456, binary: true });
+  t.same(readFrameMeta(got[2]!), { conn: 'gw-2.Zz', gateway: 'gw-2', seq: 9, binary: false }, 'order and spacing do not matter');
+});
