@@ -109,25 +109,40 @@ export async function createBridge(options: BridgeOptions): Promise<Bridge> {
     }
     if (ev.authorize) h['wsgw-authorize'] = '1';
     if (config.secret !== '') h['wsgw-signature'] = sign(config.secret, h, ev.body);
-    const res = await pool.request({
-      path,
-      method: 'POST',
-      headers: h,
-      body: ev.body,
-      headersTimeout: config.bridgeTimeout,
-      bodyTimeout: config.bridgeTimeout,
+    // undici's dispatch with a plain handler: no Readable body stream or async iterator per answer
+    return new Promise((resolve, reject) => {
+      let status = 0;
+      let answerHeaders: Record<string, string | string[] | undefined> = {};
+      const chunks: Buffer[] = [];
+      let size = 0;
+      let tooLarge = false;
+      pool.dispatch(
+        { path, method: 'POST', headers: h, body: ev.body, headersTimeout: config.bridgeTimeout, bodyTimeout: config.bridgeTimeout },
+        {
+          // undici tells the handler API apart by this method (without it, it asks for the legacy onConnect)
+          onRequestStart() {},
+          onResponseStart(_controller, statusCode, headers) {
+            status = statusCode;
+            answerHeaders = headers;
+          },
+          onResponseData(controller, chunk) {
+            size += chunk.length;
+            if (size > config.maxPayload) {
+              tooLarge = true;
+              controller.abort(new AnswerTooLarge(`answer larger than ${config.maxPayload} bytes`));
+              return;
+            }
+            chunks.push(chunk);
+          },
+          onResponseEnd() {
+            resolve({ status, headers: answerHeaders, body: chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks) });
+          },
+          onResponseError(_controller, err) {
+            reject(tooLarge ? new AnswerTooLarge(`answer larger than ${config.maxPayload} bytes`) : err);
+          },
+        },
+      );
     });
-    const chunks: Buffer[] = [];
-    let size = 0;
-    for await (const chunk of res.body) {
-      size += (chunk as Buffer).length;
-      if (size > config.maxPayload) {
-        res.body.destroy();
-        throw new AnswerTooLarge(`answer larger than ${config.maxPayload} bytes`);
-      }
-      chunks.push(chunk as Buffer);
-    }
-    return { status: res.statusCode, headers: res.headers, body: Buffer.concat(chunks) };
   }
 
   const control = (id: string, command: ControlCommand) => requestControl(nc, subjects, id, command, config.bridgeTimeout, log);
