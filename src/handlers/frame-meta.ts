@@ -23,7 +23,7 @@ export function readFrameMeta(msg: HeaderSource): FrameMeta | null {
   const raw = msg as unknown as { _msg?: { hdr?: unknown }; _rdata?: unknown };
   const hdr = raw._msg?.hdr;
   if (typeof hdr === 'number' && hdr > 0 && raw._rdata instanceof Uint8Array && raw._rdata.length >= hdr) {
-    return parse(Buffer.from(raw._rdata.buffer, raw._rdata.byteOffset, hdr).toString('latin1'));
+    return scan(raw._rdata, hdr);
   }
   const h = msg.headers;
   if (!h) return null;
@@ -35,30 +35,58 @@ function meta(conn: string, gateway: string, seq: string, binary: string): Frame
   return { conn, gateway, seq: Number(seq), binary: binary === '1' };
 }
 
-/** `NATS/1.0[ status]\r\nKey: value\r\n...\r\n\r\n` */
-function parse(text: string): FrameMeta | null {
+const keyBytes = (k: string) => Uint8Array.from(k, (c) => c.charCodeAt(0));
+const CONN = keyBytes(Header.Connection);
+const GATEWAY = keyBytes(Header.Gateway);
+const SEQ = keyBytes(Header.Seq);
+const BINARY = keyBytes(Header.Binary);
+const CR = 13;
+const COLON = 58;
+const SPACE = 32;
+const TAB = 9;
+
+function keyIs(b: Uint8Array, from: number, to: number, key: Uint8Array): boolean {
+  if (to - from !== key.length) return false;
+  for (let i = 0; i < key.length; i++) if (b[from + i] !== key[i]) return false;
+  return true;
+}
+
+/** Latin-1 text of b[from, to), trimmed of spaces and tabs (header values here are ASCII tokens). */
+function text(b: Uint8Array, from: number, to: number): string {
+  while (from < to && (b[from] === SPACE || b[from] === TAB)) from++;
+  while (to > from && (b[to - 1] === SPACE || b[to - 1] === TAB)) to--;
+  let out = '';
+  for (let i = from; i < to; i++) out += String.fromCharCode(b[i]!);
+  return out;
+}
+
+/**
+ * `NATS/1.0[ status]\r\nKey: value\r\n...\r\n\r\n`, scanned in place: no string for the whole block,
+ * only for the two values kept as strings.
+ */
+function scan(b: Uint8Array, end: number): FrameMeta | null {
+  // a status line (`NATS/1.0 503`) is a server status, never a frame
+  if (b[8] === SPACE) return null;
+  let at = 0;
+  while (at < end && b[at] !== CR) at++;
+  at += 2;
   let conn = '';
   let gateway = '';
-  let seq = '';
-  let binary = '';
-  let at = text.indexOf('\r\n');
-  if (at < 0) return null;
-  // a status line (`NATS/1.0 503`) is a server status, never a frame
-  if (text.charCodeAt(8) === 32 /* space after NATS/1.0 */) return null;
-  at += 2;
-  while (at < text.length) {
-    const end = text.indexOf('\r\n', at);
-    const stop = end < 0 ? text.length : end;
-    const colon = text.indexOf(':', at);
+  let seq = -1;
+  let binary = -1;
+  while (at < end) {
+    let stop = at;
+    while (stop < end && b[stop] !== CR) stop++;
+    let colon = at;
+    while (colon < stop && b[colon] !== COLON) colon++;
     if (colon > at && colon < stop) {
-      const key = text.slice(at, colon);
-      const value = text.slice(colon + 1, stop).trim();
-      if (key === Header.Connection) conn ||= value;
-      else if (key === Header.Gateway) gateway ||= value;
-      else if (key === Header.Seq) seq ||= value;
-      else if (key === Header.Binary) binary ||= value;
+      if (conn === '' && keyIs(b, at, colon, CONN)) conn = text(b, colon + 1, stop);
+      else if (gateway === '' && keyIs(b, at, colon, GATEWAY)) gateway = text(b, colon + 1, stop);
+      else if (seq < 0 && keyIs(b, at, colon, SEQ)) seq = Number(text(b, colon + 1, stop));
+      else if (binary < 0 && keyIs(b, at, colon, BINARY)) binary = text(b, colon + 1, stop) === '1' ? 1 : 0;
     }
     at = stop + 2;
   }
-  return meta(conn, gateway, seq, binary);
+  if (conn === '' || gateway === '') return null;
+  return { conn, gateway, seq: seq < 0 ? 0 : seq, binary: binary === 1 };
 }

@@ -50,11 +50,22 @@ export async function createWorker(options: WorkerOptions): Promise<Worker> {
   const cacheSize = options.cacheSize ?? DEFAULT_CACHE_SIZE;
   const conns = new Map<string, HostConn>();
   let handled = 0;
+  /** `P.out.<id>` per recently seen connection: building it validates the id, on every send otherwise. */
+  const outSubjects = new Map<string, string>();
+  const outSubject = (id: string): string => {
+    let subject = outSubjects.get(id);
+    if (subject === undefined) {
+      subject = subjects.out(id);
+      outSubjects.set(id, subject);
+      if (outSubjects.size > cacheSize) outSubjects.delete(outSubjects.keys().next().value!);
+    }
+    return subject;
+  };
 
   const host: ConnectionHost = {
     node: 'worker',
     send(id, data, binary) {
-      nc.publish(subjects.out(id), data, binary ? { headers: BINARY_HEADERS } : undefined);
+      nc.publish(outSubject(id), data, binary ? { headers: BINARY_HEADERS } : undefined);
     },
     close(id, code, reason) {
       nc.publish(subjects.ctl(id), JSON.stringify({ op: 'close', code, reason }));
@@ -134,6 +145,7 @@ export async function createWorker(options: WorkerOptions): Promise<Worker> {
     if (hot) hot.workerCloses++;
     const conn = conns.get(ev.id) ?? new HostConn(host, ev.id, ev.gateway, undefined);
     conns.delete(ev.id);
+    outSubjects.delete(ev.id);
     runtime.close(conn, { code: ev.code, reason: ev.reason, lost: ev.lost === true }, done);
   }
 
