@@ -5,7 +5,7 @@ import type { Config } from '../config/schema.js';
 import { isApplicationCloseCode, truncateReason } from '../protocol/close-codes.js';
 import type { AuthReply, CloseEvent, ControlCommand, OpenEvent } from '../protocol/events.js';
 import { BINARY_HEADERS, requestControl } from '../nats/control.js';
-import { Header } from '../protocol/headers.js';
+import { readFrameMeta } from '../handlers/frame-meta.js';
 import { isConnectionId } from '../protocol/ids.js';
 import type { Subjects } from '../protocol/subjects.js';
 import { isToken } from '../protocol/tokens.js';
@@ -275,17 +275,16 @@ export async function createBridge(options: BridgeOptions): Promise<Bridge> {
       queue: queueGroup,
       callback: (err, msg) => {
         if (err) return log.warn({ err }, 'message subscription failed');
-        const h = msg.headers;
-        const id = h?.get(Header.Connection) ?? '';
-        if (!isConnectionId(id)) return log.warn({ subject: msg.subject }, 'frame without a valid connection id ignored');
+        const frame = readFrameMeta(msg);
+        if (!frame || !isConnectionId(frame.conn)) return log.warn({ subject: msg.subject }, 'frame without a valid connection id ignored');
         enqueue({
           kind: 'message',
-          id,
-          gateway: h!.get(Header.Gateway),
+          id: frame.conn,
+          gateway: frame.gateway,
           body: msg.data,
           route: msg.subject.slice(subjects.inMsgAll.length - 1),
-          binary: h!.get(Header.Binary) === '1',
-          seq: h!.get(Header.Seq),
+          binary: frame.binary,
+          seq: String(frame.seq),
         });
       },
     }),
