@@ -7,7 +7,7 @@ import type { Logger } from 'pino';
 import type { Config } from '../config/schema.js';
 import { ListenError } from '../errors/errors.js';
 import { CloseCode, truncateReason } from '../protocol/close-codes.js';
-import { parseAuthReply, parseControlCommand, type AuthReply, type AuthRequest, type CloseEvent, type ConnectionRecord, type ControlReply, type OpenEvent, type RequestInfo } from '../protocol/events.js';
+import { parseAuthReply, parseControlCommand, type AuthReply, type AuthRequest, type CloseEvent, type ConnectionRecord, type ControlCommand, type ControlReply, type OpenEvent, type RequestInfo } from '../protocol/events.js';
 import { Header } from '../protocol/headers.js';
 import { formatConnectionId, newToken, parseConnectionId } from '../protocol/ids.js';
 import type { Subjects } from '../protocol/subjects.js';
@@ -272,6 +272,27 @@ export async function createGateway(options: GatewayOptions): Promise<Gateway> {
     flushOutNow(); // frames sent before the close go out before it
     d.ws.end(code ?? CloseCode.ClosedByApplication, truncateReason(reason ?? ''));
   }
+  /** A frame for a connection from P.out or the API: no binary flag means text, unless it is not UTF-8 (a client's decoder must never see invalid text). */
+  function deliverFrame(d: ConnData, data: Uint8Array, binary: boolean): void {
+    enqueueOut(d, data, binary || !isUtf8(data));
+  }
+  /**
+   * A control command (P.ctl, or the API for this gateway's own connections). A subscribe resolves
+   * once the NATS server has the topic subscription, so a publish made after the answer arrives.
+   */
+  function applyControl(d: ConnData, cmd: ControlCommand): Promise<void> | undefined {
+    switch (cmd.op) {
+      case 'close':
+        closeLocal(d, cmd.code, cmd.reason);
+        return undefined;
+      case 'unsubscribe':
+        unsubscribeLocal(d, cmd.topic);
+        return undefined;
+      case 'subscribe':
+        subscribeLocal(d, cmd.topic);
+        return nats?.nc.flush().catch(() => undefined);
+    }
+  }
 
   // --- the in-process host (local and shared-state modes) -------------------------------------
   function localOf(connectionId: string): ConnData | null | undefined {
@@ -398,10 +419,7 @@ export async function createGateway(options: GatewayOptions): Promise<Gateway> {
           }
           const d = conns.get(msg.subject.slice(outPrefixLength));
           if (!d || d.closed) return reply(msg, GONE_REPLY);
-          const data = msg.data;
-          // no header means text; bytes that are not UTF-8 must still not break the client's decoder
-          const binary = h?.get(Header.Binary) === '1' || !isUtf8(data);
-          enqueueOut(d, data, binary);
+          deliverFrame(d, msg.data, h?.get(Header.Binary) === '1');
           reply(msg, OK_REPLY);
         },
       }),
@@ -420,19 +438,9 @@ export async function createGateway(options: GatewayOptions): Promise<Gateway> {
             return reply(msg, { ok: false, error: 'invalid', message: (e as Error).message });
           }
           if (!d || d.closed) return reply(msg, GONE_REPLY);
-          switch (cmd.op) {
-            case 'close':
-              closeLocal(d, cmd.code, cmd.reason);
-              return reply(msg, OK_REPLY);
-            case 'subscribe':
-              subscribeLocal(d, cmd.topic);
-              // answer once the server has our topic subscription, so a publish after the answer arrives
-              if (msg.reply) nc.flush().then(() => reply(msg, OK_REPLY), () => reply(msg, OK_REPLY));
-              return;
-            case 'unsubscribe':
-              unsubscribeLocal(d, cmd.topic);
-              return reply(msg, OK_REPLY);
-          }
+          const done = applyControl(d, cmd);
+          if (done) void done.then(() => reply(msg, OK_REPLY));
+          else reply(msg, OK_REPLY);
         },
       }),
     );
@@ -638,7 +646,7 @@ export async function createGateway(options: GatewayOptions): Promise<Gateway> {
         }
         if (r !== route) {
           route = r;
-          if (nats) subject = nats.subjects.inMsg(r);
+          subject = inMsgSubject(r);
         }
       }
       metrics.frameIn(route, message.byteLength);
@@ -698,21 +706,14 @@ export async function createGateway(options: GatewayOptions): Promise<Gateway> {
               const d = localOf(id);
               if (d === undefined) return undefined;
               if (!d || d.closed) return false;
-              enqueueOut(d, data, binary || !isUtf8(data));
+              deliverFrame(d, data, binary);
               return true;
             },
             control(id, cmd) {
               const d = localOf(id);
               if (d === undefined) return undefined;
               if (!d || d.closed) return false;
-              if (cmd.op === 'close') closeLocal(d, cmd.code, cmd.reason);
-              else if (cmd.op === 'unsubscribe') unsubscribeLocal(d, cmd.topic);
-              else {
-                subscribeLocal(d, cmd.topic);
-                // answered once the server has the topic subscription, as over NATS
-                return nats.nc.flush().then(() => true, () => true);
-              }
-              return true;
+              return applyControl(d, cmd)?.then(() => true) ?? true;
             },
           },
         })

@@ -3,7 +3,7 @@ import type { MsgHdrs, NatsConnection } from '@nats-io/transport-node';
 import type { Logger } from 'pino';
 import { InvalidTokenError, WsgwError } from '../errors/errors.js';
 import { isApplicationCloseCode } from '../protocol/close-codes.js';
-import type { ControlCommand, ControlReply, GatewayLease } from '../protocol/events.js';
+import type { ControlCommand, ControlReply } from '../protocol/events.js';
 import { parseConnectionId } from '../protocol/ids.js';
 import type { Subjects } from '../protocol/subjects.js';
 import { assertToken } from '../protocol/tokens.js';
@@ -12,7 +12,7 @@ import type { DirectoryView } from './directory-view.js';
 import type { Metrics } from '../metrics/metrics.js';
 import { NoRespondersError, RequestTimeoutError, Requester } from '../nats/requester.js';
 import { BINARY_HEADERS } from '../nats/control.js';
-import { BodyTooLargeError, bearerMatches, constantReply, errorReply, readBody, serve, type Reply } from './respond.js';
+import { BodyTooLargeError, bearerMatches, constantReply, errorReply, readBody, serve, UNAUTHORIZED, type Reply } from './respond.js';
 
 export interface ConnectionsApiOptions {
   readonly nc: NatsConnection;
@@ -91,7 +91,7 @@ export function mountConnectionsApi(app: TemplatedApp, options: ConnectionsApiOp
       const authorized = options.token === '' || bearerMatches(req.getHeader('authorization'), options.token);
       let work: () => Promise<Reply> | Reply;
       if (!authorized) {
-        work = () => errorReply(401, 'unauthorized', 'missing or wrong bearer token (Authorization: Bearer <token>)');
+        work = () => UNAUTHORIZED;
       } else {
         try {
           work = handler(res, req);
@@ -130,13 +130,22 @@ export function mountConnectionsApi(app: TemplatedApp, options: ConnectionsApiOp
     return status === 'unknown' ? errorReply(404, 'not_found', `no connection ${id}`) : errorReply(410, 'gone', `connection ${id} is gone`);
   }
 
-  /** Sends a request to the owning gateway and maps its answer to HTTP. */
-  async function toGateway(id: string, subject: string, payload: Uint8Array | string, headers: MsgHdrs | undefined, success: Reply): Promise<Reply> {
-    if (options.local) {
-      // this process owns the id: no NATS round trip (and for `op` requests, no JSON either)
-      const done = typeof payload === 'string' ? options.local.control(id, JSON.parse(payload) as ControlCommand) : options.local.send(id, payload, headers === BINARY_HEADERS);
-      if (done !== undefined) return (await done) ? success : missing(id);
-    }
+  /** A frame for a connection: straight to it when this process owns it, else through its gateway. */
+  async function sendTo(id: string, body: Uint8Array, binary: boolean): Promise<Reply> {
+    const local = options.local?.send(id, body, binary);
+    if (local !== undefined) return local ? SENT : missing(id);
+    return overNats(id, subjects.out(id), body, binary ? BINARY_HEADERS : undefined, SENT);
+  }
+
+  /** A control command, the same way. */
+  async function controlOf(id: string, cmd: ControlCommand): Promise<Reply> {
+    const local = options.local?.control(id, cmd);
+    if (local !== undefined) return (await local) ? NO_CONTENT : missing(id);
+    return overNats(id, subjects.ctl(id), JSON.stringify(cmd), undefined, NO_CONTENT);
+  }
+
+  /** A request to the owning gateway, its answer mapped to HTTP. */
+  async function overNats(id: string, subject: string, payload: Uint8Array | string, headers: MsgHdrs | undefined, success: Reply): Promise<Reply> {
     let answer: ControlReply;
     try {
       const m = await requester.request(subject, payload, headers);
@@ -193,7 +202,7 @@ export function mountConnectionsApi(app: TemplatedApp, options: ConnectionsApiOp
       const binary = /^application\/octet-stream\b/i.test(req.getHeader('content-type'));
       const body = readBody(res, req, options.maxPayload);
       parseConnectionId(id);
-      return async () => toGateway(id, subjects.out(id), await body, binary ? BINARY_HEADERS : undefined, SENT);
+      return async () => sendTo(id, await body, binary);
     }),
   );
 
@@ -208,7 +217,7 @@ export function mountConnectionsApi(app: TemplatedApp, options: ConnectionsApiOp
       if (code !== undefined && !isApplicationCloseCode(code)) throw new BadRequest('invalid_code', 'code must be 1000 or 3000-4999');
       const reason = q.get('reason') ?? undefined;
       if (reason !== undefined && Buffer.byteLength(reason) > 123) throw new BadRequest('invalid_reason', 'reason must be at most 123 bytes of UTF-8');
-      return () => toGateway(id, subjects.ctl(id), JSON.stringify({ op: 'close', code, reason }), undefined, NO_CONTENT);
+      return () => controlOf(id, { op: 'close', code, reason });
     }),
   );
 
@@ -223,7 +232,7 @@ export function mountConnectionsApi(app: TemplatedApp, options: ConnectionsApiOp
         const topic = req.getParameter(1)!;
         parseConnectionId(id);
         assertToken('topic', topic);
-        return () => toGateway(id, subjects.ctl(id), JSON.stringify({ op, topic }), undefined, NO_CONTENT);
+        return () => controlOf(id, { op, topic });
       }),
     );
   }
@@ -244,20 +253,7 @@ export function mountConnectionsApi(app: TemplatedApp, options: ConnectionsApiOp
 
   app.get(
     '/gateways',
-    route(() => async () => {
-      const now = Date.now();
-      const counts = new Map<string, number>();
-      for (const r of view.records.values()) counts.set(r.gateway, (counts.get(r.gateway) ?? 0) + 1);
-      const leases: GatewayLease[] = await directory.leases();
-      return {
-        status: 200,
-        body: {
-          gateways: leases
-            .map((l) => ({ ...l, alive: now - l.heartbeatAt <= l.leaseMs, connections: counts.get(l.id) ?? 0 }))
-            .sort((a, b) => a.id.localeCompare(b.id)),
-        },
-      };
-    }),
+    route(() => async () => ({ status: 200, body: { gateways: await view.gateways(directory) } })),
   );
   return { close: () => requester.close() };
 }

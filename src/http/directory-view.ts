@@ -1,7 +1,7 @@
 import type { Logger } from 'pino';
 import type { QueuedIterator } from '@nats-io/transport-node';
 import type { KvWatchEntry } from '@nats-io/kv';
-import type { ConnectionRecord } from '../protocol/events.js';
+import type { ConnectionRecord, GatewayLease } from '../protocol/events.js';
 import type { ConnectionDirectory } from '../nats/directory.js';
 
 /** How many recently closed ids are remembered to answer 410 rather than 404. */
@@ -113,6 +113,26 @@ export class DirectoryView {
     }
     const more = out.length === options.limit && i < ids.length;
     return { connections: out, next: more ? out[out.length - 1]!.id : null };
+  }
+
+  /** The gateways' leases with their health and how many listed connections each holds (for `GET /gateways` and the admin page). */
+  async gateways(directory: ConnectionDirectory): Promise<Array<GatewayLease & { alive: boolean; connections: number }>> {
+    const counts = new Map<string, number>();
+    for (const r of this.records.values()) counts.set(r.gateway, (counts.get(r.gateway) ?? 0) + 1);
+    const now = Date.now();
+    return (await directory.leases())
+      .map((l) => ({ ...l, alive: now - l.heartbeatAt <= l.leaseMs, connections: counts.get(l.id) ?? 0 }))
+      .sort((a, b) => a.id.localeCompare(b.id));
+  }
+
+  /** Up to `limit` records, without copying the rest. */
+  first(limit: number): ConnectionRecord[] {
+    const out: ConnectionRecord[] = [];
+    for (const r of this.records.values()) {
+      if (out.length >= limit) break;
+      out.push(r);
+    }
+    return out;
   }
 
   stop(): void {

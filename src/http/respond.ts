@@ -22,13 +22,13 @@ function statusLine(status: number): string {
   return line;
 }
 
-/** JSON bodies already serialized, for the hottest answers (`{"ok":true}`). */
-const serialized = new WeakMap<object, string>();
-/** A reply whose JSON body is serialized once, here, rather than on every write. */
+/** What every route behind a bearer token answers without it. */
+export const UNAUTHORIZED: Reply = errorReply(401, 'unauthorized', 'missing or wrong bearer token (Authorization: Bearer <token>)');
+
+const JSON_HEADERS = Object.freeze({ 'Content-Type': 'application/json' });
+/** A reply serialized once, here, rather than on every write (for the hottest answers). */
 export function constantReply(status: number, body: object): Reply {
-  const reply = Object.freeze({ status, body: Object.freeze(body) });
-  serialized.set(reply.body, JSON.stringify(body));
-  return reply;
+  return Object.freeze({ status, body: JSON.stringify(body), headers: JSON_HEADERS });
 }
 
 function write(res: HttpResponse, reply: Reply): void {
@@ -40,7 +40,7 @@ function write(res: HttpResponse, reply: Reply): void {
   } else if (typeof body === 'string' || body instanceof Uint8Array) {
     res.end(body);
   } else {
-    res.writeHeader('Content-Type', 'application/json').end(serialized.get(body as object) ?? JSON.stringify(body));
+    res.writeHeader('Content-Type', 'application/json').end(JSON.stringify(body));
   }
 }
 

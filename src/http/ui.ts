@@ -1,10 +1,10 @@
 import { readFileSync } from 'node:fs';
 import type { HttpResponse, TemplatedApp } from 'uWebSockets.js';
 import type { Logger } from 'pino';
-import type { ConnectionRecord, GatewayLease } from '../protocol/events.js';
+import type { ConnectionRecord } from '../protocol/events.js';
 import type { ConnectionDirectory } from '../nats/directory.js';
 import type { DirectoryView } from './directory-view.js';
-import { bearerMatches } from './respond.js';
+import { bearerMatches, serve, UNAUTHORIZED } from './respond.js';
 
 /** The pages under `ui/` at the package root (next to `dist/` and `src/`). */
 function page(name: string): string {
@@ -58,18 +58,9 @@ export function mountAdminUi(app: TemplatedApp, options: AdminUiOptions): { clos
   const streams = new Set<() => void>();
   mountPage(app, '/ui', 'admin.html');
 
-  async function gatewayList(): Promise<Array<GatewayLease & { alive: boolean; connections: number }>> {
-    const counts = new Map<string, number>();
-    for (const r of view.records.values()) counts.set(r.gateway, (counts.get(r.gateway) ?? 0) + 1);
-    const now = Date.now();
-    return (await directory.leases())
-      .map((l) => ({ ...l, alive: now - l.heartbeatAt <= l.leaseMs, connections: counts.get(l.id) ?? 0 }))
-      .sort((a, b) => a.id.localeCompare(b.id));
-  }
-
   app.get('/ui/events', (res: HttpResponse, req) => {
     if (options.token !== '' && !bearerMatches(req.getHeader('authorization'), options.token)) {
-      res.writeStatus('401 Unauthorized').writeHeader('Content-Type', 'application/json').end(JSON.stringify({ error: 'unauthorized', message: 'missing or wrong bearer token (Authorization: Bearer <token>)' }));
+      serve(res, () => UNAUTHORIZED, () => undefined);
       return;
     }
     let open = true;
@@ -99,7 +90,7 @@ export function mountAdminUi(app: TemplatedApp, options: AdminUiOptions): { clos
       event('changes', batch);
     };
     const sendGateways = () =>
-      gatewayList().then(
+      view.gateways(directory).then(
         (gateways) => event('gateways', { gateways }),
         (err: unknown) => log.warn({ err }, 'admin page: cannot read gateway leases'),
       );
@@ -122,8 +113,7 @@ export function mountAdminUi(app: TemplatedApp, options: AdminUiOptions): { clos
     res.cork(() => {
       res.writeStatus('200 OK').writeHeader('Content-Type', 'text/event-stream').writeHeader('Cache-Control', 'no-cache').writeHeader('X-Accel-Buffering', 'no');
     });
-    const connections = [...view.records.values()].slice(0, snapshotLimit);
-    event('snapshot', { connections, total: view.records.size });
+    event('snapshot', { connections: view.first(snapshotLimit), total: view.records.size });
     void sendGateways();
   });
 

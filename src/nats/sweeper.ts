@@ -62,8 +62,9 @@ export function startSweeper(options: SweeperOptions): Sweeper {
   let passes = 0;
   // the first purge waits one interval: a process starting up has other things to do first
   let nextPurgeAt = Date.now() + (options.purge?.everyMs ?? 0);
-  let running: Promise<number> | null = null;
-  let reconciling: Promise<number> | null = null;
+  // one pass and one reconcile at a time: a call while one runs joins it
+  const sweeps = single('sweep', log);
+  const reconciles = single('reconcile', log);
 
   async function sweepGateway(gateway: string, graceMs: number, isLive: (id: string) => boolean = () => false): Promise<number> {
     let lost = 0;
@@ -133,16 +134,7 @@ export function startSweeper(options: SweeperOptions): Sweeper {
 
   let closed = false;
   function sweep(): Promise<number> {
-    if (closed) return Promise.resolve(0);
-    running ??= pass()
-      .catch((err) => {
-        log.warn({ err: { message: (err as Error).message } }, 'sweep failed; will retry');
-        return 0;
-      })
-      .finally(() => {
-        running = null;
-      });
-    return running;
+    return closed ? Promise.resolve(0) : sweeps.run(pass);
   }
 
   // jitter spreads concurrent sweepers; correctness does not depend on it
@@ -153,24 +145,35 @@ export function startSweeper(options: SweeperOptions): Sweeper {
     reconcile(isLive, graceMs) {
       const self = options.self;
       if (!self || closed) return Promise.resolve(0);
-      reconciling ??= sweepGateway(self, graceMs, isLive)
-        .then((n) => {
-          if (n > 0) log.warn({ lostConnections: n }, 'removed own records without a live connection and reported them lost');
-          return n;
-        })
-        .catch((err) => {
-          log.warn({ err: { message: (err as Error).message } }, 'reconcile failed; will retry');
-          return 0;
-        })
-        .finally(() => {
-          reconciling = null;
-        });
-      return reconciling;
+      return reconciles.run(async () => {
+        const n = await sweepGateway(self, graceMs, isLive);
+        if (n > 0) log.warn({ lostConnections: n }, 'removed own records without a live connection and reported them lost');
+        return n;
+      });
     },
     async close() {
       closed = true;
       clearInterval(timer);
-      await within(Promise.all([running, reconciling]), 5_000);
+      await within(Promise.all([sweeps.current(), reconciles.current()]), 5_000);
     },
+  };
+}
+
+/** At most one run of a task at a time; a failure is logged (the next run retries) and counts as 0. */
+function single(what: string, log: Logger): { run(task: () => Promise<number>): Promise<number>; current(): Promise<number> | null } {
+  let running: Promise<number> | null = null;
+  return {
+    run(task) {
+      running ??= task()
+        .catch((err) => {
+          log.warn({ err: { message: (err as Error).message } }, `${what} failed; will retry`);
+          return 0;
+        })
+        .finally(() => {
+          running = null;
+        });
+      return running;
+    },
+    current: () => running,
   };
 }
