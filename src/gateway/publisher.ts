@@ -1,10 +1,11 @@
 import type { MsgHdrs, NatsConnection } from '@nats-io/transport-node';
 import type { JetStreamClient } from '@nats-io/jetstream';
 import type { Logger } from 'pino';
+import { RawPublisher } from '../nats/raw-publish.js';
 
 /**
- * Inbound publishes (open, frames, close) queued within one event-loop turn and handed to nats.js in
- * one synchronous burst, which nats.js writes to its socket with one syscall. Order is the order of
+ * Inbound publishes (open, frames, close) queued within one event-loop turn and handed to nats.js as
+ * one block of protocol bytes (RawPublisher), which nats.js writes to its socket with one syscall. Order is the order of
  * `publish` calls, so a connection's open, frames and close stay in order.
  *
  * While held (NATS away, or reconnected but the gateway's lease not yet confirmed) nothing is handed
@@ -26,6 +27,7 @@ export class InboundPublisher {
   #unacked = 0;
   #failures = 0;
   readonly #nc: NatsConnection;
+  readonly #raw: RawPublisher;
   readonly #outageLimit: number;
   readonly #log: Logger;
   readonly #flush = () => this.flush();
@@ -34,6 +36,7 @@ export class InboundPublisher {
 
   constructor(nc: NatsConnection, outageLimit: number, log: Logger, js: JetStreamClient | null = null, onFailure: () => void = () => undefined) {
     this.#nc = nc;
+    this.#raw = new RawPublisher(nc);
     this.#js = js;
     this.#onFailure = onFailure;
     this.#outageLimit = outageLimit;
@@ -93,15 +96,18 @@ export class InboundPublisher {
         continue;
       }
       try {
-        this.#nc.publish(subject, payload, headers === undefined && reply === '' ? undefined : { headers, reply: reply === '' ? undefined : reply });
+        this.#raw.publish(subject, payload, headers, reply);
       } catch (err) {
         // only a payload over the server's max_payload gets here; the frame limit should prevent it
         this.#onFailure();
         this.#log.error({ err, subject }, 'publish refused by the NATS client');
       }
-      // core NATS acknowledges nothing: handed over is as far as it goes
-      onAcked?.();
     }
+    this.#raw.flush();
+    if (this.#js) return;
+    // core NATS acknowledges nothing: handed over is as far as it goes (and what the callbacks
+    // publish goes out after these)
+    for (let i = 5; i < q.length; i += STRIDE) (q[i] as (() => void) | undefined)?.();
   }
 
   /** One durable publish, retried with backoff until the stream acknowledges it. */

@@ -1,8 +1,9 @@
 import type { Msg, MsgHdrs, NatsConnection, Subscription } from '@nats-io/transport-node';
 import { BINARY_HEADERS, requestControl } from '../nats/control.js';
+import { RawPublisher } from '../nats/raw-publish.js';
 import type { Logger } from 'pino';
 import { readFrameMeta } from './frame-meta.js';
-import type { CloseEvent, OpenEvent, RequestInfo } from '../protocol/events.js';
+import type { CloseEvent, ControlCommand, OpenEvent, RequestInfo } from '../protocol/events.js';
 import type { Subjects } from '../protocol/subjects.js';
 import { assertToken } from '../protocol/tokens.js';
 import { parseConnectionId } from '../protocol/ids.js';
@@ -37,6 +38,9 @@ export interface Worker {
 }
 
 const DEFAULT_CACHE_SIZE = 50_000;
+const textEncoder = new TextEncoder();
+/** BINARY_HEADERS encoded once. */
+const BINARY_HEADER_BYTES = (BINARY_HEADERS as unknown as { encode(): Uint8Array }).encode();
 /** How long `conn.subscribe()` waits for the owning gateway. */
 const CONTROL_TIMEOUT_MS = 5_000;
 
@@ -62,18 +66,39 @@ export async function createWorker(options: WorkerOptions): Promise<Worker> {
     return subject;
   };
 
+  // the handler's sends, closes and broadcasts, written as protocol bytes and handed to nats.js once
+  // per microtask burst (every one of them goes through here, so they stay in call order; a control
+  // request flushes them first)
+  const out = new RawPublisher(nc);
+  let flushQueued = false;
+  const flushOut = () => {
+    flushQueued = false;
+    out.flush();
+  };
+  const publish = (subject: string, data: Uint8Array, headers?: Uint8Array) => {
+    out.publish(subject, data, headers);
+    if (!flushQueued) {
+      flushQueued = true;
+      queueMicrotask(flushOut);
+    }
+  };
+  const control = (id: string, command: ControlCommand) => {
+    out.flush();
+    return requestControl(nc, subjects, id, command, CONTROL_TIMEOUT_MS, log);
+  };
+
   const host: ConnectionHost = {
     node: 'worker',
     send(id, data, binary) {
-      nc.publish(outSubject(id), data, binary ? { headers: BINARY_HEADERS } : undefined);
+      publish(outSubject(id), typeof data === 'string' ? textEncoder.encode(data) : data, binary ? BINARY_HEADER_BYTES : undefined);
     },
     close(id, code, reason) {
-      nc.publish(subjects.ctl(id), JSON.stringify({ op: 'close', code, reason }));
+      publish(subjects.ctl(id), textEncoder.encode(JSON.stringify({ op: 'close', code, reason })));
     },
-    subscribe: (id, topic) => requestControl(nc, subjects, id, { op: 'subscribe', topic: assertToken('topic', topic) }, CONTROL_TIMEOUT_MS, log),
-    unsubscribe: (id, topic) => requestControl(nc, subjects, id, { op: 'unsubscribe', topic: assertToken('topic', topic) }, CONTROL_TIMEOUT_MS, log),
+    subscribe: (id, topic) => control(id, { op: 'subscribe', topic: assertToken('topic', topic) }),
+    unsubscribe: (id, topic) => control(id, { op: 'unsubscribe', topic: assertToken('topic', topic) }),
     publish(topic, data, binary) {
-      nc.publish(subjects.topic(topic), data, binary ? { headers: BINARY_HEADERS } : undefined);
+      publish(subjects.topic(topic), typeof data === 'string' ? textEncoder.encode(data) : data, binary ? BINARY_HEADER_BYTES : undefined);
     },
     lookup: (id) => directory.get(id),
   };
