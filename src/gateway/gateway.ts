@@ -650,15 +650,15 @@ export async function createGateway(options: GatewayOptions): Promise<Gateway> {
         }
       }
       metrics.frameIn(route, message.byteLength);
-      // copy: uWS detaches the ArrayBuffer when this callback returns
-      const data = new Uint8Array(message.slice(0));
       const seq = ++d.seq;
       if (runtime) {
-        runtime.message(connOf(d), new FrameMessage(data, isBinary, route, seq));
+        // copy: uWS detaches the ArrayBuffer when this callback returns
+        runtime.message(connOf(d), new FrameMessage(new Uint8Array(message.slice(0)), isBinary, route, seq));
         return;
       }
-      const h = durable ? frameHeaders(d.id, gatewayId, seq, isBinary) : (d.headers ??= new FrameHeaderEncoder(d.id, gatewayId)).frame(seq, isBinary);
-      if (!publisher!.publish(subject, data, h, (d.outSubject ??= nats!.subjects.out(d.id)), durable ? `${d.id}-${seq}` : '')) {
+      // the publisher copies the frame (into its protocol buffer) before this callback returns
+      const h = durable ? frameHeaders(d.id, gatewayId, seq, isBinary) : (d.headers ??= new FrameHeaderEncoder(d.id, gatewayId)).at(seq, isBinary);
+      if (!publisher!.publish(subject, new Uint8Array(message), h, (d.outSubject ??= nats!.subjects.out(d.id)), durable ? `${d.id}-${seq}` : '')) {
         metrics.outageRefused.inc();
         ws.end(CloseCode.NatsUnavailable, 'message queue unavailable; retry later');
       }

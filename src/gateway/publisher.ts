@@ -1,16 +1,20 @@
 import type { MsgHdrs, NatsConnection } from '@nats-io/transport-node';
 import type { JetStreamClient } from '@nats-io/jetstream';
 import type { Logger } from 'pino';
-import { RawPublisher } from '../nats/raw-publish.js';
+import { encodeHeaders, RawPublisher, type AnyHeaders } from '../nats/raw-publish.js';
 
 /**
- * Inbound publishes (open, frames, close) queued within one event-loop turn and handed to nats.js as
- * one block of protocol bytes (RawPublisher), which nats.js writes to its socket with one syscall. Order is the order of
- * `publish` calls, so a connection's open, frames and close stay in order.
+ * Inbound publishes (open, frames, close), in the order of `publish` calls, so a connection's open,
+ * frames and close stay in order.
+ *
+ * Core mode: each publish is written at once as NATS protocol bytes (RawPublisher; the payload may be
+ * a view that is only valid during the call, such as a uWebSockets.js message) and everything written
+ * in one event-loop turn is handed to nats.js as one block, which it writes with one syscall.
  *
  * While held (NATS away, or reconnected but the gateway's lease not yet confirmed) nothing is handed
- * over (nats.js would silently drop it): up to `outageLimit` entries wait here and go out on release;
- * past that `publish` returns false and the caller refuses the frame visibly.
+ * over (nats.js would silently drop it): up to `outageLimit` entries wait here, copied, and go out on
+ * release; past that `publish` returns false and the caller refuses the frame visibly. What was
+ * written but not handed over when the hold began is taken back and waits with them.
  *
  * Durable mode (`js` given): each message is a JetStream publish with a message id (the stream
  * de-duplicates retries) and is retried until the stream acknowledges it. Unacknowledged publishes
@@ -18,10 +22,17 @@ import { RawPublisher } from '../nats/raw-publish.js';
  */
 /** Values per queued entry. */
 const STRIDE = 6;
+const NO_BYTES = new Uint8Array(0);
 
 export class InboundPublisher {
-  /** Queued entries, flat: subject, payload, headers, reply, msgId, onAcked, then the next. */
+  /**
+   * Entries waiting (held, or durable until the next turn), flat: subject, payload, headers, reply,
+   * msgId, onAcked, then the next. A null subject is a block of protocol bytes taken back from the
+   * writer (or only a callback).
+   */
   #q: unknown[] = [];
+  /** Callbacks of messages written this turn, run once they are handed over. */
+  #acks: Array<() => void> = [];
   #scheduled = false;
   #held = false;
   #unacked = 0;
@@ -49,23 +60,41 @@ export class InboundPublisher {
   }
 
   /**
-   * Queues one message; returns false (and queues nothing) when the buffer is full: NATS away, or (in
-   * durable mode) the stream not acknowledging. `msgId` de-duplicates durable publishes; `onAcked`
-   * runs once the message is handed over (core) or acknowledged by the stream (durable).
+   * Publishes one message; returns false (and keeps nothing) when the buffer is full: NATS away, or
+   * (in durable mode) the stream not acknowledging. `payload` and `headers` are copied before this
+   * returns. Durable mode needs MsgHdrs (JetStream adds its own). `msgId` de-duplicates durable
+   * publishes; `onAcked` runs once the message is handed over (core) or acknowledged by the stream
+   * (durable).
    */
-  publish(subject: string, payload: Uint8Array, headers: MsgHdrs | undefined, reply: string, msgId = '', onAcked?: () => void): boolean {
-    if ((this.#held || this.#js) && this.pending >= this.#outageLimit) return false;
-    this.#q.push(subject, payload, headers, reply, msgId, onAcked);
+  publish(subject: string, payload: Uint8Array, headers: AnyHeaders | undefined, reply: string, msgId = '', onAcked?: () => void): boolean {
     if (!this.#scheduled) {
       this.#scheduled = true;
       setImmediate(this.#flush);
     }
+    if (this.#held || this.#js) {
+      if (this.pending >= this.#outageLimit) return false;
+      const h = headers === undefined || this.#js ? headers : encodeHeaders(headers);
+      this.#q.push(subject, payload.slice(), h, reply, msgId, onAcked);
+      return true;
+    }
+    try {
+      this.#raw.publish(subject, payload, headers, reply);
+    } catch (err) {
+      // a payload over the server's max_payload (the frame limit should prevent it), or NATS closed
+      this.#onFailure();
+      this.#log.error({ err, subject }, 'publish refused by the NATS client');
+    }
+    if (onAcked) this.#acks.push(onAcked);
     return true;
   }
 
-  /** Stops handing messages to nats.js (NATS went away). */
+  /** Stops handing messages to nats.js (NATS went away); what this turn wrote waits with the rest. */
   hold(): void {
     this.#held = true;
+    const taken = this.#raw.takePending();
+    if (taken) this.#q.push(null, taken, undefined, '', '', undefined);
+    for (const ack of this.#acks) this.#q.push(null, NO_BYTES, undefined, '', '', ack);
+    this.#acks = [];
   }
 
   /** Hands everything held to nats.js, in order, and resumes. */
@@ -79,35 +108,41 @@ export class InboundPublisher {
     this.#q = [];
   }
 
-  /** Hands everything queued to nats.js now. */
+  /** Hands everything written or queued to nats.js now. */
   flush(): void {
     this.#scheduled = false;
-    if (this.#held || this.#nc.isClosed() || this.#q.length === 0) return;
+    if (this.#held || this.#nc.isClosed()) return;
     const q = this.#q;
-    this.#q = [];
-    for (let i = 0; i < q.length; i += STRIDE) {
-      const subject = q[i] as string;
-      const payload = q[i + 1] as Uint8Array;
-      const headers = q[i + 2] as MsgHdrs | undefined;
-      const reply = q[i + 3] as string;
-      const onAcked = q[i + 5] as (() => void) | undefined;
-      if (this.#js) {
-        this.#durable(subject, payload, headers, q[i + 4] as string, 0, onAcked);
-        continue;
-      }
-      try {
-        this.#raw.publish(subject, payload, headers, reply);
-      } catch (err) {
-        // only a payload over the server's max_payload gets here; the frame limit should prevent it
-        this.#onFailure();
-        this.#log.error({ err, subject }, 'publish refused by the NATS client');
+    if (q.length > 0) {
+      this.#q = [];
+      for (let i = 0; i < q.length; i += STRIDE) {
+        const subject = q[i] as string | null;
+        const payload = q[i + 1] as Uint8Array;
+        const onAcked = q[i + 5] as (() => void) | undefined;
+        if (this.#js) {
+          this.#durable(subject!, payload, q[i + 2] as MsgHdrs | undefined, q[i + 4] as string, 0, onAcked);
+          continue;
+        }
+        if (onAcked) this.#acks.push(onAcked);
+        if (subject === null) {
+          if (payload.length > 0) this.#raw.writeBytes(payload);
+          continue;
+        }
+        try {
+          this.#raw.publish(subject, payload, q[i + 2] as AnyHeaders | undefined, q[i + 3] as string);
+        } catch (err) {
+          this.#onFailure();
+          this.#log.error({ err, subject }, 'publish refused by the NATS client');
+        }
       }
     }
     this.#raw.flush();
-    if (this.#js) return;
+    if (this.#acks.length === 0) return;
     // core NATS acknowledges nothing: handed over is as far as it goes (and what the callbacks
     // publish goes out after these)
-    for (let i = 5; i < q.length; i += STRIDE) (q[i] as (() => void) | undefined)?.();
+    const acks = this.#acks;
+    this.#acks = [];
+    for (const ack of acks) ack();
   }
 
   /** One durable publish, retried with backoff until the stream acknowledges it. */

@@ -7,6 +7,30 @@ interface ProtocolWriter {
   readonly noMorePublishing?: boolean;
 }
 
+/** Headers that write their own encoding (no intermediate array): `byteLength` bytes at `at`. */
+export interface HeaderWriter {
+  readonly byteLength: number;
+  writeTo(buf: Uint8Array, at: number): void;
+}
+
+/** Headers in any of the forms a caller holds. */
+export type AnyHeaders = Uint8Array | HeaderWriter | MsgHdrs;
+
+/** The encoded bytes of any headers (a copy for a HeaderWriter, which may be reused). */
+export function encodeHeaders(headers: AnyHeaders): Uint8Array {
+  if (headers instanceof Uint8Array) return headers;
+  if (isWriter(headers)) {
+    const out = new Uint8Array(headers.byteLength);
+    headers.writeTo(out, 0);
+    return out;
+  }
+  return (headers as unknown as { encode(): Uint8Array }).encode();
+}
+
+function isWriter(h: AnyHeaders): h is HeaderWriter {
+  return typeof (h as HeaderWriter).writeTo === 'function';
+}
+
 const SLAB_BYTES = 64 * 1024;
 const CR = 13;
 const LF = 10;
@@ -52,31 +76,37 @@ export class RawPublisher {
   }
 
   /**
-   * Queues one publish. `headers` are already-encoded header bytes (`NATS/1.0\r\n…\r\n\r\n`) or a
-   * MsgHdrs; `reply` '' for none. Throws like `nc.publish` when the message is over the server's
-   * max_payload or the connection is closed.
+   * Queues one publish; `payload` and `headers` are copied before this returns. `headers` are
+   * already-encoded header bytes (`NATS/1.0\r\n…\r\n\r\n`), a HeaderWriter or a MsgHdrs; `reply` ''
+   * for none. Throws like `nc.publish` when the message is over the server's max_payload or the
+   * connection is closed.
    */
-  publish(subject: string, payload: Uint8Array, headers?: Uint8Array | MsgHdrs, reply = ''): void {
+  publish(subject: string, payload: Uint8Array, headers?: AnyHeaders, reply = ''): void {
     const proto = this.#proto;
     if (proto === null || proto.noMorePublishing === true || this.#nc.isClosed()) {
       this.flush();
       // nats.js asks a core publish's headers for nothing but their encoding
-      const h = headers instanceof Uint8Array ? ({ encode: () => headers } as unknown as MsgHdrs) : headers;
+      const bytes = headers === undefined ? undefined : encodeHeaders(headers);
+      const h = bytes === undefined ? undefined : ({ encode: () => bytes } as unknown as MsgHdrs);
       this.#nc.publish(subject, payload, h === undefined && reply === '' ? undefined : { headers: h, reply: reply === '' ? undefined : reply });
       return;
     }
-    const hdr = headers === undefined ? null : headers instanceof Uint8Array ? headers : (headers as unknown as { encode(): Uint8Array }).encode();
-    const hlen = hdr === null ? 0 : hdr.length;
+    const writer = headers !== undefined && isWriter(headers) ? headers : null;
+    const hdr = headers === undefined || writer !== null ? null : encodeHeaders(headers);
+    const hlen = writer !== null ? writer.byteLength : hdr === null ? 0 : hdr.length;
     const total = hlen + payload.length;
     const max = proto.info?.max_payload;
     if (max !== undefined && total > max) throw new Error(`payload of ${total} bytes is over the server's max_payload (${max})`);
-    const line = hdr === null ? (reply === '' ? `PUB ${subject} ${total}\r\n` : `PUB ${subject} ${reply} ${total}\r\n`) : reply === '' ? `HPUB ${subject} ${hlen} ${total}\r\n` : `HPUB ${subject} ${reply} ${hlen} ${total}\r\n`;
+    const line = headers === undefined ? (reply === '' ? `PUB ${subject} ${total}\r\n` : `PUB ${subject} ${reply} ${total}\r\n`) : reply === '' ? `HPUB ${subject} ${hlen} ${total}\r\n` : `HPUB ${subject} ${reply} ${hlen} ${total}\r\n`;
     // a UTF-8 character takes at most 3 bytes per UTF-16 unit
     this.#reserve(line.length * 3 + total + 2);
     const slab = this.#slab;
     let at = this.#at;
     at += slab.write(line, at);
-    if (hdr !== null) {
+    if (writer !== null) {
+      writer.writeTo(slab, at);
+      at += hlen;
+    } else if (hdr !== null) {
       slab.set(hdr, at);
       at += hlen;
     }
@@ -93,6 +123,21 @@ export class RawPublisher {
     const bytes = this.#slab.subarray(this.#start, this.#at);
     this.#start = this.#at;
     this.#proto!.sendCommand(bytes);
+  }
+
+  /** Takes back what was written and not yet handed over (a copy), leaving nothing pending. */
+  takePending(): Uint8Array | null {
+    if (this.#at === this.#start) return null;
+    const bytes = Uint8Array.prototype.slice.call(this.#slab, this.#start, this.#at);
+    this.#at = this.#start;
+    return bytes;
+  }
+
+  /** Writes back bytes taken with `takePending` (nats.js internals required: only they produce any). */
+  writeBytes(bytes: Uint8Array): void {
+    this.#reserve(bytes.length);
+    this.#slab.set(bytes, this.#at);
+    this.#at += bytes.length;
   }
 
   #reserve(n: number): void {
