@@ -51,10 +51,15 @@ function keyIs(b: Uint8Array, from: number, to: number, key: Uint8Array): boolea
   return true;
 }
 
+/** Node's native Latin-1 decoder on a Buffer (nats.js hands out Buffers); absent on a plain Uint8Array. */
+type Latin1 = Uint8Array & { latin1Slice?(from: number, to: number): string };
+
 /** Latin-1 text of b[from, to), trimmed of spaces and tabs (header values here are ASCII tokens). */
-function text(b: Uint8Array, from: number, to: number): string {
+function text(b: Latin1, from: number, to: number): string {
   while (from < to && (b[from] === SPACE || b[from] === TAB)) from++;
   while (to > from && (b[to - 1] === SPACE || b[to - 1] === TAB)) to--;
+  // native: about a fifth of the cost of building the string a character at a time
+  if (b.latin1Slice !== undefined) return b.latin1Slice(from, to);
   let out = '';
   for (let i = from; i < to; i++) out += String.fromCharCode(b[i]!);
   return out;

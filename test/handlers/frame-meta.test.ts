@@ -40,4 +40,11 @@ t.test('raw header scan and nats.js headers agree on real messages', async (t) =
   }
   t.same(readFrameMeta(got[1]!), { conn: 'gw-1.AbCdEfGhIjKlMnOp', gateway: 'gw-1', seq: 123456, binary: true });
   t.same(readFrameMeta(got[2]!), { conn: 'gw-2.Zz', gateway: 'gw-2', seq: 9, binary: false }, 'order and spacing do not matter');
+  for (const m of got.slice(0, 3)) {
+    // the same raw bytes as a plain Uint8Array (no Buffer methods): the JavaScript decoding path
+    const raw = m as unknown as { _msg: { hdr: number }; _rdata: Uint8Array };
+    t.ok(Buffer.isBuffer(raw._rdata), 'nats.js hands out Buffers (the native path above)');
+    const plain = { _msg: { hdr: raw._msg.hdr }, _rdata: Uint8Array.from(raw._rdata) };
+    t.same(readFrameMeta(plain as never), readFrameMeta(m), `${m.subject}: plain bytes decode the same`);
+  }
 });
