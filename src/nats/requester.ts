@@ -1,5 +1,6 @@
 import { createInbox, type Msg, type MsgHdrs, type NatsConnection, type Subscription } from '@nats-io/transport-node';
 import { WsgwError } from '../errors/errors.js';
+import { RawPublisher } from './raw-publish.js';
 
 /** Nobody subscribes to the request's subject (for wsgw: the owning gateway is gone). */
 export class NoRespondersError extends WsgwError {
@@ -23,13 +24,15 @@ interface Pending {
 }
 
 const SWEEP_MS = 50;
+const textEncoder = new TextEncoder();
 
 /**
  * Request/reply for hot HTTP routes: one wildcard inbox subscription, a map of pending requests, and
  * one sweep timer for deadlines. nats.js's own `request()` builds two Error objects (for stack traces)
  * and a timer per call, which dominated the send API's profile; here nothing is allocated for a request
  * beyond its map entry, and errors are created only when a request actually fails. Publishes are
- * handed to nats.js once per event-loop turn (one socket write for a burst of requests).
+ * written as protocol bytes at once (RawPublisher) and handed to nats.js once per event-loop turn
+ * (one socket write for a burst of requests). A publish on a closed connection throws.
  */
 export class Requester {
   readonly #nc: NatsConnection;
@@ -39,19 +42,16 @@ export class Requester {
   readonly #sub: Subscription;
   readonly #timer: NodeJS.Timeout;
   #next = 0;
-  /** Publishes of this turn: subject, payload, headers, reply, ... handed to nats.js together. */
-  #batch: Array<string | Uint8Array | MsgHdrs | undefined> = [];
+  readonly #out: RawPublisher;
+  #scheduled = false;
   readonly #flush = () => {
-    const b = this.#batch;
-    this.#batch = [];
-    for (let i = 0; i < b.length; i += 4) {
-      const reply = b[i + 3] as string;
-      this.#nc.publish(b[i] as string, b[i + 1] as Uint8Array | string, { headers: b[i + 2] as MsgHdrs | undefined, reply: reply === '' ? undefined : reply });
-    }
+    this.#scheduled = false;
+    this.#out.flush();
   };
 
   constructor(nc: NatsConnection, timeoutMs: number) {
     this.#nc = nc;
+    this.#out = new RawPublisher(nc);
     this.#timeoutMs = timeoutMs;
     this.#prefix = createInbox() + '.';
     this.#sub = nc.subscribe(this.#prefix + '*', {
@@ -79,18 +79,24 @@ export class Requester {
   request(subject: string, payload: Uint8Array | string, headers?: MsgHdrs): Promise<Msg> {
     const token = (this.#next++).toString(36);
     return new Promise((resolve, reject) => {
-      this.#pending.set(token, { subject, deadline: Date.now() + this.#timeoutMs, resolve, reject });
       // each HTTP request arrives in its own uWS callback, and nats.js would write its socket after
-      // each one; queue for this turn instead, so a burst of requests costs one write
-      if (this.#batch.length === 0) setImmediate(this.#flush);
-      this.#batch.push(subject, payload, headers, this.#prefix + token);
+      // each one; hand this turn's over together instead, so a burst of requests costs one write
+      this.#publish(subject, payload, headers, this.#prefix + token);
+      this.#pending.set(token, { subject, deadline: Date.now() + this.#timeoutMs, resolve, reject });
     });
   }
 
   /** A plain publish, batched with this turn's requests. */
   publish(subject: string, payload: Uint8Array | string, headers?: MsgHdrs): void {
-    if (this.#batch.length === 0) setImmediate(this.#flush);
-    this.#batch.push(subject, payload, headers, '');
+    this.#publish(subject, payload, headers, '');
+  }
+
+  #publish(subject: string, payload: Uint8Array | string, headers: MsgHdrs | undefined, reply: string): void {
+    this.#out.publish(subject, typeof payload === 'string' ? textEncoder.encode(payload) : payload, headers, reply);
+    if (!this.#scheduled) {
+      this.#scheduled = true;
+      setImmediate(this.#flush);
+    }
   }
 
   close(): void {
