@@ -50,6 +50,12 @@ const LF = 10;
  *
  * Messages are written in call order; a caller that also publishes through `nc` directly must
  * `flush()` first to keep the two in order.
+ *
+ * This reaches into nats.js's private protocol writer, which the house style avoids. It is done here
+ * because it is the largest single cost left on the per-frame path that wsgw controls (gateway CPU
+ * per frame −25%, worker −32%, docs/performance.md), and it is fenced: the one method used is
+ * feature-checked, every other case takes the public `nc.publish`, the lockfile pins nats.js, and
+ * the byte-for-byte test fails in CI if a nats.js release changes what `sendCommand` accepts.
  */
 export class RawPublisher {
   readonly #nc: NatsConnection;
