@@ -328,8 +328,7 @@ export async function createBridge(options: BridgeOptions): Promise<Bridge> {
     async close() {
       await Promise.all(subs.map((s) => s.drain().catch(() => undefined)));
       await within(queue.idle(), config.bridgeTimeout);
-      await new Promise((r) => setImmediate(r)); // the last answers' batched publishes go out
-      out.close();
+      out.close(); // the last answers' publishes go out
       await pool.close();
     },
   };

@@ -14,7 +14,7 @@ import type { Subjects } from '../protocol/subjects.js';
 import { assertToken } from '../protocol/tokens.js';
 import type { ConnectionDirectory } from '../nats/directory.js';
 import { watchStatus, within } from '../nats/connect.js';
-import { BINARY_HEADERS, requestControl } from '../nats/control.js';
+import { BINARY_HEADERS, CONTROL_TIMEOUT_MS, requestControl } from '../nats/control.js';
 import { LeaseKeeper } from '../nats/lease.js';
 import { purgePolicy, startSweeper, type Sweeper } from '../nats/sweeper.js';
 import { FrameMessage, HandlerRuntime, HostConn, type ConnectionHost } from '../handlers/runtime.js';
@@ -99,8 +99,6 @@ interface ConnData {
 const textEncoder = new TextEncoder();
 /** Own records are reconciled with live connections every this many lease lengths. */
 const RECONCILE_LEASES = 4;
-/** How long a handler's subscribe on another gateway's connection waits for that gateway. */
-const CONTROL_TIMEOUT_MS = 5_000;
 /** Granularity of the drain schedule. */
 const DRAIN_TICK_MS = 50;
 

@@ -22,16 +22,15 @@ import { encodeHeaders, RawPublisher, type AnyHeaders } from '../nats/raw-publis
  */
 /** Values per queued entry. */
 const STRIDE = 6;
-const NO_BYTES = new Uint8Array(0);
 
 export class InboundPublisher {
   /**
    * Entries waiting (held, or durable until the next turn), flat: subject, payload, headers, reply,
    * msgId, onAcked, then the next. A null subject is a block of protocol bytes taken back from the
-   * writer (or only a callback).
+   * writer.
    */
   #q: unknown[] = [];
-  /** Callbacks of messages written this turn, run once they are handed over. */
+  /** Callbacks of messages written (or taken back while held), run in order once they are handed over. */
   #acks: Array<() => void> = [];
   #scheduled = false;
   #held = false;
@@ -77,6 +76,12 @@ export class InboundPublisher {
       this.#q.push(subject, payload.slice(), h, reply, msgId, onAcked);
       return true;
     }
+    this.#write(subject, payload, headers, reply);
+    if (onAcked) this.#acks.push(onAcked);
+    return true;
+  }
+
+  #write(subject: string, payload: Uint8Array, headers: AnyHeaders | undefined, reply: string): void {
     try {
       this.#raw.publish(subject, payload, headers, reply);
     } catch (err) {
@@ -84,17 +89,16 @@ export class InboundPublisher {
       this.#onFailure();
       this.#log.error({ err, subject }, 'publish refused by the NATS client');
     }
-    if (onAcked) this.#acks.push(onAcked);
-    return true;
   }
 
-  /** Stops handing messages to nats.js (NATS went away); what this turn wrote waits with the rest. */
+  /**
+   * Stops handing messages to nats.js (NATS went away); what this turn wrote waits with the rest, and
+   * its callbacks (still in `#acks`) run after the release hands it over.
+   */
   hold(): void {
     this.#held = true;
     const taken = this.#raw.takePending();
     if (taken) this.#q.push(null, taken, undefined, '', '', undefined);
-    for (const ack of this.#acks) this.#q.push(null, NO_BYTES, undefined, '', '', ack);
-    this.#acks = [];
   }
 
   /** Hands everything held to nats.js, in order, and resumes. */
@@ -106,6 +110,7 @@ export class InboundPublisher {
   /** Drops everything held (the gateway was fenced: these connections were already reported closed). */
   discard(): void {
     this.#q = [];
+    this.#acks = [];
   }
 
   /** Hands everything written or queued to nats.js now. */
@@ -124,16 +129,8 @@ export class InboundPublisher {
           continue;
         }
         if (onAcked) this.#acks.push(onAcked);
-        if (subject === null) {
-          if (payload.length > 0) this.#raw.writeBytes(payload);
-          continue;
-        }
-        try {
-          this.#raw.publish(subject, payload, q[i + 2] as AnyHeaders | undefined, q[i + 3] as string);
-        } catch (err) {
-          this.#onFailure();
-          this.#log.error({ err, subject }, 'publish refused by the NATS client');
-        }
+        if (subject === null) this.#raw.writeBytes(payload);
+        else this.#write(subject, payload, q[i + 2] as AnyHeaders | undefined, q[i + 3] as string);
       }
     }
     this.#raw.flush();

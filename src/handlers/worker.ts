@@ -1,6 +1,6 @@
 import type { Msg, MsgHdrs, NatsConnection, Subscription } from '@nats-io/transport-node';
-import { BINARY_HEADERS, requestControl } from '../nats/control.js';
-import { RawPublisher } from '../nats/raw-publish.js';
+import { BINARY_HEADERS, CONTROL_TIMEOUT_MS, requestControl } from '../nats/control.js';
+import { encodeHeaders, RawPublisher } from '../nats/raw-publish.js';
 import type { Logger } from 'pino';
 import { readFrameMeta } from './frame-meta.js';
 import type { CloseEvent, ControlCommand, OpenEvent, RequestInfo } from '../protocol/events.js';
@@ -38,11 +38,8 @@ export interface Worker {
 }
 
 const DEFAULT_CACHE_SIZE = 50_000;
-const textEncoder = new TextEncoder();
 /** BINARY_HEADERS encoded once. */
-const BINARY_HEADER_BYTES = (BINARY_HEADERS as unknown as { encode(): Uint8Array }).encode();
-/** How long `conn.subscribe()` waits for the owning gateway. */
-const CONTROL_TIMEOUT_MS = 5_000;
+const BINARY_HEADER_BYTES = encodeHeaders(BINARY_HEADERS);
 
 /**
  * Runs a handler module against NATS: joins the queue group on `P.in.open`, `P.in.msg.>` and
@@ -69,19 +66,7 @@ export async function createWorker(options: WorkerOptions): Promise<Worker> {
   // the handler's sends, closes and broadcasts, written as protocol bytes and handed to nats.js once
   // per microtask burst (every one of them goes through here, so they stay in call order; a control
   // request flushes them first)
-  const out = new RawPublisher(nc);
-  let flushQueued = false;
-  const flushOut = () => {
-    flushQueued = false;
-    out.flush();
-  };
-  const publish = (subject: string, data: Uint8Array, headers?: Uint8Array) => {
-    out.publish(subject, data, headers);
-    if (!flushQueued) {
-      flushQueued = true;
-      queueMicrotask(flushOut);
-    }
-  };
+  const out = new RawPublisher(nc, queueMicrotask);
   const control = (id: string, command: ControlCommand) => {
     out.flush();
     return requestControl(nc, subjects, id, command, CONTROL_TIMEOUT_MS, log);
@@ -90,15 +75,15 @@ export async function createWorker(options: WorkerOptions): Promise<Worker> {
   const host: ConnectionHost = {
     node: 'worker',
     send(id, data, binary) {
-      publish(outSubject(id), typeof data === 'string' ? textEncoder.encode(data) : data, binary ? BINARY_HEADER_BYTES : undefined);
+      out.publish(outSubject(id), data, binary ? BINARY_HEADER_BYTES : undefined);
     },
     close(id, code, reason) {
-      publish(subjects.ctl(id), textEncoder.encode(JSON.stringify({ op: 'close', code, reason })));
+      out.publish(subjects.ctl(id), JSON.stringify({ op: 'close', code, reason }));
     },
     subscribe: (id, topic) => control(id, { op: 'subscribe', topic: assertToken('topic', topic) }),
     unsubscribe: (id, topic) => control(id, { op: 'unsubscribe', topic: assertToken('topic', topic) }),
     publish(topic, data, binary) {
-      publish(subjects.topic(topic), typeof data === 'string' ? textEncoder.encode(data) : data, binary ? BINARY_HEADER_BYTES : undefined);
+      out.publish(subjects.topic(topic), data, binary ? BINARY_HEADER_BYTES : undefined);
     },
     lookup: (id) => directory.get(id),
   };

@@ -8,6 +8,9 @@ import type { Subjects } from '../protocol/subjects.js';
 export const BINARY_HEADERS: MsgHdrs = natsHeaders();
 BINARY_HEADERS.set(Header.Binary, '1');
 
+/** How long a control command waits for the owning gateway, unless the caller has its own setting. */
+export const CONTROL_TIMEOUT_MS = 5_000;
+
 /**
  * Sends a control command to the gateway that owns `connectionId` and waits for its answer. No answer
  * means the connection (or its gateway) is gone, which is not an error for the caller; a refused

@@ -27,6 +27,11 @@ export function encodeHeaders(headers: AnyHeaders): Uint8Array {
   return (headers as unknown as { encode(): Uint8Array }).encode();
 }
 
+/** Encoded header bytes as a MsgHdrs for `nc.publish`, which asks a core publish's headers for nothing but `encode()`. */
+export function encodedHeaders(bytes: Uint8Array): MsgHdrs {
+  return { encode: () => bytes } as unknown as MsgHdrs;
+}
+
 function isWriter(h: AnyHeaders): h is HeaderWriter {
   return typeof (h as HeaderWriter).writeTo === 'function';
 }
@@ -49,7 +54,8 @@ const LF = 10;
  * through `nc.publish` instead, with its checks and errors.
  *
  * Messages are written in call order; a caller that also publishes through `nc` directly must
- * `flush()` first to keep the two in order.
+ * `flush()` first to keep the two in order. Given a `schedule` (`queueMicrotask`, `setImmediate`), the
+ * writer flushes itself once per burst; without one, the caller flushes.
  *
  * This reaches into nats.js's private protocol writer, which the house style avoids. It is done here
  * because it is the largest single cost left on the per-frame path that wsgw controls (gateway CPU
@@ -60,13 +66,20 @@ const LF = 10;
 export class RawPublisher {
   readonly #nc: NatsConnection;
   readonly #proto: ProtocolWriter | null;
+  readonly #schedule: ((flush: () => void) => void) | null;
+  #scheduled = false;
+  readonly #scheduledFlush = () => {
+    this.#scheduled = false;
+    this.flush();
+  };
   #slab: Buffer = Buffer.allocUnsafeSlow(SLAB_BYTES);
   /** Start of the bytes not yet handed over; everything before was handed to nats.js and is never written again. */
   #start = 0;
   #at = 0;
 
-  constructor(nc: NatsConnection) {
+  constructor(nc: NatsConnection, schedule: ((flush: () => void) => void) | null = null) {
     this.#nc = nc;
+    this.#schedule = schedule;
     const proto = (nc as unknown as { protocol?: ProtocolWriter }).protocol;
     this.#proto = proto && typeof proto.sendCommand === 'function' ? proto : null;
   }
@@ -82,45 +95,46 @@ export class RawPublisher {
   }
 
   /**
-   * Queues one publish; `payload` and `headers` are copied before this returns. `headers` are
-   * already-encoded header bytes (`NATS/1.0\r\n…\r\n\r\n`), a HeaderWriter or a MsgHdrs; `reply` ''
-   * for none. Throws like `nc.publish` when the message is over the server's max_payload or the
-   * connection is closed.
+   * Queues one publish; `payload` (bytes, or text sent as UTF-8) and `headers` are copied before this
+   * returns. `headers` are already-encoded header bytes (`NATS/1.0\r\n…\r\n\r\n`), a HeaderWriter or a
+   * MsgHdrs; `reply` '' for none. Throws like `nc.publish` when the message is over the server's
+   * max_payload or the connection is closed.
    */
-  publish(subject: string, payload: Uint8Array, headers?: AnyHeaders, reply = ''): void {
+  publish(subject: string, payload: Uint8Array | string, headers?: AnyHeaders, reply = ''): void {
     const proto = this.#proto;
     if (proto === null || proto.noMorePublishing === true || this.#nc.isClosed()) {
       this.flush();
-      // nats.js asks a core publish's headers for nothing but their encoding
-      const bytes = headers === undefined ? undefined : encodeHeaders(headers);
-      const h = bytes === undefined ? undefined : ({ encode: () => bytes } as unknown as MsgHdrs);
+      const h = headers === undefined ? undefined : encodedHeaders(encodeHeaders(headers));
       this.#nc.publish(subject, payload, h === undefined && reply === '' ? undefined : { headers: h, reply: reply === '' ? undefined : reply });
       return;
     }
-    const writer = headers !== undefined && isWriter(headers) ? headers : null;
-    const hdr = headers === undefined || writer !== null ? null : encodeHeaders(headers);
-    const hlen = writer !== null ? writer.byteLength : hdr === null ? 0 : hdr.length;
-    const total = hlen + payload.length;
+    // undefined, or something that knows its length and writes itself (bytes are copied in)
+    const h = headers === undefined || headers instanceof Uint8Array || isWriter(headers) ? headers : encodeHeaders(headers);
+    const hlen = h === undefined ? 0 : h.byteLength;
+    const text = typeof payload === 'string';
+    const plen = text ? Buffer.byteLength(payload) : payload.length;
+    const total = hlen + plen;
     const max = proto.info?.max_payload;
     if (max !== undefined && total > max) throw new Error(`payload of ${total} bytes is over the server's max_payload (${max})`);
-    const line = headers === undefined ? (reply === '' ? `PUB ${subject} ${total}\r\n` : `PUB ${subject} ${reply} ${total}\r\n`) : reply === '' ? `HPUB ${subject} ${hlen} ${total}\r\n` : `HPUB ${subject} ${reply} ${hlen} ${total}\r\n`;
+    const line = h === undefined ? (reply === '' ? `PUB ${subject} ${total}\r\n` : `PUB ${subject} ${reply} ${total}\r\n`) : reply === '' ? `HPUB ${subject} ${hlen} ${total}\r\n` : `HPUB ${subject} ${reply} ${hlen} ${total}\r\n`;
     // a UTF-8 character takes at most 3 bytes per UTF-16 unit
     this.#reserve(line.length * 3 + total + 2);
     const slab = this.#slab;
     let at = this.#at;
     at += slab.write(line, at);
-    if (writer !== null) {
-      writer.writeTo(slab, at);
-      at += hlen;
-    } else if (hdr !== null) {
-      slab.set(hdr, at);
-      at += hlen;
-    }
-    slab.set(payload, at);
-    at += payload.length;
+    if (h instanceof Uint8Array) slab.set(h, at);
+    else if (h !== undefined) h.writeTo(slab, at);
+    at += hlen;
+    if (text) slab.write(payload, at);
+    else slab.set(payload, at);
+    at += plen;
     slab[at++] = CR;
     slab[at++] = LF;
     this.#at = at;
+    if (this.#schedule !== null && !this.#scheduled) {
+      this.#scheduled = true;
+      this.#schedule(this.#scheduledFlush);
+    }
   }
 
   /** Hands everything written so far to nats.js (which writes it to its socket in its next microtask). */

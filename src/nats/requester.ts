@@ -24,7 +24,6 @@ interface Pending {
 }
 
 const SWEEP_MS = 50;
-const textEncoder = new TextEncoder();
 
 /**
  * Request/reply for hot HTTP routes: one wildcard inbox subscription, a map of pending requests, and
@@ -32,10 +31,10 @@ const textEncoder = new TextEncoder();
  * and a timer per call, which dominated the send API's profile; here nothing is allocated for a request
  * beyond its map entry, and errors are created only when a request actually fails. Publishes are
  * written as protocol bytes at once (RawPublisher) and handed to nats.js once per event-loop turn
- * (one socket write for a burst of requests). A publish on a closed connection throws.
+ * (one socket write for a burst of requests). On a closed connection a request is rejected and a
+ * plain publish throws.
  */
 export class Requester {
-  readonly #nc: NatsConnection;
   readonly #timeoutMs: number;
   readonly #prefix: string;
   readonly #pending = new Map<string, Pending>();
@@ -43,15 +42,9 @@ export class Requester {
   readonly #timer: NodeJS.Timeout;
   #next = 0;
   readonly #out: RawPublisher;
-  #scheduled = false;
-  readonly #flush = () => {
-    this.#scheduled = false;
-    this.#out.flush();
-  };
 
   constructor(nc: NatsConnection, timeoutMs: number) {
-    this.#nc = nc;
-    this.#out = new RawPublisher(nc);
+    this.#out = new RawPublisher(nc, setImmediate);
     this.#timeoutMs = timeoutMs;
     this.#prefix = createInbox() + '.';
     this.#sub = nc.subscribe(this.#prefix + '*', {
@@ -81,25 +74,19 @@ export class Requester {
     return new Promise((resolve, reject) => {
       // each HTTP request arrives in its own uWS callback, and nats.js would write its socket after
       // each one; hand this turn's over together instead, so a burst of requests costs one write
-      this.#publish(subject, payload, headers, this.#prefix + token);
+      this.#out.publish(subject, payload, headers, this.#prefix + token);
       this.#pending.set(token, { subject, deadline: Date.now() + this.#timeoutMs, resolve, reject });
     });
   }
 
   /** A plain publish, batched with this turn's requests. */
   publish(subject: string, payload: Uint8Array | string, headers?: MsgHdrs): void {
-    this.#publish(subject, payload, headers, '');
+    this.#out.publish(subject, payload, headers);
   }
 
-  #publish(subject: string, payload: Uint8Array | string, headers: MsgHdrs | undefined, reply: string): void {
-    this.#out.publish(subject, typeof payload === 'string' ? textEncoder.encode(payload) : payload, headers, reply);
-    if (!this.#scheduled) {
-      this.#scheduled = true;
-      setImmediate(this.#flush);
-    }
-  }
-
+  /** Stops: what was published goes out now; requests still waiting fail. */
   close(): void {
+    this.#out.flush();
     clearInterval(this.#timer);
     this.#sub.unsubscribe();
     for (const p of this.#pending.values()) p.reject(new RequestTimeoutError(p.subject, 0));

@@ -2,6 +2,7 @@ import t from 'tap';
 import { connect, headers, type Msg } from '@nats-io/transport-node';
 import { readFrameMeta } from '../../src/handlers/frame-meta.js';
 import { FrameHeaderEncoder } from '../../src/gateway/frame-headers.js';
+import { encodedHeaders, encodeHeaders } from '../../src/nats/raw-publish.js';
 import { startNatsServer } from '../harness/nats-server.js';
 
 const nats = await startNatsServer();
@@ -13,8 +14,8 @@ t.test('raw header scan and nats.js headers agree on real messages', async (t) =
   const got: Msg[] = [];
   const sub = nc.subscribe('x.>', { callback: (_e, m) => got.push(m) });
   const enc = new FrameHeaderEncoder('gw-1.AbCdEfGhIjKlMnOp', 'gw-1');
-  nc.publish('x.a', 'one', { headers: enc.frame(7, false) });
-  nc.publish('x.b', new Uint8Array([1, 2]), { headers: enc.frame(123456, true) });
+  nc.publish('x.a', 'one', { headers: encodedHeaders(encodeHeaders(enc.at(7, false))) });
+  nc.publish('x.b', new Uint8Array([1, 2]), { headers: encodedHeaders(encodeHeaders(enc.at(123456, true))) });
   const other = headers();
   other.set('Other', 'v');
   other.set('Wsgw-Seq', ' 9 ');

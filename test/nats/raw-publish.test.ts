@@ -1,6 +1,6 @@
 import t from 'tap';
 import { connect, headers, type Msg, type NatsConnection } from '@nats-io/transport-node';
-import { encodeHeaders, RawPublisher, type AnyHeaders } from '../../src/nats/raw-publish.js';
+import { encodedHeaders, encodeHeaders, RawPublisher, type AnyHeaders } from '../../src/nats/raw-publish.js';
 import { FrameHeaderEncoder } from '../../src/gateway/frame-headers.js';
 import { startNatsServer } from '../harness/nats-server.js';
 
@@ -14,14 +14,15 @@ h.set('B', 'two words');
 const frameHdrs = new FrameHeaderEncoder('gw-1.AbCdEfGhIjKlMnOp', 'gw-1');
 
 /** Every shape a caller hands over: with and without reply and headers, encoded or MsgHdrs, empty, binary, non-ASCII. */
-const cases: Array<[string, Uint8Array, AnyHeaders | undefined, string]> = [
+const cases: Array<[string, Uint8Array | string, AnyHeaders | undefined, string]> = [
   ['r.plain', te.encode('hello'), undefined, ''],
   ['r.reply', te.encode('with reply'), undefined, 'r.out.gw-1.AbCd'],
   ['r.hdrs', te.encode('hdrs'), h, ''],
   ['r.hdrs-reply', te.encode('hdrs and reply'), h, 'r.out.x'],
-  ['r.encoded', te.encode('frame'), (frameHdrs.frame(42, false) as unknown as { encode(): Uint8Array }).encode(), 'r.out.gw-1.AbCdEfGhIjKlMnOp'],
+  ['r.encoded', te.encode('frame'), encodeHeaders(frameHdrs.at(42, false)), 'r.out.gw-1.AbCdEfGhIjKlMnOp'],
   ['r.writer', te.encode('frame written in place'), new FrameHeaderEncoder('gw-2.ZyXwVuTsRqPoNmLk', 'gw-2').at(7, true), 'r.out.gw-2.ZyXwVuTsRqPoNmLk'],
   ['r.empty', new Uint8Array(0), undefined, ''],
+  ['r.text', 'text sent as UTF-8: ü 世界', h, 'r.out.y'],
   ['r.binary', Uint8Array.from([0, 255, 13, 10, 13, 10, 1]), undefined, ''],
   ['r.unicode', te.encode('zdravo, 世界 🌍'), undefined, 'r.rép'],
 ];
@@ -64,8 +65,7 @@ t.test('the bytes are exactly what nc.publish sends, and arrive the same', async
   }, rawBytes);
   const viaNats = await received(b, cases.length, () => {
     for (const [s, d, hd, r] of cases) {
-      const bytes = hd === undefined ? undefined : encodeHeaders(hd);
-      const hh = bytes === undefined ? undefined : ({ encode: () => bytes } as unknown as ReturnType<typeof headers>);
+      const hh = hd === undefined ? undefined : encodedHeaders(encodeHeaders(hd));
       b.publish(s, d, { headers: hh, reply: r || undefined });
     }
   }, refBytes);
@@ -138,4 +138,17 @@ t.test('without nats.js internals every publish goes through nc.publish', async 
     got.map((m) => [m.subject, m.reply ?? '', Buffer.from(m.data).toString('hex'), m.headers?.get('Wsgw-Seq') || m.headers?.get('A') || '']),
     cases.map(([s, d, hd, r]) => [s, r, Buffer.from(d).toString('hex'), hd instanceof Uint8Array ? '42' : hd instanceof FrameHeaderEncoder ? '7' : hd ? 'one' : '']),
   );
+});
+
+t.test('with a schedule the writer hands its bursts over by itself, in order', async (t) => {
+  const nc = await connect({ servers: nats.url });
+  t.teardown(() => nc.close());
+  const raw = new RawPublisher(nc, queueMicrotask);
+  const got = await received(nc, 3, () => {
+    raw.publish('r.s', 'one');
+    raw.publish('r.s', te.encode('two'));
+    queueMicrotask(() => raw.publish('r.s', 'three'));
+  });
+  t.same(got.map((m) => new TextDecoder().decode(m.data)), ['one', 'two', 'three']);
+  t.equal(raw.pending, 0, 'nothing left behind');
 });
