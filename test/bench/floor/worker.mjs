@@ -1,0 +1,10 @@
+// The floor's worker: echoes every floor.in.<id> frame to floor.out.<id> through raw-nats.mjs.
+// Usage: node worker.mjs <nats-url>; prints {"ready":true} once subscribed.
+import { connect } from './raw-nats.mjs';
+
+const nats = connect(process.argv[2], (subject, payload) => nats.publish('floor.out.' + subject.slice(9), payload));
+await nats.ready;
+nats.subscribe('floor.in.*', 'floor', 1);
+nats.flush();
+process.stdout.write(JSON.stringify({ ready: true }) + '\n');
+process.on('SIGTERM', () => process.exit(0));
