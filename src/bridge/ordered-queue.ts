@@ -1,7 +1,8 @@
 /**
  * Work items keyed by connection: at most one in flight per key (so one connection's events reach the
  * application in order), at most `concurrency` in flight overall, at most `limit` waiting overall.
- * Keys take turns, so one busy connection cannot starve the others.
+ * Keys take turns, so one busy connection cannot starve the others. `run` calls `done` once when the
+ * item is finished (a callback, not a promise: this runs for every frame the bridge carries).
  */
 export class OrderedQueue<T> {
   readonly #waiting = new Map<string, T[]>();
@@ -11,10 +12,12 @@ export class OrderedQueue<T> {
   #pending = 0;
   readonly #concurrency: number;
   readonly #limit: number;
-  readonly #run: (key: string, item: T) => Promise<void>;
+  readonly #run: (key: string, item: T, done: () => void) => void;
   #idleWaiters: Array<() => void> = [];
+  /** Inside #pump's loop: an item finished synchronously is picked up by the loop, not by recursion. */
+  #pumping = false;
 
-  constructor(concurrency: number, limit: number, run: (key: string, item: T) => Promise<void>) {
+  constructor(concurrency: number, limit: number, run: (key: string, item: T, done: () => void) => void) {
     this.#concurrency = concurrency;
     this.#limit = limit;
     this.#run = run;
@@ -46,6 +49,17 @@ export class OrderedQueue<T> {
   }
 
   #pump(): void {
+    if (this.#pumping) return;
+    this.#pumping = true;
+    try {
+      this.#fill();
+    } finally {
+      this.#pumping = false;
+    }
+    if (this.#pending === 0 && this.#active.size === 0) for (const w of this.#idleWaiters.splice(0)) w();
+  }
+
+  #fill(): void {
     while (this.#active.size < this.#concurrency && this.#ready.length > 0) {
       const key = this.#ready.shift()!;
       const list = this.#waiting.get(key)!;
@@ -53,14 +67,19 @@ export class OrderedQueue<T> {
       if (list.length === 0) this.#waiting.delete(key);
       this.#pending--;
       this.#active.add(key);
-      this.#run(key, item)
-        .catch(() => undefined)
-        .finally(() => {
-          this.#active.delete(key);
-          if (this.#waiting.has(key)) this.#ready.push(key);
-          this.#pump();
-          if (this.#pending === 0 && this.#active.size === 0) for (const w of this.#idleWaiters.splice(0)) w();
-        });
+      let finished = false;
+      const done = () => {
+        if (finished) return;
+        finished = true;
+        this.#active.delete(key);
+        if (this.#waiting.has(key)) this.#ready.push(key);
+        this.#pump();
+      };
+      try {
+        this.#run(key, item, done);
+      } catch {
+        done();
+      }
     }
   }
 
