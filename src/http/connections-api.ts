@@ -101,22 +101,8 @@ export function mountConnectionsApi(app: TemplatedApp, options: ConnectionsApiOp
           work = () => reply;
         }
       }
-      serve(
-        res,
-        () => {
-          const result = work();
-          // bad input found after an await (the body) still maps to its 4xx
-          return result instanceof Promise
-            ? result.catch((err: unknown) => {
-                const reply = toReply(err);
-                if (reply) return reply;
-                throw err;
-              })
-            : result;
-        },
-        onError,
-        onStatus,
-      );
+      // bad input found after an await (the body) still maps to its 4xx
+      serve(res, work, onError, onStatus, toReply);
     };
   }
 
@@ -131,7 +117,7 @@ export function mountConnectionsApi(app: TemplatedApp, options: ConnectionsApiOp
   }
 
   /** A frame for a connection: straight to it when this process owns it, else through its gateway. */
-  async function sendTo(id: string, body: Uint8Array, binary: boolean): Promise<Reply> {
+  function sendTo(id: string, body: Uint8Array, binary: boolean): Promise<Reply> | Reply {
     const local = options.local?.send(id, body, binary);
     if (local !== undefined) return local ? SENT : missing(id);
     return overNats(id, subjects.out(id), body, binary ? BINARY_HEADERS : undefined, SENT);
@@ -144,22 +130,29 @@ export function mountConnectionsApi(app: TemplatedApp, options: ConnectionsApiOp
     return overNats(id, subjects.ctl(id), JSON.stringify(cmd), undefined, NO_CONTENT);
   }
 
-  /** A request to the owning gateway, its answer mapped to HTTP. */
-  async function overNats(id: string, subject: string, payload: Uint8Array | string, headers: MsgHdrs | undefined, success: Reply): Promise<Reply> {
-    let answer: ControlReply;
-    try {
-      const m = await requester.request(subject, payload, headers);
-      // the common answer, recognized without parsing
-      answer = m.data.length === 11 && m.string() === '{"ok":true}' ? OK : m.json<ControlReply>();
-    } catch (err) {
-      // no gateway listens for this id: it died, or never existed
-      if (err instanceof NoRespondersError) return missing(id);
-      if (err instanceof RequestTimeoutError) return errorReply(504, 'gateway_timeout', `the gateway owning ${id} did not answer within ${options.requestTimeout} ms`);
-      throw err;
-    }
-    if (answer.ok) return success;
-    if (answer.error === 'gone') return missing(id);
-    return errorReply(400, 'invalid', answer.message ?? 'refused by the gateway');
+  /**
+   * A request to the owning gateway, its answer mapped to HTTP. One promise per request, made here:
+   * the send route runs this for every message.
+   */
+  function overNats(id: string, subject: string, payload: Uint8Array | string, headers: MsgHdrs | undefined, success: Reply): Promise<Reply> {
+    return new Promise((resolve, reject) => {
+      requester.send(subject, payload, headers, (err, m) => {
+        // no gateway listens for this id: it died, or never existed
+        if (err instanceof NoRespondersError) return resolve(missing(id));
+        if (err instanceof RequestTimeoutError) return resolve(errorReply(504, 'gateway_timeout', `the gateway owning ${id} did not answer within ${options.requestTimeout} ms`));
+        if (err) return reject(err);
+        let answer: ControlReply;
+        try {
+          // the common answer, recognized without parsing
+          answer = m!.data.length === 11 && m!.string() === '{"ok":true}' ? OK : m!.json<ControlReply>();
+        } catch (e) {
+          return reject(e);
+        }
+        if (answer.ok) resolve(success);
+        else if (answer.error === 'gone') resolve(missing(id));
+        else resolve(errorReply(400, 'invalid', answer.message ?? 'refused by the gateway'));
+      });
+    });
   }
 
   function query(req: HttpRequest): URLSearchParams {
@@ -202,7 +195,7 @@ export function mountConnectionsApi(app: TemplatedApp, options: ConnectionsApiOp
       const binary = /^application\/octet-stream\b/i.test(req.getHeader('content-type'));
       const body = readBody(res, req, options.maxPayload);
       parseConnectionId(id);
-      return async () => sendTo(id, await body, binary);
+      return () => body.then((b) => sendTo(id, b, binary));
     }),
   );
 

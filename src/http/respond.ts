@@ -44,36 +44,41 @@ function write(res: HttpResponse, reply: Reply): void {
   }
 }
 
+const INTERNAL = errorReply(500, 'internal', 'internal error');
+
 /**
  * Runs an async route: registers onAborted before the first await (uWS requires it), corks the
  * answer after the async gap, and turns an unexpected error into a 500 without touching a dead response.
+ * `mapError` turns an expected error (bad input found after an await) into its reply first.
  */
-export function serve(res: HttpResponse, work: () => Promise<Reply> | Reply, onError: (err: unknown) => void, onStatus?: (status: number) => void): void {
+export function serve(res: HttpResponse, work: () => Promise<Reply> | Reply, onError: (err: unknown) => void, onStatus?: (status: number) => void, mapError?: (err: unknown) => Reply | null): void {
   let aborted = false;
   res.onAborted(() => {
     aborted = true;
   });
+  const failed = (err: unknown): Reply => {
+    const mapped = mapError?.(err);
+    if (mapped) return mapped;
+    onError(err);
+    return INTERNAL;
+  };
   let result: Promise<Reply> | Reply;
   try {
     result = work();
   } catch (err) {
-    onError(err);
-    result = errorReply(500, 'internal', 'internal error');
+    result = failed(err);
   }
   if (!(result instanceof Promise)) {
     onStatus?.(result.status);
     write(res, result);
     return;
   }
-  result
-    .catch((err: unknown) => {
-      onError(err);
-      return errorReply(500, 'internal', 'internal error');
-    })
-    .then((reply) => {
-      onStatus?.(reply.status);
-      if (!aborted) res.cork(() => write(res, reply));
-    });
+  // one reaction for both outcomes: this runs for every API request
+  const answer = (reply: Reply) => {
+    onStatus?.(reply.status);
+    if (!aborted) res.cork(() => write(res, reply));
+  };
+  result.then(answer, (err: unknown) => answer(failed(err)));
 }
 
 export class BodyTooLargeError extends Error {}

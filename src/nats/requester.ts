@@ -16,11 +16,13 @@ export class RequestTimeoutError extends WsgwError {
   }
 }
 
+/** Gets the answer, or the error (NoRespondersError, RequestTimeoutError, a closed connection). */
+export type Answered = (err: Error | null, msg?: Msg) => void;
+
 interface Pending {
   readonly subject: string;
   readonly deadline: number;
-  readonly resolve: (m: Msg) => void;
-  readonly reject: (e: Error) => void;
+  readonly answered: Answered;
 }
 
 const SWEEP_MS = 50;
@@ -53,8 +55,8 @@ export class Requester {
         const p = this.#pending.get(token);
         if (!p) return;
         this.#pending.delete(token);
-        if (msg.headers && msg.headers.code === 503 && msg.data.length === 0) p.reject(new NoRespondersError(p.subject));
-        else p.resolve(msg);
+        if (msg.headers && msg.headers.code === 503 && msg.data.length === 0) p.answered(new NoRespondersError(p.subject));
+        else p.answered(null, msg);
       },
     });
     // deadlines are all `now + timeoutMs`, so the map's insertion order is deadline order
@@ -63,20 +65,26 @@ export class Requester {
       for (const [token, p] of this.#pending) {
         if (p.deadline > now) break;
         this.#pending.delete(token);
-        p.reject(new RequestTimeoutError(p.subject, this.#timeoutMs));
+        p.answered(new RequestTimeoutError(p.subject, this.#timeoutMs));
       }
     }, SWEEP_MS);
     this.#timer.unref();
   }
 
   request(subject: string, payload: Uint8Array | string, headers?: MsgHdrs): Promise<Msg> {
+    return new Promise((resolve, reject) => this.send(subject, payload, headers, (err, msg) => (err ? reject(err) : resolve(msg!))));
+  }
+
+  /**
+   * The same request with a callback, for paths that run per message (no promise per request).
+   * `answered` is called once, never synchronously; a publish on a closed connection throws.
+   */
+  send(subject: string, payload: Uint8Array | string, headers: MsgHdrs | undefined, answered: Answered): void {
     const token = (this.#next++).toString(36);
-    return new Promise((resolve, reject) => {
-      // each HTTP request arrives in its own uWS callback, and nats.js would write its socket after
-      // each one; hand this turn's over together instead, so a burst of requests costs one write
-      this.#out.publish(subject, payload, headers, this.#prefix + token);
-      this.#pending.set(token, { subject, deadline: Date.now() + this.#timeoutMs, resolve, reject });
-    });
+    // each HTTP request arrives in its own uWS callback, and nats.js would write its socket after
+    // each one; hand this turn's over together instead, so a burst of requests costs one write
+    this.#out.publish(subject, payload, headers, this.#prefix + token);
+    this.#pending.set(token, { subject, deadline: Date.now() + this.#timeoutMs, answered });
   }
 
   /** A plain publish, batched with this turn's requests. */
@@ -89,7 +97,7 @@ export class Requester {
     this.#out.flush();
     clearInterval(this.#timer);
     this.#sub.unsubscribe();
-    for (const p of this.#pending.values()) p.reject(new RequestTimeoutError(p.subject, 0));
+    for (const p of this.#pending.values()) p.answered(new RequestTimeoutError(p.subject, 0));
     this.#pending.clear();
   }
 }
