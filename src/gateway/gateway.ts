@@ -179,6 +179,9 @@ export async function createGateway(options: GatewayOptions): Promise<Gateway> {
     return subject;
   };
 
+  /** The last upgrade's path, shared by the next connections with the same one. */
+  let lastUpgradePath = '';
+
   // --- outbound: corked, batched per socket -------------------------------------------------
   let dirty: ConnData[] = [];
   let flushScheduled = false;
@@ -490,8 +493,11 @@ export async function createGateway(options: GatewayOptions): Promise<Gateway> {
     sendPingsAutomatically: true,
     compression: uWS.DISABLED,
     upgrade(res, req, context) {
-      // copy req data now: it dies with this callback
-      const url = req.getUrl();
+      // copy req data now: it dies with this callback; the path is kept in the connection's record,
+      // and most clients share one, so an equal path reuses the previous connection's string
+      let url = req.getUrl();
+      if (url === lastUpgradePath) url = lastUpgradePath;
+      else lastUpgradePath = url;
       let query = req.getQuery() ?? '';
       const key = req.getHeader('sec-websocket-key');
       const offered = req.getHeader('sec-websocket-protocol');
