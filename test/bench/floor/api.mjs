@@ -34,3 +34,4 @@ app.listen('127.0.0.1', 0, (token) => {
   process.stdout.write(JSON.stringify({ port: uWS.us_socket_local_port(token) }) + '\n');
 });
 process.on('SIGTERM', () => process.exit(0));
+process.on('SIGINT', () => process.exit(0));
