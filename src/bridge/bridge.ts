@@ -131,32 +131,44 @@ export async function createBridge(options: BridgeOptions): Promise<Bridge> {
     const chunks: Buffer[] = [];
     let size = 0;
     let tooLarge = false;
-    pool.dispatch(
-      { path, method: 'POST', headers: h, body: ev.body, headersTimeout: config.bridgeTimeout, bodyTimeout: config.bridgeTimeout },
-      {
-        // undici tells the handler API apart by this method (without it, it asks for the legacy onConnect)
-        onRequestStart() {},
-        onResponseStart(_controller, statusCode, headers) {
-          status = statusCode;
-          answerHeaders = headers;
+    // once only: a throw out of the dispatch below must not report an attempt that already reported
+    let reported = false;
+    const answered = (err: Error | null, answer?: Answer) => {
+      if (reported) return;
+      reported = true;
+      done(err, answer);
+    };
+    try {
+      pool.dispatch(
+        { path, method: 'POST', headers: h, body: ev.body, headersTimeout: config.bridgeTimeout, bodyTimeout: config.bridgeTimeout },
+        {
+          // undici tells the handler API apart by this method (without it, it asks for the legacy onConnect)
+          onRequestStart() {},
+          onResponseStart(_controller, statusCode, headers) {
+            status = statusCode;
+            answerHeaders = headers;
+          },
+          onResponseData(controller, chunk) {
+            size += chunk.length;
+            if (size > config.maxPayload) {
+              tooLarge = true;
+              controller.abort(new AnswerTooLarge(`answer larger than ${config.maxPayload} bytes`));
+              return;
+            }
+            chunks.push(chunk);
+          },
+          onResponseEnd() {
+            answered(null, { status, headers: answerHeaders, body: chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks) });
+          },
+          onResponseError(_controller, err) {
+            answered(tooLarge ? new AnswerTooLarge(`answer larger than ${config.maxPayload} bytes`) : err);
+          },
         },
-        onResponseData(controller, chunk) {
-          size += chunk.length;
-          if (size > config.maxPayload) {
-            tooLarge = true;
-            controller.abort(new AnswerTooLarge(`answer larger than ${config.maxPayload} bytes`));
-            return;
-          }
-          chunks.push(chunk);
-        },
-        onResponseEnd() {
-          done(null, { status, headers: answerHeaders, body: chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks) });
-        },
-        onResponseError(_controller, err) {
-          done(tooLarge ? new AnswerTooLarge(`answer larger than ${config.maxPayload} bytes`) : err);
-        },
-      },
-    );
+      );
+    } catch (err) {
+      // undici reports through the handler; a throw here (a request it refuses outright) is an attempt's error too
+      answered(err as Error);
+    }
   }
 
   const control = (id: string, command: ControlCommand) => requestControl(nc, subjects, id, command, config.bridgeTimeout, log);
@@ -251,8 +263,8 @@ export async function createBridge(options: BridgeOptions): Promise<Bridge> {
   /**
    * One event, attempt by attempt: a 5xx, a timeout or a connection error is retried after a backoff,
    * then given up; `done` frees the connection's turn. Callbacks rather than an async loop: this runs
-   * for every frame, and the promises of the loop, the request and the answer were a tenth of the
-   * bridge's time.
+   * for every frame, and dropping the promises of the loop, the request and the answer cut the
+   * bridge's CPU per frame by about a tenth.
    */
   function deliver(ev: BridgeEvent, done: () => void, attempt: number): void {
     const started = performance.now();
