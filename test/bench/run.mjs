@@ -1,6 +1,6 @@
 // `npm run bench`: every scenario in one run on this machine, each next to the bound measured in the
 // same run. Starts its own nats-server on a free port; every process it starts is stopped at the end.
-// Usage: npm run bench [-- --duration 5 --only local,worker]  (keys: bound local worker worker1k worker20k
+// Usage: npm run bench [-- --duration 5 --repeat 3 --only local,worker]  (keys: bound local worker worker1k worker20k
 // floor floor20k bridge floorbridge pushpin httpbound httpsend httpsendgw httpbroadcast httpfloor fanoutbound fanout
 // idlelocal idle idle100k)
 import { spawn, execFileSync } from 'node:child_process';
@@ -11,10 +11,12 @@ import { parseArgs } from 'node:util';
 import { fileURLToPath } from 'node:url';
 
 const root = fileURLToPath(new URL('../../', import.meta.url));
-const { values: opts } = parseArgs({ options: { duration: { type: 'string', default: '5' }, only: { type: 'string', default: '' }, 'render-only': { type: 'boolean', default: false } } });
+const { values: opts } = parseArgs({ options: { duration: { type: 'string', default: '5' }, only: { type: 'string', default: '' }, repeat: { type: 'string', default: '1' }, 'render-only': { type: 'boolean', default: false } } });
+// --repeat N: every scenario but the idle ones runs N times, in rounds (bound, local, worker, ...,
+// then again), and each row reports its median run; a figure here moves by ±20% from run to run
 // --render-only: no scenario runs; the table, goals and chart are rendered again from bench-results/latest.json
 const previous = opts['render-only'] ? JSON.parse(readFileSync(fileURLToPath(new URL('../../bench-results/latest.json', import.meta.url)), 'utf8')) : null;
-if (previous) opts.duration = String(previous.duration);
+if (previous) [opts.duration, opts.repeat] = [String(previous.duration), String(previous.repeat ?? 1)];
 const only = opts.only ? new Set(opts.only.split(',')) : null;
 const children = new Set();
 process.on('exit', () => children.forEach((c) => c.kill('SIGKILL')));
@@ -86,15 +88,38 @@ async function load(url, { conns = 100, inflight = 10, size = 64, rate = 0, proc
 const wsgw = (args) => start(process.execPath, [join(root, 'bin/wsgw.js'), ...args, '--log-level', 'info'], (v) => (v.msg === 'gateway listening' ? v.port : v.msg === 'worker subscribed' ? true : undefined));
 
 const results = [];
-async function scenario(key, label, fn) {
+/** Scenarios in file order; `runAll` runs them (in rounds with --repeat). */
+const registry = [];
+async function scenario(key, label, fn, { once = false } = {}) {
   if (previous || (only && !only.has(key))) return;
-  process.stderr.write(`running ${label} ...\n`);
+  registry.push({ key, label, fn, once });
+}
+async function runOnce({ key, label, fn }, round, rounds) {
+  process.stderr.write(`running ${label}${rounds > 1 ? ` (round ${round} of ${rounds})` : ''} ...\n`);
   try {
-    results.push({ key, label, ...(await fn()) });
+    return { key, label, ...(await fn()) };
   } catch (err) {
-    results.push({ key, label, error: String(err.message ?? err).split('\n')[0] });
     if (process.env.BENCH_DEBUG) process.stderr.write(String(err.stack ?? err) + '\n');
+    return { key, label, error: String(err.message ?? err).split('\n')[0] };
   }
+}
+/** The run with the median rate (the lower middle one for an even count), its own percentiles with it, and every run's rate in the note. */
+function medianRun(runs) {
+  const ok = runs.filter((r) => !r.error && !r.missing);
+  if (ok.length < runs.length) return runs.find((r) => r.error) ?? runs[0];
+  if (ok.length === 1) return ok[0];
+  const sorted = [...ok].sort((a, b) => a.rate - b.rate);
+  const mid = sorted[Math.floor((sorted.length - 1) / 2)];
+  const list = ok.map((r) => r.rate.toLocaleString('en-US')).join(', ');
+  return { ...mid, rates: ok.map((r) => r.rate), note: `median of ${ok.length} runs (${list})${mid.note ? `; ${mid.note}` : ''}` };
+}
+async function runAll() {
+  const rounds = Math.max(1, Math.min(Number(opts.repeat) || 1, 9));
+  const runs = new Map(registry.map((s) => [s.key, []]));
+  for (let round = 1; round <= rounds; round++) {
+    for (const s of registry) if (round === 1 || !s.once) runs.get(s.key).push(await runOnce(s, round, s.once ? 1 : rounds));
+  }
+  for (const s of registry) results.push(medianRun(runs.get(s.key)));
 }
 
 const nats = previous ? { url: '', version: previous.machine.natsServer, stop: async () => {} } : await startNats();
@@ -495,9 +520,11 @@ async function idle({ mode, conns, procs = 1, perGen = 15_000 }) {
     await g.stop();
   }
 }
-await scenario('idlelocal', 'idle 15k connections, wsgw local (no NATS, no KV): connect rate', () => idle({ mode: 'local', conns: 15_000, perGen: 7_500 }));
-await scenario('idle', 'idle 15k connections, one gateway process with KV registration', () => idle({ mode: 'gateway', conns: 15_000, perGen: 7_500 }));
-await scenario('idle100k', 'idle 100k connections, wsgw gateway --procs 6 with KV registration', () => idle({ mode: 'gateway', conns: 100_000, procs: 6 }));
+// the idle scenarios take minutes each (connecting, then waiting for V8 to release memory): once
+await scenario('idlelocal', 'idle 15k connections, wsgw local (no NATS, no KV): connect rate', () => idle({ mode: 'local', conns: 15_000, perGen: 7_500 }), { once: true });
+await scenario('idle', 'idle 15k connections, one gateway process with KV registration', () => idle({ mode: 'gateway', conns: 15_000, perGen: 7_500 }), { once: true });
+await scenario('idle100k', 'idle 100k connections, wsgw gateway --procs 6 with KV registration', () => idle({ mode: 'gateway', conns: 100_000, procs: 6 }), { once: true });
+await runAll();
 await nats.stop();
 
 const bound = results.find((r) => r.key === 'bound')?.rate;
@@ -571,10 +598,10 @@ function chart() {
   return out.join('\n') + '\n';
 }
 
-const header = `${machine.cores} × ${machine.cpu}, Node ${machine.node}, ${machine.natsServer}; ${opts.duration} s per scenario, 100 connections × 10 in flight unless said`;
+const header = `${machine.cores} × ${machine.cpu}, Node ${machine.node}, ${machine.natsServer}; ${opts.duration} s per scenario${Number(opts.repeat) > 1 ? `, each row the median of ${opts.repeat} rounds (idle rows: one)` : ''}, 100 connections × 10 in flight unless said`;
 process.stdout.write(`\n${header}\n\n${table}\n\n${goalTable}\n`);
 mkdirSync(join(root, 'bench-results'), { recursive: true });
-writeFileSync(join(root, 'bench-results/latest.json'), JSON.stringify({ machine, duration: Number(opts.duration), results, goals }, null, 2));
+writeFileSync(join(root, 'bench-results/latest.json'), JSON.stringify({ machine, duration: Number(opts.duration), repeat: Number(opts.repeat), results, goals }, null, 2));
 writeFileSync(join(root, 'bench-results/latest.svg'), chart());
 writeFileSync(join(root, 'bench-results/latest.md'), `${header}\n\n${table}\n\n${goalTable}\n`);
 if (!only) {
