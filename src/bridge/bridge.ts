@@ -3,14 +3,14 @@ import type { Msg, NatsConnection, Subscription } from '@nats-io/transport-node'
 import type { Logger } from 'pino';
 import type { Config } from '../config/schema.js';
 import { isApplicationCloseCode, truncateReason } from '../protocol/close-codes.js';
-import type { AuthReply, CloseEvent, ControlCommand, OpenEvent } from '../protocol/events.js';
-import { BINARY_HEADERS, requestControl } from '../nats/control.js';
+import type { AuthReply, CloseEvent, OpenEvent } from '../protocol/events.js';
+import { BINARY_HEADER_BYTES, orderedControl } from '../nats/control.js';
 import { readFrameMeta } from '../handlers/frame-meta.js';
 import { isConnectionId } from '../protocol/ids.js';
 import type { Subjects } from '../protocol/subjects.js';
 import { isToken } from '../protocol/tokens.js';
 import { within } from '../nats/connect.js';
-import { Requester } from '../nats/requester.js';
+import { RawPublisher } from '../nats/raw-publish.js';
 import { OrderedQueue } from './ordered-queue.js';
 import { sign } from './signature.js';
 import type { Metrics } from '../metrics/metrics.js';
@@ -88,6 +88,11 @@ function one(value: string | string[] | undefined): string | undefined {
   return Array.isArray(value) ? value[0] : value;
 }
 
+/** An answer sent as `application/octet-stream` becomes a binary frame; anything else, text. */
+function isBinary(headers: AnswerHeaders): boolean {
+  return /^application\/octet-stream\b/i.test(one(headers['content-type']) ?? '');
+}
+
 /**
  * `wsgw bridge`: consumes the inbound subjects in a queue group and POSTs each event to the
  * application; the application's answers become frames, topic changes and closes. One request in
@@ -101,7 +106,7 @@ export async function createBridge(options: BridgeOptions): Promise<Bridge> {
   const pool = new Pool(target.origin, { connections: config.bridgeConcurrency, keepAliveTimeout: 30_000, pipelining: 1, connectTimeout: config.bridgeTimeout });
   // answers become publishes handed to nats.js once per event-loop turn: each HTTP answer arrives in
   // its own I/O callback, and nats.js would otherwise write its socket once per answer
-  const out = new Requester(nc, config.bridgeTimeout);
+  const out = new RawPublisher(nc, setImmediate);
   const stats = { delivered: 0, retried: 0, givenUp: 0 };
   const queue = new OrderedQueue<BridgeEvent>(config.bridgeConcurrency, config.bridgeQueue, (_key, ev, done) => deliver(ev, done, 0));
   // the counters' children, looked up once (prom-client hashes the label values on every labels() call)
@@ -171,7 +176,7 @@ export async function createBridge(options: BridgeOptions): Promise<Bridge> {
     }
   }
 
-  const control = (id: string, command: ControlCommand) => requestControl(nc, subjects, id, command, config.bridgeTimeout, log);
+  const control = orderedControl(out, nc, subjects, config.bridgeTimeout, log);
 
   /**
    * Applies the application's answer: topics, then the body as a frame, then a close. Synchronous
@@ -205,10 +210,7 @@ export async function createBridge(options: BridgeOptions): Promise<Bridge> {
 
   /** The answer's frame and close, after its topics. */
   function finish(ev: BridgeEvent, { status, headers, body }: Answer): void {
-    if (body.length > 0 && status !== 204) {
-      const binary = /^application\/octet-stream\b/i.test(one(headers['content-type']) ?? '');
-      out.publish(subjects.out(ev.id), body, binary ? BINARY_HEADERS : undefined);
-    }
+    if (body.length > 0 && status !== 204) out.publish(subjects.out(ev.id), body, isBinary(headers) ? BINARY_HEADER_BYTES : undefined);
     const closeHeader = one(headers[ANSWER.close]);
     if (closeHeader !== undefined) {
       const code = Number(closeHeader);
@@ -243,7 +245,7 @@ export async function createBridge(options: BridgeOptions): Promise<Bridge> {
   }
 
   function messageOf(body: Buffer, headers: AnswerHeaders): { message: string; binary: boolean } {
-    const binary = /^application\/octet-stream\b/i.test(one(headers['content-type']) ?? '');
+    const binary = isBinary(headers);
     return { message: binary ? body.toString('base64') : body.toString('utf8'), binary };
   }
 
@@ -388,7 +390,7 @@ export async function createBridge(options: BridgeOptions): Promise<Bridge> {
     async close() {
       await Promise.all(subs.map((s) => s.drain().catch(() => undefined)));
       await within(queue.idle(), config.bridgeTimeout);
-      out.close(); // the last answers' publishes go out
+      out.flush(); // the last answers' publishes go out
       await pool.close();
     },
   };

@@ -1,9 +1,9 @@
 import type { Msg, MsgHdrs, NatsConnection, Subscription } from '@nats-io/transport-node';
-import { BINARY_HEADERS, CONTROL_TIMEOUT_MS, requestControl } from '../nats/control.js';
-import { encodeHeaders, RawPublisher } from '../nats/raw-publish.js';
+import { BINARY_HEADER_BYTES, CONTROL_TIMEOUT_MS, orderedControl } from '../nats/control.js';
+import { RawPublisher } from '../nats/raw-publish.js';
 import type { Logger } from 'pino';
 import { readFrameMeta } from './frame-meta.js';
-import type { CloseEvent, ControlCommand, OpenEvent, RequestInfo } from '../protocol/events.js';
+import type { CloseEvent, OpenEvent, RequestInfo } from '../protocol/events.js';
 import type { Subjects } from '../protocol/subjects.js';
 import { assertToken } from '../protocol/tokens.js';
 import { parseConnectionId } from '../protocol/ids.js';
@@ -38,8 +38,6 @@ export interface Worker {
 }
 
 const DEFAULT_CACHE_SIZE = 50_000;
-/** BINARY_HEADERS encoded once. */
-const BINARY_HEADER_BYTES = encodeHeaders(BINARY_HEADERS);
 
 /**
  * Runs a handler module against NATS: joins the queue group on `P.in.open`, `P.in.msg.>` and
@@ -51,26 +49,21 @@ export async function createWorker(options: WorkerOptions): Promise<Worker> {
   const cacheSize = options.cacheSize ?? DEFAULT_CACHE_SIZE;
   const conns = new Map<string, HostConn>();
   let handled = 0;
+  /** Keeps `value` under `id` in a cache of the `cacheSize` most recently added ids. */
+  function remember<V>(cache: Map<string, V>, id: string, value: V): V {
+    cache.set(id, value);
+    if (cache.size > cacheSize) cache.delete(cache.keys().next().value!);
+    return value;
+  }
   /** `P.out.<id>` per recently seen connection: building it validates the id, on every send otherwise. */
   const outSubjects = new Map<string, string>();
-  const outSubject = (id: string): string => {
-    let subject = outSubjects.get(id);
-    if (subject === undefined) {
-      subject = subjects.out(id);
-      outSubjects.set(id, subject);
-      if (outSubjects.size > cacheSize) outSubjects.delete(outSubjects.keys().next().value!);
-    }
-    return subject;
-  };
+  const outSubject = (id: string): string => outSubjects.get(id) ?? remember(outSubjects, id, subjects.out(id));
 
   // the handler's sends, closes and broadcasts, written as protocol bytes and handed to nats.js once
   // per microtask burst (every one of them goes through here, so they stay in call order; a control
   // request flushes them first)
   const out = new RawPublisher(nc, queueMicrotask);
-  const control = (id: string, command: ControlCommand) => {
-    out.flush();
-    return requestControl(nc, subjects, id, command, CONTROL_TIMEOUT_MS, log);
-  };
+  const control = orderedControl(out, nc, subjects, CONTROL_TIMEOUT_MS, log);
 
   const host: ConnectionHost = {
     node: 'worker',
@@ -90,11 +83,6 @@ export async function createWorker(options: WorkerOptions): Promise<Worker> {
   const runtime = new HandlerRuntime(options.handler, host, log.child({ component: 'handler' }), () => options.metrics?.handlerErrors.inc());
   const hot = options.metrics?.hot;
 
-  function remember(conn: HostConn): HostConn {
-    conns.set(conn.id, conn);
-    if (conns.size > cacheSize) conns.delete(conns.keys().next().value!);
-    return conn;
-  }
   async function resolveConn(id: string, gateway: string): Promise<HostConn> {
     const known = conns.get(id);
     if (known) return known;
@@ -104,7 +92,7 @@ export async function createWorker(options: WorkerOptions): Promise<Worker> {
     } catch (err) {
       log.warn({ err, conn: id }, 'could not read connection record');
     }
-    return remember(new HostConn(host, id, gateway, request));
+    return remember(conns, id, new HostConn(host, id, gateway, request));
   }
 
   /** An inbound event: from a core subscription, or a durable stream message (then `done` acks it). */
@@ -129,7 +117,7 @@ export async function createWorker(options: WorkerOptions): Promise<Worker> {
     handled++;
     if (hot) hot.workerOpens++;
     const { id, gateway, connectedAt: _c, authorized: _a, ...request } = ev;
-    runtime.open(remember(new HostConn(host, id, gateway, request)), done);
+    runtime.open(remember(conns, id, new HostConn(host, id, gateway, request)), done);
   }
 
   const routeOffset = subjects.inMsgAll.length - 1;

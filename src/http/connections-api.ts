@@ -1,5 +1,5 @@
 import type { HttpRequest, HttpResponse, TemplatedApp } from 'uWebSockets.js';
-import type { MsgHdrs, NatsConnection } from '@nats-io/transport-node';
+import type { NatsConnection } from '@nats-io/transport-node';
 import type { Logger } from 'pino';
 import { InvalidTokenError, WsgwError } from '../errors/errors.js';
 import { isApplicationCloseCode } from '../protocol/close-codes.js';
@@ -11,7 +11,7 @@ import type { ConnectionDirectory } from '../nats/directory.js';
 import type { DirectoryView } from './directory-view.js';
 import type { Metrics } from '../metrics/metrics.js';
 import { NoRespondersError, RequestTimeoutError, Requester } from '../nats/requester.js';
-import { BINARY_HEADERS } from '../nats/control.js';
+import { BINARY_HEADER_BYTES } from '../nats/control.js';
 import { BodyTooLargeError, bearerMatches, constantReply, errorReply, readBody, serve, UNAUTHORIZED, type Reply } from './respond.js';
 
 export interface ConnectionsApiOptions {
@@ -120,7 +120,7 @@ export function mountConnectionsApi(app: TemplatedApp, options: ConnectionsApiOp
   function sendTo(id: string, body: Uint8Array, binary: boolean): Promise<Reply> | Reply {
     const local = options.local?.send(id, body, binary);
     if (local !== undefined) return local ? SENT : missing(id);
-    return overNats(id, subjects.out(id), body, binary ? BINARY_HEADERS : undefined, SENT);
+    return overNats(id, subjects.out(id), body, binary ? BINARY_HEADER_BYTES : undefined, SENT);
   }
 
   /** A control command, the same way. */
@@ -134,7 +134,7 @@ export function mountConnectionsApi(app: TemplatedApp, options: ConnectionsApiOp
    * A request to the owning gateway, its answer mapped to HTTP. One promise per request, made here:
    * the send route runs this for every message.
    */
-  function overNats(id: string, subject: string, payload: Uint8Array | string, headers: MsgHdrs | undefined, success: Reply): Promise<Reply> {
+  function overNats(id: string, subject: string, payload: Uint8Array | string, headers: Uint8Array | undefined, success: Reply): Promise<Reply> {
     return new Promise((resolve, reject) => {
       requester.send(subject, payload, headers, (err, m) => {
         // no gateway listens for this id: it died, or never existed
@@ -238,7 +238,7 @@ export function mountConnectionsApi(app: TemplatedApp, options: ConnectionsApiOp
       const body = readBody(res, req, options.maxPayload);
       assertToken('topic', topic);
       return async () => {
-        requester.publish(subjects.topic(topic), await body, binary ? BINARY_HEADERS : undefined);
+        requester.publish(subjects.topic(topic), await body, binary ? BINARY_HEADER_BYTES : undefined);
         return ACCEPTED;
       };
     }),

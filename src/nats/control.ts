@@ -3,10 +3,13 @@ import type { Logger } from 'pino';
 import type { ControlCommand, ControlReply } from '../protocol/events.js';
 import { Header } from '../protocol/headers.js';
 import type { Subjects } from '../protocol/subjects.js';
+import { encodeHeaders, type RawPublisher } from './raw-publish.js';
 
 /** Headers of a binary frame on `P.out` or `P.topic`; shared, never mutated. */
 export const BINARY_HEADERS: MsgHdrs = natsHeaders();
 BINARY_HEADERS.set(Header.Binary, '1');
+/** The same, encoded once, for publishes written as protocol bytes (RawPublisher, Requester). */
+export const BINARY_HEADER_BYTES: Uint8Array = encodeHeaders(BINARY_HEADERS);
 
 /** How long a control command waits for the owning gateway, unless the caller has its own setting. */
 export const CONTROL_TIMEOUT_MS = 5_000;
@@ -25,4 +28,16 @@ export async function requestControl(nc: NatsConnection, subjects: Subjects, con
     return;
   }
   if (!answer.ok && answer.error === 'invalid') log.warn({ conn: connectionId, message: answer.message }, 'gateway refused a control command');
+}
+
+/**
+ * Control requests that stay in order with what `out` has written: its pending publishes (a frame
+ * sent before a subscribe, say) are handed over first. For a process that publishes through a
+ * RawPublisher and asks for control commands through nats.js (the worker, the bridge).
+ */
+export function orderedControl(out: RawPublisher, nc: NatsConnection, subjects: Subjects, timeoutMs: number, log: Logger): (connectionId: string, command: ControlCommand) => Promise<void> {
+  return (connectionId, command) => {
+    out.flush();
+    return requestControl(nc, subjects, connectionId, command, timeoutMs, log);
+  };
 }

@@ -1,6 +1,7 @@
 import { Kvm, type KV } from '@nats-io/kv';
-import { headers, type MsgHdrs, type NatsConnection } from '@nats-io/transport-node';
+import { headers, type NatsConnection } from '@nats-io/transport-node';
 import { Requester } from './requester.js';
+import { encodeHeaders } from './raw-publish.js';
 import { jetstreamManager } from '@nats-io/jetstream';
 import type { Logger } from 'pino';
 import { connectionsBucket, gatewaysBucket } from '../protocol/subjects.js';
@@ -27,8 +28,10 @@ const WRITE_TIMEOUT_MS = 5_000;
 /** The purge lock's key in the leases bucket: not a gateway id (`=` is no token character). */
 const PURGE_KEY = 'purge=deletes';
 const EMPTY = new Uint8Array(0);
-const DELETE_HEADERS = headers();
-DELETE_HEADERS.set('KV-Operation', 'DEL');
+const deleteHeaders = headers();
+deleteHeaders.set('KV-Operation', 'DEL');
+/** A delete marker's headers, encoded once. */
+const DELETE_HEADERS = encodeHeaders(deleteHeaders);
 
 /**
  * The KV directory: one record per open connection (key = connection id) and one lease per live
@@ -77,7 +80,7 @@ export class ConnectionDirectory {
    * third of a gateway's time while clients connect.
    */
   put(record: ConnectionRecord): void {
-    this.#write(record.id, this.#codec.encode(JSON.stringify(record)), undefined, 'put');
+    this.#write(record.id, JSON.stringify(record), undefined, 'put');
   }
 
   /** Removes a connection record without waiting (a delete marker, as `kv.delete` writes). */
@@ -85,16 +88,20 @@ export class ConnectionDirectory {
     this.#write(id, EMPTY, DELETE_HEADERS, 'delete');
   }
 
-  #write(id: string, data: Uint8Array, h: MsgHdrs | undefined, what: 'put' | 'delete'): void {
+  #write(id: string, data: Uint8Array | string, h: Uint8Array | undefined, what: 'put' | 'delete'): void {
     const started = performance.now();
-    this.#writes.request(`${this.#editPrefix}.${id}`, data, h).then(
-      (ack) => {
-        this.observe?.(what, (performance.now() - started) / 1000);
-        // a JetStream acknowledgement is {"stream":...,"seq":...}; a refusal carries an error
-        if (ack.data.length > 0 && ack.string().includes('"error"')) this.#log.warn({ conn: id, ack: ack.string() }, `KV ${what} of connection record refused`);
-      },
-      (err: unknown) => this.#log.warn({ err, conn: id }, `KV ${what} of connection record failed`),
-    );
+    const answered = (err: Error | null, ack?: { data: Uint8Array; string(): string }) => {
+      if (err) return this.#log.warn({ err, conn: id }, `KV ${what} of connection record failed`);
+      this.observe?.(what, (performance.now() - started) / 1000);
+      // a JetStream acknowledgement is {"stream":...,"seq":...}; a refusal carries an error
+      if (ack!.data.length > 0 && ack!.string().includes('"error"')) this.#log.warn({ conn: id, ack: ack!.string() }, `KV ${what} of connection record refused`);
+    };
+    try {
+      this.#writes.send(`${this.#editPrefix}.${id}`, data, h, answered);
+    } catch (err) {
+      // the NATS connection is closed: reported like any failed write
+      answered(err as Error);
+    }
   }
 
   close(): void {

@@ -1,6 +1,6 @@
-import { createInbox, type Msg, type MsgHdrs, type NatsConnection, type Subscription } from '@nats-io/transport-node';
+import { createInbox, type Msg, type NatsConnection, type Subscription } from '@nats-io/transport-node';
 import { WsgwError } from '../errors/errors.js';
-import { RawPublisher } from './raw-publish.js';
+import { RawPublisher, type AnyHeaders } from './raw-publish.js';
 
 /** Nobody subscribes to the request's subject (for wsgw: the owning gateway is gone). */
 export class NoRespondersError extends WsgwError {
@@ -71,15 +71,12 @@ export class Requester {
     this.#timer.unref();
   }
 
-  request(subject: string, payload: Uint8Array | string, headers?: MsgHdrs): Promise<Msg> {
-    return new Promise((resolve, reject) => this.send(subject, payload, headers, (err, msg) => (err ? reject(err) : resolve(msg!))));
-  }
-
   /**
-   * The same request with a callback, for paths that run per message (no promise per request).
-   * `answered` is called once, never synchronously; a publish on a closed connection throws.
+   * One request; `answered` is called once, never synchronously, with the answer or the error. A
+   * callback rather than a promise: the send API and every KV record write make one per message. A
+   * publish on a closed connection throws.
    */
-  send(subject: string, payload: Uint8Array | string, headers: MsgHdrs | undefined, answered: Answered): void {
+  send(subject: string, payload: Uint8Array | string, headers: AnyHeaders | undefined, answered: Answered): void {
     const token = (this.#next++).toString(36);
     // each HTTP request arrives in its own uWS callback, and nats.js would write its socket after
     // each one; hand this turn's over together instead, so a burst of requests costs one write
@@ -88,7 +85,7 @@ export class Requester {
   }
 
   /** A plain publish, batched with this turn's requests. */
-  publish(subject: string, payload: Uint8Array | string, headers?: MsgHdrs): void {
+  publish(subject: string, payload: Uint8Array | string, headers?: AnyHeaders): void {
     this.#out.publish(subject, payload, headers);
   }
 

@@ -86,6 +86,28 @@ async function load(url, { conns = 100, inflight = 10, size = 64, rate = 0, proc
 }
 
 const wsgw = (args) => start(process.execPath, [join(root, 'bin/wsgw.js'), ...args, '--log-level', 'info'], (v) => (v.msg === 'gateway listening' ? v.port : v.msg === 'worker subscribed' ? true : undefined));
+/** A `start` of one of the bench's own scripts that prints `{"port":N}` when listening. */
+const listening = (script) => start(process.execPath, [join(root, 'test/bench', script)], (v) => v.port);
+
+/**
+ * Starts processes one after another (each ready before the next starts; a starter gets the ready
+ * values so far), runs `fn` with all of them, and stops every one started, the last first, whatever
+ * happened.
+ */
+async function using(starters, fn) {
+  const started = [];
+  try {
+    const ready = [];
+    for (const starter of starters) {
+      const proc = starter(ready);
+      started.push(proc);
+      ready.push(await proc.ready);
+    }
+    return await fn(ready);
+  } finally {
+    for (const proc of started.reverse()) await proc.stop();
+  }
+}
 
 const results = [];
 /** Scenarios in file order; `runAll` runs them (in rounds with --repeat). */
@@ -125,41 +147,16 @@ async function runAll() {
 const nats = previous ? { url: '', version: previous.machine.natsServer, stop: async () => {} } : await startNats();
 if (previous) results.push(...previous.results);
 
-await scenario('bound', 'uWS in-process echo (bound), 64 B', async () => {
-  const s = start(process.execPath, [join(root, 'test/bench/uws-echo.mjs')], (v) => v.port);
-  const port = await s.ready;
-  try {
-    return await load(`ws://127.0.0.1:${port}/`);
-  } finally {
-    await s.stop();
-  }
-});
-await scenario('local', 'wsgw local echo, 64 B', async () => {
-  const s = wsgw(['local', '-p', '0', '--host', '127.0.0.1']);
-  const port = await s.ready;
-  try {
-    return await load(`ws://127.0.0.1:${port}/ws`);
-  } finally {
-    await s.stop();
-  }
-});
+await scenario('bound', 'uWS in-process echo (bound), 64 B', () => using([() => listening('uws-echo.mjs')], ([port]) => load(`ws://127.0.0.1:${port}/`)));
+await scenario('local', 'wsgw local echo, 64 B', () => using([() => wsgw(['local', '-p', '0', '--host', '127.0.0.1'])], ([port]) => load(`ws://127.0.0.1:${port}/ws`)));
 for (const [key, label, shape] of [
   ['worker', 'gateway → NATS → worker echo, 64 B', {}],
   ['worker1k', 'gateway → NATS → worker echo, 1024 B', { size: 1024 }],
   ['worker20k', 'gateway → NATS → worker, fixed 20k msg/s, 64 B', { rate: 20_000 }],
 ]) {
-  await scenario(key, label, async () => {
+  await scenario(key, label, () => {
     const prefix = 'bench' + Math.random().toString(36).slice(2, 8);
-    const w = wsgw(['worker', '--nats', nats.url, '--prefix', prefix]);
-    await w.ready;
-    const g = wsgw(['gateway', '-p', '0', '--host', '127.0.0.1', '--nats', nats.url, '--prefix', prefix]);
-    try {
-      const port = await g.ready;
-      return await load(`ws://127.0.0.1:${port}/ws`, shape);
-    } finally {
-      await g.stop();
-      await w.stop();
-    }
+    return using([() => wsgw(['worker', '--nats', nats.url, '--prefix', prefix]), () => wsgw(['gateway', '-p', '0', '--host', '127.0.0.1', '--nats', nats.url, '--prefix', prefix])], ([, port]) => load(`ws://127.0.0.1:${port}/ws`, shape));
   });
 }
 /**
@@ -175,51 +172,22 @@ for (const [key, label, shape] of [
   ['floor', 'floor: bare uWS gateway → NATS → bare worker echo (no wsgw code), 64 B', {}],
   ['floor20k', 'floor: bare gateway → NATS → bare worker, fixed 20k msg/s, 64 B', { rate: 20_000 }],
 ]) {
-  await scenario(key, label, async () => {
-    const w = floorProc('worker.mjs', [nats.url]);
-    const g = floorProc('gateway.mjs', [nats.url]);
-    try {
-      await w.ready;
-      const port = await g.ready;
-      return await load(`ws://127.0.0.1:${port}/`, shape);
-    } finally {
-      await g.stop();
-      await w.stop();
-    }
-  });
+  await scenario(key, label, () => using([() => floorProc('worker.mjs', [nats.url]), () => floorProc('gateway.mjs', [nats.url])], ([, port]) => load(`ws://127.0.0.1:${port}/`, shape)));
 }
-await scenario('bridge', 'gateway → NATS → bridge → HTTP echo app, 64 B', async () => {
+await scenario('bridge', 'gateway → NATS → bridge → HTTP echo app, 64 B', () => {
   const prefix = 'bench' + Math.random().toString(36).slice(2, 8);
-  const app = start(process.execPath, [join(root, 'test/bench/echo-app.mjs')], (v) => v.port);
-  const appPort = await app.ready;
-  const b = start(process.execPath, [join(root, 'bin/wsgw.js'), 'bridge', '--nats', nats.url, '--prefix', prefix, '--target', `http://127.0.0.1:${appPort}/events`, '--log-level', 'info'], (v) => (v.msg === 'bridge subscribed' ? true : undefined));
-  await b.ready;
-  const g = wsgw(['gateway', '-p', '0', '--host', '127.0.0.1', '--nats', nats.url, '--prefix', prefix]);
-  try {
-    const port = await g.ready;
-    return await load(`ws://127.0.0.1:${port}/ws`);
-  } finally {
-    await g.stop();
-    await b.stop();
-    await app.stop();
-  }
+  return using(
+    [
+      () => listening('echo-app.mjs'),
+      ([appPort]) => start(process.execPath, [join(root, 'bin/wsgw.js'), 'bridge', '--nats', nats.url, '--prefix', prefix, '--target', `http://127.0.0.1:${appPort}/events`, '--log-level', 'info'], (v) => (v.msg === 'bridge subscribed' ? true : undefined)),
+      () => wsgw(['gateway', '-p', '0', '--host', '127.0.0.1', '--nats', nats.url, '--prefix', prefix]),
+    ],
+    ([, , port]) => load(`ws://127.0.0.1:${port}/ws`),
+  );
 });
-
-await scenario('floorbridge', "floor: bare gateway → NATS → bare bridge (undici, the contract's headers) → HTTP echo app, 64 B", async () => {
-  const app = start(process.execPath, [join(root, 'test/bench/echo-app.mjs')], (v) => v.port);
-  const appPort = await app.ready;
-  const b = floorProc('bridge.mjs', [nats.url, `http://127.0.0.1:${appPort}/events`]);
-  const g = floorProc('gateway.mjs', [nats.url]);
-  try {
-    await b.ready;
-    const port = await g.ready;
-    return await load(`ws://127.0.0.1:${port}/`);
-  } finally {
-    await g.stop();
-    await b.stop();
-    await app.stop();
-  }
-});
+await scenario('floorbridge', "floor: bare gateway → NATS → bare bridge (undici, the contract's headers) → HTTP echo app, 64 B", () =>
+  using([() => listening('echo-app.mjs'), ([appPort]) => floorProc('bridge.mjs', [nats.url, `http://127.0.0.1:${appPort}/events`]), () => floorProc('gateway.mjs', [nats.url])], ([, , port]) => load(`ws://127.0.0.1:${port}/`)),
+);
 
 /**
  * Pushpin (Debian's `pushpin`) in WebSocket-over-HTTP mode in front of an equivalent echo app. Debian's
@@ -294,15 +262,7 @@ async function cannon(url) {
   return { rate: Math.round(r.requests.average), p50ms: r.latency.p50, p99ms: r.latency.p99, errors: r.errors + r.timeouts + r.non2xx, conns: 50, closedEarly: 0 };
 }
 
-await scenario('httpbound', 'plain uWS HTTP endpoint answering 202 (bound for the API)', async () => {
-  const s = start(process.execPath, [join(root, 'test/bench/uws-202.mjs')], (v) => v.port);
-  const port = await s.ready;
-  try {
-    return await cannon(`http://127.0.0.1:${port}/x`);
-  } finally {
-    await s.stop();
-  }
-});
+await scenario('httpbound', 'plain uWS HTTP endpoint answering 202 (bound for the API)', () => using([() => listening('uws-202.mjs')], ([port]) => cannon(`http://127.0.0.1:${port}/x`)));
 for (const [key, label] of [
   ['httpsend', 'POST /connections/:id/messages (wsgw connections), 64 B'],
   ['httpsendgw', 'POST /connections/:id/messages on the owning gateway (--api), 64 B'],
@@ -338,22 +298,13 @@ for (const [key, label] of [
   });
 }
 
-await scenario('httpfloor', 'floor: bare API → NATS request → bare gateway (POST /connections/:id/messages), 64 B', async () => {
-  const g = floorProc('gateway.mjs', [nats.url]);
-  const api = floorProc('api.mjs', [nats.url]);
-  let sink;
-  try {
-    const [gwPort, apiPort] = await Promise.all([g.ready, api.ready]);
-    sink = start(process.execPath, [join(root, 'test/bench/sink.mjs'), `ws://127.0.0.1:${gwPort}/`, '1'], (v) => v.ready);
-    await sink.ready;
+await scenario('httpfloor', 'floor: bare API → NATS request → bare gateway (POST /connections/:id/messages), 64 B', () =>
+  using(
+    [() => floorProc('gateway.mjs', [nats.url]), () => floorProc('api.mjs', [nats.url]), ([gwPort]) => start(process.execPath, [join(root, 'test/bench/sink.mjs'), `ws://127.0.0.1:${gwPort}/`, '1'], (v) => v.ready)],
     // the floor gateway numbers its connections from 1
-    return await cannon(`http://127.0.0.1:${apiPort}/connections/1/messages`);
-  } finally {
-    await sink?.stop();
-    await api.stop();
-    await g.stop();
-  }
-});
+    ([, apiPort]) => cannon(`http://127.0.0.1:${apiPort}/connections/1/messages`),
+  ),
+);
 
 /** Broadcast fan-out: 1,000 subscribers on one topic, one publisher with 512 broadcasts outstanding. */
 async function fanout(urls) {
@@ -365,15 +316,7 @@ async function fanout(urls) {
     await g.stop();
   }
 }
-await scenario('fanoutbound', 'broadcast fan-out, uWS in-process publish (bound), 1,000 subscribers, 64 B', async () => {
-  const s = start(process.execPath, [join(root, 'test/bench/uws-fanout.mjs')], (v) => v.port);
-  const port = await s.ready;
-  try {
-    return await fanout([`ws://127.0.0.1:${port}/`]);
-  } finally {
-    await s.stop();
-  }
-});
+await scenario('fanoutbound', 'broadcast fan-out, uWS in-process publish (bound), 1,000 subscribers, 64 B', () => using([() => listening('uws-fanout.mjs')], ([port]) => fanout([`ws://127.0.0.1:${port}/`])));
 await scenario('fanout', 'broadcast fan-out, 2 gateways + worker (ctx.publish), 1,000 subscribers, 64 B', async () => {
   const prefix = 'bench' + Math.random().toString(36).slice(2, 8);
   const w = wsgw(['worker', '--nats', nats.url, '--prefix', prefix, '--handler', join(root, 'test/bench/fanout-handler.mjs')]);
