@@ -28,13 +28,12 @@ interface Pending {
 const SWEEP_MS = 50;
 
 /**
- * Request/reply for hot HTTP routes: one wildcard inbox subscription, a map of pending requests, and
+ * Request/reply for the send API and KV record writes: one wildcard inbox subscription, a map of pending requests, and
  * one sweep timer for deadlines. nats.js's own `request()` builds two Error objects (for stack traces)
  * and a timer per call, which dominated the send API's profile; here nothing is allocated for a request
  * beyond its map entry, and errors are created only when a request actually fails. Publishes are
  * written as protocol bytes at once (RawPublisher) and handed to nats.js once per event-loop turn
- * (one socket write for a burst of requests). On a closed connection a request is rejected and a
- * plain publish throws.
+ * (one socket write for a burst of requests). On a closed connection `send` and `publish` throw.
  */
 export class Requester {
   readonly #timeoutMs: number;
