@@ -2,6 +2,7 @@ import { readFileSync } from 'node:fs';
 import { connect, credsAuthenticator, nkeyAuthenticator, type Authenticator, type NatsConnection } from '@nats-io/transport-node';
 import { ConfigError } from '../errors/errors.js';
 import type { Logger } from 'pino';
+import { installFastReader } from './fast-reader.js';
 
 export type { NatsConnection };
 
@@ -74,6 +75,8 @@ export async function connectNats(options: ConnectNatsOptions): Promise<NatsConn
         pingInterval: 10_000,
         maxPingOut: 3,
       });
+      // nats.js reads as it always did when its internals are not the expected ones
+      if (!installFastReader(nc)) log.debug('nats.js internals not as expected: reading through its own parser');
       if (attempt > 0) log.info({ servers: options.servers, server: nc.getServer() }, 'connected to NATS');
       else log.debug({ server: nc.getServer() }, 'connected to NATS');
       return nc;
