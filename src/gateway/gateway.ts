@@ -30,6 +30,7 @@ import { mountPage } from '../http/ui.js';
 import type { DirectoryView } from '../http/directory-view.js';
 import { routeFromField, routeFromPath } from './route.js';
 import { RateLimiter } from './rate.js';
+import { InternedText, subjectTail } from '../nats/interned-text.js';
 import { createJwtVerifier, findToken } from '../auth/jwt.js';
 
 /** What the gateway needs from NATS; absent in local mode. */
@@ -406,6 +407,8 @@ export async function createGateway(options: GatewayOptions): Promise<Gateway> {
       publisher = new InboundPublisher(nc, config.outageBuffer, log, js, () => metrics.publishFailures.inc());
     }
     const outPrefixLength = subjects.outForGateway(gatewayId).length - 1;
+    // the ids of this gateway's connections, read from each reply's subject without decoding it
+    const outIds = new InternedText(Math.min(config.maxConnections * 2, 1 << 20));
     subs.push(
       nc.subscribe(subjects.outForGateway(gatewayId), {
         callback: (err, msg) => {
@@ -418,7 +421,7 @@ export async function createGateway(options: GatewayOptions): Promise<Gateway> {
             if (n === 1 || n % 1000 === 0) log.warn({ noResponders: n, status: h.code }, 'frames reached no worker (no responders on P.in.msg)');
             return;
           }
-          const d = conns.get(msg.subject.slice(outPrefixLength));
+          const d = conns.get(subjectTail(msg, outPrefixLength, outIds));
           if (!d || d.closed) return reply(msg, GONE_REPLY);
           deliverFrame(d, msg.data, h?.get(Header.Binary) === '1');
           reply(msg, OK_REPLY);

@@ -1,4 +1,5 @@
 import { Header } from '../protocol/headers.js';
+import { InternedText } from '../nats/interned-text.js';
 
 /** The four headers a gateway puts on every `P.in.msg` frame. */
 export interface FrameMeta {
@@ -19,11 +20,11 @@ interface HeaderSource {
  * future nats.js) goes through the public `headers` API. Same answers either way: exact-case keys,
  * trimmed values, the first value of a repeated key.
  */
-export function readFrameMeta(msg: HeaderSource): FrameMeta | null {
+export function readFrameMeta(msg: HeaderSource, texts: InternedText = shared): FrameMeta | null {
   const raw = msg as unknown as { _msg?: { hdr?: unknown }; _rdata?: unknown };
   const hdr = raw._msg?.hdr;
   if (typeof hdr === 'number' && hdr > 0 && raw._rdata instanceof Uint8Array && raw._rdata.length >= hdr) {
-    return scan(raw._rdata, hdr);
+    return scan(raw._rdata, hdr, texts);
   }
   const h = msg.headers;
   if (!h) return null;
@@ -34,6 +35,9 @@ function meta(conn: string, gateway: string, seq: string, binary: string): Frame
   if (conn === '' || gateway === '') return null;
   return { conn, gateway, seq: Number(seq), binary: binary === '1' };
 }
+
+/** The ids of recent connections, kept as strings (callers may pass their own). */
+const shared = new InternedText();
 
 const keyBytes = (k: string) => Uint8Array.from(k, (c) => c.charCodeAt(0));
 const CONN = keyBytes(Header.Connection);
@@ -55,9 +59,10 @@ function keyIs(b: Uint8Array, from: number, to: number, key: Uint8Array): boolea
 type Latin1 = Uint8Array & { latin1Slice?(from: number, to: number): string };
 
 /** Latin-1 text of b[from, to), trimmed of spaces and tabs (header values here are ASCII tokens). */
-function text(b: Latin1, from: number, to: number): string {
+function text(b: Latin1, from: number, to: number, texts?: InternedText): string {
   while (from < to && (b[from] === SPACE || b[from] === TAB)) from++;
   while (to > from && (b[to - 1] === SPACE || b[to - 1] === TAB)) to--;
+  if (texts !== undefined) return texts.get(b, from, to);
   // native: about a fifth of the cost of building the string a character at a time
   if (b.latin1Slice !== undefined) return b.latin1Slice(from, to);
   let out = '';
@@ -69,7 +74,7 @@ function text(b: Latin1, from: number, to: number): string {
  * `NATS/1.0[ status]\r\nKey: value\r\n...\r\n\r\n`, scanned in place: no string for the whole block,
  * only for the two values kept as strings.
  */
-function scan(b: Uint8Array, end: number): FrameMeta | null {
+function scan(b: Uint8Array, end: number, texts: InternedText): FrameMeta | null {
   // a status line (`NATS/1.0 503`) is a server status, never a frame
   if (b[8] === SPACE) return null;
   let at = 0;
@@ -85,8 +90,8 @@ function scan(b: Uint8Array, end: number): FrameMeta | null {
     let colon = at;
     while (colon < stop && b[colon] !== COLON) colon++;
     if (colon > at && colon < stop) {
-      if (conn === '' && keyIs(b, at, colon, CONN)) conn = text(b, colon + 1, stop);
-      else if (gateway === '' && keyIs(b, at, colon, GATEWAY)) gateway = text(b, colon + 1, stop);
+      if (conn === '' && keyIs(b, at, colon, CONN)) conn = text(b, colon + 1, stop, texts);
+      else if (gateway === '' && keyIs(b, at, colon, GATEWAY)) gateway = text(b, colon + 1, stop, texts);
       else if (seq < 0 && keyIs(b, at, colon, SEQ)) seq = Number(text(b, colon + 1, stop));
       else if (binary < 0 && keyIs(b, at, colon, BINARY)) binary = text(b, colon + 1, stop) === '1' ? 1 : 0;
     }

@@ -3,6 +3,7 @@ import { BINARY_HEADER_BYTES, CONTROL_TIMEOUT_MS, orderedControl } from '../nats
 import { RawPublisher } from '../nats/raw-publish.js';
 import type { Logger } from 'pino';
 import { readFrameMeta } from './frame-meta.js';
+import { InternedText, subjectTail } from '../nats/interned-text.js';
 import type { CloseEvent, OpenEvent, RequestInfo } from '../protocol/events.js';
 import type { Subjects } from '../protocol/subjects.js';
 import { assertToken } from '../protocol/tokens.js';
@@ -121,8 +122,10 @@ export async function createWorker(options: WorkerOptions): Promise<Worker> {
   }
 
   const routeOffset = subjects.inMsgAll.length - 1;
+  // connection ids and routes repeat from frame to frame: kept as strings, not decoded per frame
+  const texts = new InternedText(Math.min(cacheSize * 2, 1 << 20));
   function onMessage(msg: Inbound, done?: Done): void {
-    const frame = readFrameMeta(msg);
+    const frame = readFrameMeta(msg, texts);
     if (!frame) {
       log.warn({ subject: msg.subject }, 'frame without connection headers ignored');
       return done?.();
@@ -130,7 +133,7 @@ export async function createWorker(options: WorkerOptions): Promise<Worker> {
     const { conn: id, gateway } = frame;
     handled++;
     if (hot) hot.workerMessages++;
-    const message = new FrameMessage(msg.data, frame.binary, msg.subject.slice(routeOffset), frame.seq);
+    const message = new FrameMessage(msg.data, frame.binary, subjectTail(msg, routeOffset, texts), frame.seq);
     const conn = conns.get(id);
     if (conn) runtime.message(conn, message, done);
     else runtime.messageAfter(id, () => resolveConn(id, gateway), message, done);

@@ -1,0 +1,40 @@
+import t from 'tap';
+import { InternedText, subjectTail } from '../../src/nats/interned-text.js';
+
+const bytes = (s: string) => Buffer.from(s, 'utf8');
+
+t.test('the text of a byte run, the same string object each time it repeats', async (t) => {
+  const texts = new InternedText();
+  const a = bytes('wsgw.out.gw-1.AbCdEfGhIjKlMnOp');
+  const first = texts.get(a, 14, a.length);
+  t.equal(first, 'AbCdEfGhIjKlMnOp');
+  t.equal(texts.get(Buffer.from(a), 14, a.length), first, 'equal bytes elsewhere: the kept string');
+  t.equal(texts.get(Uint8Array.from(a), 9, 13), 'gw-1', 'a plain Uint8Array (no native slice)');
+  t.equal(texts.get(a, 3, 3), '', 'an empty run');
+  t.equal(texts.size, 3);
+});
+
+t.test('runs whose hashes collide are still told apart byte for byte', async (t) => {
+  const texts = new InternedText();
+  // 31 * 'A' + 'a' === 31 * 'B' + 'B': 'Aa' and 'BB' share a 31-based hash
+  t.equal(texts.get(bytes('Aa'), 0, 2), 'Aa');
+  t.equal(texts.get(bytes('BB'), 0, 2), 'BB');
+  t.equal(texts.get(bytes('Aa'), 0, 2), 'Aa');
+});
+
+t.test('non-ASCII runs are decoded as UTF-8 and not kept; a full table starts over', async (t) => {
+  const texts = new InternedText(4);
+  t.equal(texts.get(bytes('topic.zdravo-世界'), 6, bytes('topic.zdravo-世界').length), 'zdravo-世界');
+  t.equal(texts.size, 0);
+  for (const s of ['a', 'b', 'c', 'd']) texts.get(bytes(s), 0, 1);
+  t.equal(texts.size, 4);
+  t.equal(texts.get(bytes('e'), 0, 1), 'e');
+  t.equal(texts.size, 1, 'cleared, then the new one kept');
+});
+
+t.test('subjectTail reads nats.js\'s subject bytes, or the public subject of any other message', async (t) => {
+  const texts = new InternedText();
+  const core = { subject: 'unused', _msg: { subject: bytes('p.out.gw-1.xyz') } };
+  t.equal(subjectTail(core, 6, texts), 'gw-1.xyz');
+  t.equal(subjectTail({ subject: 'p.out.gw-2.abc' }, 6, texts), 'gw-2.abc');
+});
