@@ -74,7 +74,8 @@ for (const ws of sockets) {
 }
 
 let timer = null;
-if (rate > 0) {
+// no connection opened: nothing to send on (the result says so through conns and errors)
+if (rate > 0 && sockets.length > 0) {
   // fixed offered load: frames owed since the last tick (timer ticks drift, so count time, not ticks)
   let next = 0;
   let owed = 0;
