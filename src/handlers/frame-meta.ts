@@ -70,6 +70,30 @@ function text(b: Latin1, from: number, to: number, texts?: InternedText): string
   return out;
 }
 
+const ZERO = 48;
+const NINE = 57;
+
+/** The trimmed value as a number: digits read in place (no string); anything else as `Number()` reads it. */
+function number(b: Latin1, from: number, to: number): number {
+  while (from < to && (b[from] === SPACE || b[from] === TAB)) from++;
+  while (to > from && (b[to - 1] === SPACE || b[to - 1] === TAB)) to--;
+  if (to - from > 15) return Number(text(b, from, to));
+  let n = 0;
+  for (let i = from; i < to; i++) {
+    const c = b[i]!;
+    if (c < ZERO || c > NINE) return Number(text(b, from, to));
+    n = n * 10 + (c - ZERO);
+  }
+  return n;
+}
+
+/** True when the trimmed value is exactly `1`. */
+function isOne(b: Uint8Array, from: number, to: number): boolean {
+  while (from < to && (b[from] === SPACE || b[from] === TAB)) from++;
+  while (to > from && (b[to - 1] === SPACE || b[to - 1] === TAB)) to--;
+  return to - from === 1 && b[from] === ZERO + 1;
+}
+
 /**
  * `NATS/1.0[ status]\r\nKey: value\r\n...\r\n\r\n`, scanned in place: no string for the whole block,
  * only for the two values kept as strings.
@@ -92,8 +116,8 @@ function scan(b: Uint8Array, end: number, texts: InternedText): FrameMeta | null
     if (colon > at && colon < stop) {
       if (conn === '' && keyIs(b, at, colon, CONN)) conn = text(b, colon + 1, stop, texts);
       else if (gateway === '' && keyIs(b, at, colon, GATEWAY)) gateway = text(b, colon + 1, stop, texts);
-      else if (seq < 0 && keyIs(b, at, colon, SEQ)) seq = Number(text(b, colon + 1, stop));
-      else if (binary < 0 && keyIs(b, at, colon, BINARY)) binary = text(b, colon + 1, stop) === '1' ? 1 : 0;
+      else if (seq < 0 && keyIs(b, at, colon, SEQ)) seq = number(b, colon + 1, stop);
+      else if (binary < 0 && keyIs(b, at, colon, BINARY)) binary = isOne(b, colon + 1, stop) ? 1 : 0;
     }
     at = stop + 2;
   }

@@ -27,9 +27,22 @@ t.test('raw header scan and nats.js headers agree on real messages', async (t) =
   missing.set('Wsgw-Gateway', 'gw-3');
   nc.publish('x.d', 'four', { headers: missing });
   nc.publish('x.e', 'no headers');
+  // values the in-place number and flag reads must take as Number() and === '1' do
+  const odd = headers();
+  odd.set('Wsgw-Conn', 'gw-4.Yy');
+  odd.set('Wsgw-Gateway', 'gw-4');
+  odd.set('Wsgw-Seq', '1e3');
+  odd.set('Wsgw-Binary', ' 1 ');
+  nc.publish('x.f', 'five', { headers: odd });
+  const empty = headers();
+  empty.set('Wsgw-Conn', 'gw-4.Xx');
+  empty.set('Wsgw-Gateway', 'gw-4');
+  empty.set('Wsgw-Seq', '');
+  empty.set('Wsgw-Binary', '11');
+  nc.publish('x.g', 'six', { headers: empty });
   await nc.flush();
   await sub.drain();
-  t.equal(got.length, 5);
+  t.equal(got.length, 7);
   for (const m of got) {
     const viaApi = m.headers
       ? { conn: m.headers.get('Wsgw-Conn'), gateway: m.headers.get('Wsgw-Gateway'), seq: Number(m.headers.get('Wsgw-Seq')), binary: m.headers.get('Wsgw-Binary') === '1' }
@@ -41,6 +54,8 @@ t.test('raw header scan and nats.js headers agree on real messages', async (t) =
   }
   t.same(readFrameMeta(got[1]!), { conn: 'gw-1.AbCdEfGhIjKlMnOp', gateway: 'gw-1', seq: 123456, binary: true });
   t.same(readFrameMeta(got[2]!), { conn: 'gw-2.Zz', gateway: 'gw-2', seq: 9, binary: false }, 'order and spacing do not matter');
+  t.same(readFrameMeta(got[5]!), { conn: 'gw-4.Yy', gateway: 'gw-4', seq: 1000, binary: true }, 'a seq that is not plain digits reads as Number() reads it');
+  t.same(readFrameMeta(got[6]!), { conn: 'gw-4.Xx', gateway: 'gw-4', seq: 0, binary: false }, 'an empty seq is 0; only exactly 1 is binary');
   for (const m of got.slice(0, 3)) {
     // the same raw bytes as a plain Uint8Array (no Buffer methods): the JavaScript decoding path
     const raw = m as unknown as { _msg: { hdr: number }; _rdata: Uint8Array };
