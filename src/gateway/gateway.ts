@@ -30,7 +30,8 @@ import { mountPage } from '../http/ui.js';
 import type { DirectoryView } from '../http/directory-view.js';
 import { routeFromField, routeFromPath } from './route.js';
 import { RateLimiter } from './rate.js';
-import { InternedText, subjectTail } from '../nats/interned-text.js';
+import { InternedText, replySubject, subjectTail } from '../nats/interned-text.js';
+import { RawPublisher } from '../nats/raw-publish.js';
 import { createJwtVerifier, findToken } from '../auth/jwt.js';
 
 /** What the gateway needs from NATS; absent in local mode. */
@@ -136,9 +137,6 @@ function withoutToken(query: string): string {
   return q.toString();
 }
 
-function reply(msg: Msg, body: ControlReply | Uint8Array): void {
-  if (msg.reply) msg.respond(body instanceof Uint8Array ? body : JSON.stringify(body));
-}
 
 /**
  * A uWebSockets.js WebSocket frontend. With a handler it runs it in-process (local mode without NATS,
@@ -351,6 +349,8 @@ export async function createGateway(options: GatewayOptions): Promise<Gateway> {
 
   // --- NATS wiring (remote-handler and shared-state modes) ------------------------------------
   let publisher: InboundPublisher | null = null;
+  /** Answers to the requests on P.out and P.ctl (remote-handler and shared-state modes). */
+  let acks: RawPublisher | null = null;
   let lease: LeaseKeeper | null = null;
   let sweeper: Sweeper | null = null;
   let reconcileTimer: NodeJS.Timeout | null = null;
@@ -406,6 +406,13 @@ export async function createGateway(options: GatewayOptions): Promise<Gateway> {
       }
       publisher = new InboundPublisher(nc, config.outageBuffer, log, js, () => metrics.publishFailures.inc());
     }
+    // answers to requests on P.out and P.ctl (the connection API's sends and controls), written as
+    // protocol bytes and handed to nats.js once per event-loop turn
+    const out = (acks = new RawPublisher(nc, setImmediate));
+    const reply = (msg: Msg, body: ControlReply | Uint8Array): void => {
+      const to = replySubject(msg);
+      if (to !== '') out.publish(to, body instanceof Uint8Array ? body : JSON.stringify(body));
+    };
     const outPrefixLength = subjects.outForGateway(gatewayId).length - 1;
     // the ids of this gateway's connections, read from each reply's subject without decoding it
     const outIds = new InternedText(Math.min(config.maxConnections * 2, 1 << 20));
@@ -782,6 +789,7 @@ export async function createGateway(options: GatewayOptions): Promise<Gateway> {
       await sweeper?.close();
       if (nats) {
         publisher?.flush();
+        acks?.flush();
         for (const s of subs) s.unsubscribe();
         for (const t of topicSubs.values()) t.sub?.unsubscribe();
         // bounded: with NATS unreachable these would wait for a reconnect that may never come

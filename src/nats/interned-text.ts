@@ -63,3 +63,27 @@ export function subjectTail(msg: SubjectSource, offset: number, texts: InternedT
   if (subject instanceof Uint8Array && subject.length >= offset) return texts.get(subject, offset, subject.length);
   return msg.subject.slice(offset);
 }
+
+type Latin1Slice = (this: Uint8Array, from: number, to: number) => string;
+const latin1Slice = (Buffer.prototype as unknown as { latin1Slice?: Latin1Slice }).latin1Slice;
+
+/**
+ * A core nats.js message's reply subject ('' for none), read from the bytes it keeps (`_msg.reply`):
+ * nats.js's `reply` getter runs a TextDecoder on every call when there is none (it caches the empty
+ * string, which reads as "not cached"), once per frame on a gateway's outbound subscription. Reply
+ * subjects are unique per request, so they are not interned. Anything but plain ASCII bytes, and any
+ * other message shape, takes the public `reply`.
+ */
+export function replySubject(msg: { readonly reply?: string }): string {
+  const raw = (msg as unknown as { _msg?: { reply?: unknown } })._msg;
+  if (raw !== undefined && raw !== null && typeof raw === 'object') {
+    const r = raw.reply;
+    if (r === undefined) return '';
+    if (r instanceof Uint8Array && latin1Slice !== undefined) {
+      let high = 0;
+      for (let i = 0; i < r.length; i++) high |= r[i]!;
+      if (high < 128) return latin1Slice.call(r, 0, r.length);
+    }
+  }
+  return msg.reply ?? '';
+}

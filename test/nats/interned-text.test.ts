@@ -1,5 +1,5 @@
 import t from 'tap';
-import { InternedText, subjectTail } from '../../src/nats/interned-text.js';
+import { InternedText, replySubject, subjectTail } from '../../src/nats/interned-text.js';
 
 const bytes = (s: string) => Buffer.from(s, 'utf8');
 
@@ -37,4 +37,19 @@ t.test('subjectTail reads nats.js\'s subject bytes, or the public subject of any
   const core = { subject: 'unused', _msg: { subject: bytes('p.out.gw-1.xyz') } };
   t.equal(subjectTail(core, 6, texts), 'gw-1.xyz');
   t.equal(subjectTail({ subject: 'p.out.gw-2.abc' }, 6, texts), 'gw-2.abc');
+});
+
+t.test('replySubject reads nats.js\'s reply bytes, or the public reply', async (t) => {
+  const noPublic = (raw: unknown) => ({
+    _msg: raw,
+    get reply(): string {
+      throw new Error('the public getter was used');
+    },
+  });
+  t.equal(replySubject(noPublic({ subject: bytes('a') })), '', 'none: no decoding at all');
+  t.equal(replySubject(noPublic({ reply: bytes('_INBOX.abc.1') })), '_INBOX.abc.1', 'a Buffer');
+  t.equal(replySubject(noPublic({ reply: Uint8Array.from(bytes('_INBOX.x.2')) })), '_INBOX.x.2', 'a plain Uint8Array (FastReader hands these out)');
+  t.equal(replySubject({ _msg: { reply: bytes('réponse.1') }, reply: 'réponse.1' }), 'réponse.1', 'non-ASCII: the public getter');
+  t.equal(replySubject({ reply: 'js.ack.1' }), 'js.ack.1', 'another message shape');
+  t.equal(replySubject({}), '', 'another shape without a reply');
 });
