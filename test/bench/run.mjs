@@ -1,6 +1,6 @@
 // `npm run bench`: every scenario in one run on this machine, each next to the bound measured in the
 // same run. Starts its own nats-server on a free port; every process it starts is stopped at the end.
-// Usage: npm run bench [-- --duration 5 --repeat 3 --only local,worker]  (keys: bound local worker worker1k worker20k
+// Usage: npm run bench [-- --duration 5 --repeat 3 --only local,worker --profile]  (keys: bound local worker worker1k worker20k
 // floor floor20k bridge floorbridge pushpin httpbound httpsend httpsendgw httpbroadcast httpfloor fanoutbound fanout
 // idlelocal idle idle100k)
 import { spawn, execFileSync } from 'node:child_process';
@@ -11,9 +11,12 @@ import { parseArgs } from 'node:util';
 import { fileURLToPath } from 'node:url';
 
 const root = fileURLToPath(new URL('../../', import.meta.url));
-const { values: opts } = parseArgs({ options: { duration: { type: 'string', default: '5' }, only: { type: 'string', default: '' }, repeat: { type: 'string', default: '1' }, 'render-only': { type: 'boolean', default: false } } });
+const { values: opts } = parseArgs({ options: { duration: { type: 'string', default: '5' }, only: { type: 'string', default: '' }, repeat: { type: 'string', default: '1' }, 'render-only': { type: 'boolean', default: false }, profile: { type: 'boolean', default: false } } });
 // --repeat N: every scenario but the idle ones runs N times, in rounds (bound, local, worker, ...,
 // then again), and each row reports its median run; a figure here moves by ±20% from run to run
+// --profile: every wsgw process runs under `node --cpu-prof`; each profile lands in
+// bench-results/profiles/<scenario>/<command>/ with a flame graph (SVG) beside it. Profiling slows
+// the processes, so such a run's figures are not comparable and it refreshes no docs.
 // --render-only: no scenario runs; the table, goals and chart are rendered again from bench-results/latest.json
 const previous = opts['render-only'] ? JSON.parse(readFileSync(fileURLToPath(new URL('../../bench-results/latest.json', import.meta.url)), 'utf8')) : null;
 if (previous) [opts.duration, opts.repeat] = [String(previous.duration), String(previous.repeat ?? 1)];
@@ -85,7 +88,16 @@ async function load(url, { conns = 100, inflight = 10, size = 64, rate = 0, proc
   return { conns: sum('conns'), rate: sum('rate'), p50ms: Math.max(...parts.map((p) => p.p50ms)), p99ms: Math.max(...parts.map((p) => p.p99ms)), errors: sum('errors'), closedEarly: sum('closedEarly') };
 }
 
-const wsgw = (args) => start(process.execPath, [join(root, 'bin/wsgw.js'), ...args, '--log-level', 'info'], (v) => (v.msg === 'gateway listening' ? v.port : v.msg === 'worker subscribed' ? true : undefined));
+/** The scenario running now (where --profile puts its profiles). */
+let current = '';
+const PROFILES = join(root, 'bench-results/profiles');
+// a profiling run's profiles only (an earlier run's would be mixed in)
+if (opts.profile && !previous) rmSync(PROFILES, { recursive: true, force: true });
+/** `node` flags for a wsgw process running `command` (a CPU profile with --profile). */
+const nodeFlags = (command) => (opts.profile ? ['--cpu-prof', `--cpu-prof-dir=${join(PROFILES, current, command)}`] : []);
+/** Starts `wsgw <args>` (args[0] is the command). */
+const wsgwProc = (args, ready) => start(process.execPath, [...nodeFlags(args[0]), join(root, 'bin/wsgw.js'), ...args], ready);
+const wsgw = (args) => wsgwProc([...args, '--log-level', 'info'], (v) => (v.msg === 'gateway listening' ? v.port : v.msg === 'worker subscribed' ? true : undefined));
 /** A `start` of one of the bench's own scripts that prints `{"port":N}` when listening. */
 const listening = (script) => start(process.execPath, [join(root, 'test/bench', script)], (v) => v.port);
 
@@ -117,6 +129,7 @@ async function scenario(key, label, fn, { once = false } = {}) {
   registry.push({ key, label, fn, once });
 }
 async function runOnce({ key, label, fn }, round, rounds) {
+  current = key;
   process.stderr.write(`running ${label}${rounds > 1 ? ` (round ${round} of ${rounds})` : ''} ...\n`);
   try {
     return { key, label, ...(await fn()) };
@@ -179,7 +192,7 @@ await scenario('bridge', 'gateway → NATS → bridge → HTTP echo app, 64 B', 
   return using(
     [
       () => listening('echo-app.mjs'),
-      ([appPort]) => start(process.execPath, [join(root, 'bin/wsgw.js'), 'bridge', '--nats', nats.url, '--prefix', prefix, '--target', `http://127.0.0.1:${appPort}/events`, '--log-level', 'info'], (v) => (v.msg === 'bridge subscribed' ? true : undefined)),
+      ([appPort]) => wsgwProc(['bridge', '--nats', nats.url, '--prefix', prefix, '--target', `http://127.0.0.1:${appPort}/events`, '--log-level', 'info'], (v) => (v.msg === 'bridge subscribed' ? true : undefined)),
       () => wsgw(['gateway', '-p', '0', '--host', '127.0.0.1', '--nats', nats.url, '--prefix', prefix]),
     ],
     ([, , port]) => load(`ws://127.0.0.1:${port}/ws`),
@@ -273,7 +286,7 @@ for (const [key, label] of [
     // httpsendgw: the API mounted on the gateway that owns the connection (no connection service)
     const onGateway = key === 'httpsendgw';
     const g = wsgw(['gateway', '-p', '0', '--host', '127.0.0.1', '--nats', nats.url, '--prefix', prefix, ...(onGateway ? ['--api'] : [])]);
-    const svc = onGateway ? { ready: g.ready, stop: async () => {} } : start(process.execPath, [join(root, 'bin/wsgw.js'), 'connections', '-p', '0', '--host', '127.0.0.1', '--nats', nats.url, '--prefix', prefix, '--log-level', 'info'], (v) => (v.msg === 'connection service listening' ? v.port : undefined));
+    const svc = onGateway ? { ready: g.ready, stop: async () => {} } : wsgwProc(['connections', '-p', '0', '--host', '127.0.0.1', '--nats', nats.url, '--prefix', prefix, '--log-level', 'info'], (v) => (v.msg === 'connection service listening' ? v.port : undefined));
     let sink;
     try {
       const [apiPort, gwPort] = await Promise.all([svc.ready, g.ready]);
@@ -400,7 +413,7 @@ async function idle({ mode, conns, procs = 1, perGen = 15_000 }) {
   const port = await freePort();
   const ids = new Set();
   const args = mode === 'local' ? ['local', '-p', String(port), '--host', '127.0.0.1'] : ['gateway', '-p', String(port), '--host', '127.0.0.1', '--nats', nats.url, '--prefix', prefix, '--procs', String(procs)];
-  const g = start(process.execPath, [join(root, 'bin/wsgw.js'), ...args, '--log-level', 'info', '--log-format', 'json'], (v) => {
+  const g = wsgwProc([...args, '--log-level', 'info', '--log-format', 'json'], (v) => {
     if (v.msg === 'gateway listening') ids.add(v.gateway);
     return ids.size >= procs ? true : undefined;
   });
@@ -547,10 +560,20 @@ mkdirSync(join(root, 'bench-results'), { recursive: true });
 writeFileSync(join(root, 'bench-results/latest.json'), JSON.stringify({ machine, duration: Number(opts.duration), repeat: Number(opts.repeat), results, goals }, null, 2));
 writeFileSync(join(root, 'bench-results/latest.svg'), chart());
 writeFileSync(join(root, 'bench-results/latest.md'), `${header}\n\n${table}\n\n${goalTable}\n`);
-if (!only) {
+if (opts.profile) {
+  // a flame graph beside every profile the run wrote
+  const { callTree, flameSvg } = await import('./flame.mjs');
+  const found = existsSync(PROFILES) ? readdirSync(PROFILES, { recursive: true }).filter((f) => String(f).endsWith('.cpuprofile')) : [];
+  for (const f of found) {
+    const file = join(PROFILES, String(f));
+    writeFileSync(file.replace(/\.cpuprofile$/, '.svg'), flameSvg(callTree(JSON.parse(readFileSync(file, 'utf8'))), String(f)));
+  }
+  process.stderr.write(`profiles: ${found.length} in bench-results/profiles/<scenario>/<command>/, each with a flame graph (.svg)\n`);
+}
+if (!only && !opts.profile) {
   // a full run also refreshes the chart and table the README and docs/performance.md show
   writeFileSync(join(root, 'docs/bench.svg'), chart());
   writeFileSync(join(root, 'docs/bench-latest.md'), `# Latest full \`npm run bench -- --duration ${opts.duration}\`\n\n${header}; ${machine.date}\n\n${table}\n\n## Goals\n\n${goalTable}\n`);
 }
-process.stderr.write(`results: bench-results/latest.{json,md,svg}${only ? '' : '; docs/bench.svg and docs/bench-latest.md refreshed'}\n`);
+process.stderr.write(`results: bench-results/latest.{json,md,svg}${only || opts.profile ? '' : '; docs/bench.svg and docs/bench-latest.md refreshed'}\n`);
 process.exit(0);
