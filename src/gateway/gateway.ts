@@ -30,7 +30,7 @@ import { mountPage } from '../http/ui.js';
 import type { DirectoryView } from '../http/directory-view.js';
 import { routeFromField, routeFromPath } from './route.js';
 import { RateLimiter } from './rate.js';
-import { InternedText, replySubject, subjectTail } from '../nats/interned-text.js';
+import { InternedText, replySubject, subjectTail } from '../nats/message-text.js';
 import { RawPublisher } from '../nats/raw-publish.js';
 import { createJwtVerifier, findToken } from '../auth/jwt.js';
 

@@ -3,7 +3,7 @@ import { BINARY_HEADER_BYTES, CONTROL_TIMEOUT_MS, orderedControl } from '../nats
 import { RawPublisher } from '../nats/raw-publish.js';
 import type { Logger } from 'pino';
 import { readFrameMeta } from './frame-meta.js';
-import { InternedText, subjectTail } from '../nats/interned-text.js';
+import { InternedText, subjectTail } from '../nats/message-text.js';
 import type { CloseEvent, OpenEvent, RequestInfo } from '../protocol/events.js';
 import type { Subjects } from '../protocol/subjects.js';
 import { assertToken } from '../protocol/tokens.js';

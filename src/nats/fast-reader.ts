@@ -1,5 +1,6 @@
 import { Kind, State, type MsgArg, type Parser, type ParserEvent } from '@nats-io/nats-core/internal';
 import type { NatsConnection } from '@nats-io/transport-node';
+import { digits } from './message-text.js';
 
 const LF = 10;
 const CR = 13;
@@ -9,26 +10,12 @@ const H = 72;
 const M = 77;
 const S = 83;
 const G = 71;
-const ZERO = 48;
-const NINE = 57;
 /** nats.js's own cap on a message's size field. */
 const MAX_SIZE = 64 * 1024 * 1024;
 
 /** Token bounds of one control line (`HMSG` has at most five arguments). */
 const starts = new Int32Array(6);
 const ends = new Int32Array(6);
-
-/** Digits of b[from, to) as a number; -1 if any is not a digit or there are none. */
-function digits(b: Uint8Array, from: number, to: number): number {
-  if (from >= to || to - from > 15) return -1;
-  let n = 0;
-  for (let i = from; i < to; i++) {
-    const c = b[i]!;
-    if (c < ZERO || c > NINE) return -1;
-    n = n * 10 + (c - ZERO);
-  }
-  return n;
-}
 
 /**
  * Reads a chunk of the server's stream the way nats.js's Parser does, but a whole `MSG`/`HMSG` at a

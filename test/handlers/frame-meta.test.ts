@@ -16,30 +16,18 @@ t.test('raw header scan and nats.js headers agree on real messages', async (t) =
   const enc = new FrameHeaderEncoder('gw-1.AbCdEfGhIjKlMnOp', 'gw-1');
   nc.publish('x.a', 'one', { headers: encodedHeaders(encodeHeaders(enc.at(7, false))) });
   nc.publish('x.b', new Uint8Array([1, 2]), { headers: encodedHeaders(encodeHeaders(enc.at(123456, true))) });
-  const other = headers();
-  other.set('Other', 'v');
-  other.set('Wsgw-Seq', ' 9 ');
-  other.set('Wsgw-Binary', '0');
-  other.set('Wsgw-Gateway', 'gw-2');
-  other.set('Wsgw-Conn', 'gw-2.Zz');
-  nc.publish('x.c', 'three', { headers: other });
-  const missing = headers();
-  missing.set('Wsgw-Gateway', 'gw-3');
-  nc.publish('x.d', 'four', { headers: missing });
+  /** nats.js headers set in the given order. */
+  const hdrs = (...entries: Array<[string, string]>) => {
+    const h = headers();
+    for (const [k, v] of entries) h.set(k, v);
+    return h;
+  };
+  nc.publish('x.c', 'three', { headers: hdrs(['Other', 'v'], ['Wsgw-Seq', ' 9 '], ['Wsgw-Binary', '0'], ['Wsgw-Gateway', 'gw-2'], ['Wsgw-Conn', 'gw-2.Zz']) });
+  nc.publish('x.d', 'four', { headers: hdrs(['Wsgw-Gateway', 'gw-3']) });
   nc.publish('x.e', 'no headers');
   // values the in-place number and flag reads must take as Number() and === '1' do
-  const odd = headers();
-  odd.set('Wsgw-Conn', 'gw-4.Yy');
-  odd.set('Wsgw-Gateway', 'gw-4');
-  odd.set('Wsgw-Seq', '1e3');
-  odd.set('Wsgw-Binary', ' 1 ');
-  nc.publish('x.f', 'five', { headers: odd });
-  const empty = headers();
-  empty.set('Wsgw-Conn', 'gw-4.Xx');
-  empty.set('Wsgw-Gateway', 'gw-4');
-  empty.set('Wsgw-Seq', '');
-  empty.set('Wsgw-Binary', '11');
-  nc.publish('x.g', 'six', { headers: empty });
+  nc.publish('x.f', 'five', { headers: hdrs(['Wsgw-Conn', 'gw-4.Yy'], ['Wsgw-Gateway', 'gw-4'], ['Wsgw-Seq', '1e3'], ['Wsgw-Binary', ' 1 ']) });
+  nc.publish('x.g', 'six', { headers: hdrs(['Wsgw-Conn', 'gw-4.Xx'], ['Wsgw-Gateway', 'gw-4'], ['Wsgw-Seq', ''], ['Wsgw-Binary', '11']) });
   await nc.flush();
   await sub.drain();
   t.equal(got.length, 7);

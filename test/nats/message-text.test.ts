@@ -1,5 +1,5 @@
 import t from 'tap';
-import { InternedText, replySubject, subjectTail } from '../../src/nats/interned-text.js';
+import { digits, InternedText, latin1, replySubject, subjectTail } from '../../src/nats/message-text.js';
 
 const bytes = (s: string) => Buffer.from(s, 'utf8');
 
@@ -52,4 +52,11 @@ t.test('replySubject reads nats.js\'s reply bytes, or the public reply', async (
   t.equal(replySubject({ _msg: { reply: bytes('réponse.1') }, reply: 'réponse.1' }), 'réponse.1', 'non-ASCII: the public getter');
   t.equal(replySubject({ reply: 'js.ack.1' }), 'js.ack.1', 'another message shape');
   t.equal(replySubject({}), '', 'another shape without a reply');
+});
+
+t.test('latin1 and digits read bytes in place', async (t) => {
+  t.equal(latin1(bytes('xx_INBOX.1yy'), 2, 10), '_INBOX.1');
+  t.equal(latin1(Uint8Array.from(bytes('abc')), 0, 3), 'abc', 'a plain Uint8Array');
+  t.equal(digits(bytes('HMSG a 1 12 345'), 12, 15), 345);
+  for (const bad of ['', 'x1', '1.5', '1234567890123456']) t.equal(digits(bytes(bad), 0, bad.length), -1, JSON.stringify(bad));
 });

@@ -1,4 +1,35 @@
+/**
+ * Text and numbers read straight from the bytes of a NATS message (subjects, header values, control
+ * line arguments), without building a string for what is only compared or counted.
+ */
+
 const decoder = new TextDecoder();
+
+type Latin1Slice = (this: Uint8Array, from: number, to: number) => string;
+const latin1Slice = (Buffer.prototype as unknown as { latin1Slice?: Latin1Slice }).latin1Slice;
+
+/** Latin-1 text of b[from, to): Node's native slice (a Buffer's or a plain Uint8Array's), else a character at a time. */
+export function latin1(b: Uint8Array, from: number, to: number): string {
+  if (latin1Slice !== undefined) return latin1Slice.call(b, from, to);
+  let out = '';
+  for (let i = from; i < to; i++) out += String.fromCharCode(b[i]!);
+  return out;
+}
+
+const ZERO = 48;
+const NINE = 57;
+
+/** The decimal number b[from, to) spells; -1 when it is empty, longer than 15 digits, or not all digits. */
+export function digits(b: Uint8Array, from: number, to: number): number {
+  if (from >= to || to - from > 15) return -1;
+  let n = 0;
+  for (let i = from; i < to; i++) {
+    const c = b[i]!;
+    if (c < ZERO || c > NINE) return -1;
+    n = n * 10 + (c - ZERO);
+  }
+  return n;
+}
 
 /**
  * Strings for short byte runs that repeat from message to message (a connection id in a subject or a
@@ -34,10 +65,7 @@ export class InternedText {
       while (i < kept.length && kept.charCodeAt(i) === b[from + i]) i++;
       if (i === kept.length) return kept;
     }
-    let text = '';
-    const latin1 = (b as Uint8Array & { latin1Slice?(from: number, to: number): string }).latin1Slice;
-    if (latin1 !== undefined) text = latin1.call(b, from, to);
-    else for (let i = from; i < to; i++) text += String.fromCharCode(b[i]!);
+    const text = latin1(b, from, to);
     if (this.#byHash.size >= this.#max) this.#byHash.clear();
     this.#byHash.set(hash, text);
     return text;
@@ -64,9 +92,6 @@ export function subjectTail(msg: SubjectSource, offset: number, texts: InternedT
   return msg.subject.slice(offset);
 }
 
-type Latin1Slice = (this: Uint8Array, from: number, to: number) => string;
-const latin1Slice = (Buffer.prototype as unknown as { latin1Slice?: Latin1Slice }).latin1Slice;
-
 /**
  * A core nats.js message's reply subject ('' for none), read from the bytes it keeps (`_msg.reply`):
  * nats.js's `reply` getter runs a TextDecoder on every call when there is none (it caches the empty
@@ -79,10 +104,10 @@ export function replySubject(msg: { readonly reply?: string }): string {
   if (raw !== undefined && raw !== null && typeof raw === 'object') {
     const r = raw.reply;
     if (r === undefined) return '';
-    if (r instanceof Uint8Array && latin1Slice !== undefined) {
+    if (r instanceof Uint8Array) {
       let high = 0;
       for (let i = 0; i < r.length; i++) high |= r[i]!;
-      if (high < 128) return latin1Slice.call(r, 0, r.length);
+      if (high < 128) return latin1(r, 0, r.length);
     }
   }
   return msg.reply ?? '';
