@@ -30,8 +30,8 @@ import { mountPage } from '../http/ui.js';
 import type { DirectoryView } from '../http/directory-view.js';
 import { routeFromField, routeFromPath } from './route.js';
 import { RateLimiter } from './rate.js';
-import { InternedText, replySubject, subjectTail } from '../nats/message-text.js';
-import { RawPublisher } from '../nats/raw-publish.js';
+import { InternedText, subjectTail } from '../nats/message-text.js';
+import { Acknowledger } from '../nats/acks.js';
 import { createJwtVerifier, findToken } from '../auth/jwt.js';
 
 /** What the gateway needs from NATS; absent in local mode. */
@@ -125,8 +125,7 @@ function copyHeaders(req: HttpRequest, names: readonly string[]): Readonly<Recor
   return out ?? NO_HEADERS;
 }
 
-/** The two answers sent on every acknowledged send, encoded once. */
-const OK_REPLY = textEncoder.encode(JSON.stringify({ ok: true } satisfies ControlReply));
+/** The answer to a send or control for a connection that is gone, encoded once ("ok" is Acknowledger's). */
 const GONE_REPLY = textEncoder.encode(JSON.stringify({ ok: false, error: 'gone' } satisfies ControlReply));
 
 /** The query string without a `token` parameter (so a token never lands in records or events). */
@@ -350,7 +349,7 @@ export async function createGateway(options: GatewayOptions): Promise<Gateway> {
   // --- NATS wiring (remote-handler and shared-state modes) ------------------------------------
   let publisher: InboundPublisher | null = null;
   /** Answers to the requests on P.out and P.ctl (remote-handler and shared-state modes). */
-  let acks: RawPublisher | null = null;
+  let acks: Acknowledger | null = null;
   let lease: LeaseKeeper | null = null;
   let sweeper: Sweeper | null = null;
   let reconcileTimer: NodeJS.Timeout | null = null;
@@ -407,12 +406,10 @@ export async function createGateway(options: GatewayOptions): Promise<Gateway> {
       publisher = new InboundPublisher(nc, config.outageBuffer, log, js, () => metrics.publishFailures.inc());
     }
     // answers to requests on P.out and P.ctl (the connection API's sends and controls), written as
-    // protocol bytes and handed to nats.js once per event-loop turn
-    const out = (acks = new RawPublisher(nc, setImmediate));
-    const reply = (msg: Msg, body: ControlReply | Uint8Array): void => {
-      const to = replySubject(msg);
-      if (to !== '') out.publish(to, body instanceof Uint8Array ? body : JSON.stringify(body));
-    };
+    // protocol bytes and handed to nats.js once per event-loop turn; a send's success is batched for
+    // a sender that asks for it (src/nats/acks.ts)
+    const out = (acks = new Acknowledger(nc));
+    const reply = (msg: Msg, body: ControlReply | Uint8Array): void => out.reply(msg, body instanceof Uint8Array ? body : JSON.stringify(body));
     const outPrefixLength = subjects.outForGateway(gatewayId).length - 1;
     // the ids of this gateway's connections, read from each reply's subject without decoding it
     const outIds = new InternedText(Math.min(config.maxConnections * 2, 1 << 20));
@@ -431,7 +428,7 @@ export async function createGateway(options: GatewayOptions): Promise<Gateway> {
           const d = conns.get(subjectTail(msg, outPrefixLength, outIds));
           if (!d || d.closed) return reply(msg, GONE_REPLY);
           deliverFrame(d, msg.data, h?.get(Header.Binary) === '1');
-          reply(msg, OK_REPLY);
+          out.ok(msg);
         },
       }),
     );
@@ -450,8 +447,8 @@ export async function createGateway(options: GatewayOptions): Promise<Gateway> {
           }
           if (!d || d.closed) return reply(msg, GONE_REPLY);
           const done = applyControl(d, cmd);
-          if (done) void done.then(() => reply(msg, OK_REPLY));
-          else reply(msg, OK_REPLY);
+          if (done) void done.then(() => out.ok(msg));
+          else out.ok(msg);
         },
       }),
     );

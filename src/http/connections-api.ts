@@ -12,7 +12,8 @@ import type { DirectoryView } from './directory-view.js';
 import type { Metrics } from '../metrics/metrics.js';
 import { NoRespondersError, RequestTimeoutError, Requester } from '../nats/requester.js';
 import { BINARY_HEADER_BYTES } from '../nats/control.js';
-import { BodyTooLargeError, bearerMatches, constantReply, errorReply, readBody, serve, UNAUTHORIZED, type Reply } from './respond.js';
+import { OK_BYTES } from '../nats/acks.js';
+import { BodyTooLargeError, bearerMatches, constantReply, errorReply, onBody, readBody, responder, serve, UNAUTHORIZED, type Reply } from './respond.js';
 
 export interface ConnectionsApiOptions {
   readonly nc: NatsConnection;
@@ -46,6 +47,7 @@ const OK: ControlReply = Object.freeze({ ok: true });
 const SENT = constantReply(200, { ok: true });
 const ACCEPTED = constantReply(202, { ok: true });
 const NO_CONTENT: Reply = Object.freeze({ status: 204 });
+const OCTET_STREAM = /^application\/octet-stream\b/i;
 const DEFAULT_PAGE = 100;
 const MAX_PAGE = 1000;
 
@@ -57,6 +59,12 @@ class BadRequest extends WsgwError {
   ) {
     super('WSGW_BAD_REQUEST', message);
   }
+}
+
+function isOk(data: Uint8Array): boolean {
+  if (data.length !== OK_BYTES.length) return false;
+  for (let i = 0; i < data.length; i++) if (data[i] !== OK_BYTES[i]) return false;
+  return true;
 }
 
 function toReply(err: unknown): Reply | null {
@@ -74,7 +82,8 @@ function toReply(err: unknown): Reply | null {
  */
 export function mountConnectionsApi(app: TemplatedApp, options: ConnectionsApiOptions): { close(): void } {
   const { nc, subjects, directory, view, log } = options;
-  const requester = new Requester(nc, options.requestTimeout);
+  // sends are answered by gateways, which batch their acknowledgements for it
+  const requester = new Requester(nc, options.requestTimeout, { batchedAcks: true });
   const onError = (err: unknown) => log.error({ err }, 'connections API failed');
   const statusChildren = new Map<number, { inc(): void }>();
   const onStatus = options.metrics
@@ -85,12 +94,13 @@ export function mountConnectionsApi(app: TemplatedApp, options: ConnectionsApiOp
       }
     : undefined;
 
+  const authorized = (req: HttpRequest) => options.token === '' || bearerMatches(req.getHeader('authorization'), options.token);
+
   /** Copies what the route needs from req (it dies with the callback), checks the token, then serves. */
   function route(handler: (res: HttpResponse, req: HttpRequest) => () => Promise<Reply> | Reply) {
     return (res: HttpResponse, req: HttpRequest) => {
-      const authorized = options.token === '' || bearerMatches(req.getHeader('authorization'), options.token);
       let work: () => Promise<Reply> | Reply;
-      if (!authorized) {
+      if (!authorized(req)) {
         work = () => UNAUTHORIZED;
       } else {
         try {
@@ -116,42 +126,33 @@ export function mountConnectionsApi(app: TemplatedApp, options: ConnectionsApiOp
     return status === 'unknown' ? errorReply(404, 'not_found', `no connection ${id}`) : errorReply(410, 'gone', `connection ${id} is gone`);
   }
 
-  /** A frame for a connection: straight to it when this process owns it, else through its gateway. */
-  function sendTo(id: string, body: Uint8Array, binary: boolean): Promise<Reply> | Reply {
-    const local = options.local?.send(id, body, binary);
-    if (local !== undefined) return local ? SENT : missing(id);
-    return overNats(id, subjects.out(id), body, binary ? BINARY_HEADER_BYTES : undefined, SENT);
-  }
-
-  /** A control command, the same way. */
+  /** A control command: straight to the connection when this process owns it, else through its gateway. */
   async function controlOf(id: string, cmd: ControlCommand): Promise<Reply> {
     const local = options.local?.control(id, cmd);
     if (local !== undefined) return (await local) ? NO_CONTENT : missing(id);
-    return overNats(id, subjects.ctl(id), JSON.stringify(cmd), undefined, NO_CONTENT);
+    return new Promise((resolve, reject) => overNats(id, options.subjects.ctl(id), JSON.stringify(cmd), undefined, NO_CONTENT, resolve, reject));
   }
 
   /**
-   * A request to the owning gateway, its answer mapped to HTTP. One promise per request, made here:
-   * the send route runs this for every message.
+   * A request to the owning gateway, its answer mapped to HTTP and given to `done` (or the error to
+   * `failed`). Callbacks, not a promise: the send route runs this for every message.
    */
-  function overNats(id: string, subject: string, payload: Uint8Array | string, headers: Uint8Array | undefined, success: Reply): Promise<Reply> {
-    return new Promise((resolve, reject) => {
-      requester.send(subject, payload, headers, (err, m) => {
-        // no gateway listens for this id: it died, or never existed
-        if (err instanceof NoRespondersError) return resolve(missing(id));
-        if (err instanceof RequestTimeoutError) return resolve(errorReply(504, 'gateway_timeout', `the gateway owning ${id} did not answer within ${options.requestTimeout} ms`));
-        if (err) return reject(err);
-        let answer: ControlReply;
-        try {
-          // the common answer, recognized without parsing
-          answer = m!.data.length === 11 && m!.string() === '{"ok":true}' ? OK : m!.json<ControlReply>();
-        } catch (e) {
-          return reject(e);
-        }
-        if (answer.ok) resolve(success);
-        else if (answer.error === 'gone') resolve(missing(id));
-        else resolve(errorReply(400, 'invalid', answer.message ?? 'refused by the gateway'));
-      });
+  function overNats(id: string, subject: string, payload: Uint8Array | string, headers: Uint8Array | undefined, success: Reply, done: (reply: Reply) => void, failed: (err: unknown) => void): void {
+    requester.send(subject, payload, headers, (err, m) => {
+      // no gateway listens for this id: it died, or never existed
+      if (err instanceof NoRespondersError) return void missing(id).then(done, failed);
+      if (err instanceof RequestTimeoutError) return done(errorReply(504, 'gateway_timeout', `the gateway owning ${id} did not answer within ${options.requestTimeout} ms`));
+      if (err) return failed(err);
+      if (isOk(m!.data)) return done(success);
+      let answer: ControlReply;
+      try {
+        answer = m!.json<ControlReply>();
+      } catch (e) {
+        return failed(e);
+      }
+      if (answer.ok) done(success);
+      else if (answer.error === 'gone') missing(id).then(done, failed);
+      else done(errorReply(400, 'invalid', answer.message ?? 'refused by the gateway'));
     });
   }
 
@@ -188,16 +189,31 @@ export function mountConnectionsApi(app: TemplatedApp, options: ConnectionsApiOp
     }),
   );
 
-  app.post(
-    '/connections/:id/messages',
-    route((res, req) => {
-      const id = req.getParameter(0)!;
-      const binary = /^application\/octet-stream\b/i.test(req.getHeader('content-type'));
-      const body = readBody(res, req, options.maxPayload);
+  // the hottest route: callbacks from the body to the answer (`route` and `serve` would make four
+  // promises per message); the same checks, in the same order, and the same answers
+  app.post('/connections/:id/messages', (res, req) => {
+    const r = responder(res, onError, onStatus, toReply);
+    if (!authorized(req)) return r.answer(UNAUTHORIZED);
+    const id = req.getParameter(0)!;
+    const binary = OCTET_STREAM.test(req.getHeader('content-type'));
+    // a bad id is answered 400 even when the body is also too large, as on every other route
+    let bad: unknown = null;
+    try {
       parseConnectionId(id);
-      return () => body.then((b) => sendTo(id, b, binary));
-    }),
-  );
+    } catch (err) {
+      bad = err;
+    }
+    onBody(res, req, options.maxPayload, (body) => {
+      if (bad !== null) return;
+      if (body === null) return r.answer(toReply(new BodyTooLargeError())!);
+      // a frame for a connection: straight to it when this process owns it, else through its gateway
+      const local = options.local?.send(id, body, binary);
+      if (local === undefined) overNats(id, subjects.out(id), body, binary ? BINARY_HEADER_BYTES : undefined, SENT, r.answer, r.fail);
+      else if (local) r.answer(SENT);
+      else missing(id).then(r.answer, r.fail);
+    });
+    if (bad !== null) r.fail(bad);
+  });
 
   app.del(
     '/connections/:id',
@@ -234,7 +250,7 @@ export function mountConnectionsApi(app: TemplatedApp, options: ConnectionsApiOp
     '/topics/:topic/messages',
     route((res, req) => {
       const topic = req.getParameter(0)!;
-      const binary = /^application\/octet-stream\b/i.test(req.getHeader('content-type'));
+      const binary = OCTET_STREAM.test(req.getHeader('content-type'));
       const body = readBody(res, req, options.maxPayload);
       assertToken('topic', topic);
       return async () => {

@@ -46,71 +46,93 @@ function write(res: HttpResponse, reply: Reply): void {
 
 const INTERNAL = errorReply(500, 'internal', 'internal error');
 
+/** How a route's answer is given: `answer` writes a reply, `fail` maps an error to one. */
+export interface Responder {
+  answer(reply: Reply): void;
+  fail(err: unknown): void;
+}
+
 /**
- * Runs an async route: registers onAborted before the first await (uWS requires it), corks the
- * answer after the async gap, and turns an unexpected error into a 500 without touching a dead response.
- * `mapError` turns an expected error (bad input found after an await) into its reply first.
+ * The callback form of `serve`, for routes that run on every message (the send API): registers
+ * onAborted now (uWS requires it before any async gap) and answers corked, once, unless the client
+ * went away. `fail` turns an expected error into its reply through `mapError` (bad input found after
+ * the body arrived) and anything else into a 500.
  */
-export function serve(res: HttpResponse, work: () => Promise<Reply> | Reply, onError: (err: unknown) => void, onStatus?: (status: number) => void, mapError?: (err: unknown) => Reply | null): void {
+export function responder(res: HttpResponse, onError: (err: unknown) => void, onStatus?: (status: number) => void, mapError?: (err: unknown) => Reply | null): Responder {
   let aborted = false;
+  let answered = false;
   res.onAborted(() => {
     aborted = true;
   });
-  const failed = (err: unknown): Reply => {
-    const mapped = mapError?.(err);
-    if (mapped) return mapped;
-    onError(err);
-    return INTERNAL;
+  const answer = (reply: Reply): void => {
+    if (answered) return;
+    answered = true;
+    onStatus?.(reply.status);
+    // inside the route's own callback uWS is corked already and cork() just runs the writer
+    if (!aborted) res.cork(() => write(res, reply));
   };
+  const fail = (err: unknown): void => {
+    const mapped = mapError?.(err);
+    if (!mapped) onError(err);
+    answer(mapped ?? INTERNAL);
+  };
+  return { answer, fail };
+}
+
+/**
+ * Runs a route that answers at once or with a promise: see `responder`. An unexpected error becomes
+ * a 500 without touching a dead response.
+ */
+export function serve(res: HttpResponse, work: () => Promise<Reply> | Reply, onError: (err: unknown) => void, onStatus?: (status: number) => void, mapError?: (err: unknown) => Reply | null): void {
+  const r = responder(res, onError, onStatus, mapError);
   let result: Promise<Reply> | Reply;
   try {
     result = work();
   } catch (err) {
-    result = failed(err);
-  }
-  if (!(result instanceof Promise)) {
-    onStatus?.(result.status);
-    write(res, result);
+    r.fail(err);
     return;
   }
-  // one reaction for both outcomes: this runs for every API request
-  const answer = (reply: Reply) => {
-    onStatus?.(reply.status);
-    if (!aborted) res.cork(() => write(res, reply));
-  };
-  result.then(answer, (err: unknown) => answer(failed(err)));
+  if (result instanceof Promise) result.then(r.answer, r.fail);
+  else r.answer(result);
 }
 
 export class BodyTooLargeError extends Error {}
 
 /**
- * Collects a request body up to `limit` bytes. Must be called synchronously in the route handler
- * (uWS delivers data only to a handler attached before the handler returns).
+ * Collects a request body up to `limit` bytes and calls `done` once with it, or with null when it is
+ * larger (then nothing more is read; a declared Content-Length past the limit is refused before the
+ * body arrives, synchronously). Must be called synchronously in the route handler (uWS delivers data
+ * only to a handler attached before the handler returns).
  */
-export function readBody(res: HttpResponse, req: HttpRequest, limit: number): Promise<Buffer> {
+export function onBody(res: HttpResponse, req: HttpRequest, limit: number, done: (body: Buffer | null) => void): void {
   const declared = Number(req.getHeader('content-length') || '0');
-  const body = new Promise<Buffer>((resolve, reject) => {
-    if (declared > limit) {
-      // answer without reading: the client is told at once
-      reject(new BodyTooLargeError());
+  if (declared > limit) {
+    // answer without reading: the client is told at once
+    done(null);
+    return;
+  }
+  let chunks: Buffer[] | null = null;
+  let size = 0;
+  let failed = false;
+  res.onData((chunk, isLast) => {
+    if (failed) return;
+    size += chunk.byteLength;
+    if (size > limit) {
+      failed = true;
+      done(null);
       return;
     }
-    const chunks: Buffer[] = [];
-    let size = 0;
-    let failed = false;
-    res.onData((chunk, isLast) => {
-      if (failed) return;
-      size += chunk.byteLength;
-      if (size > limit) {
-        failed = true;
-        reject(new BodyTooLargeError());
-        return;
-      }
-      // copy: uWS reuses the chunk's memory after this callback
-      chunks.push(Buffer.from(chunk.slice(0)));
-      if (isLast) resolve(chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks));
-    });
+    // copy: uWS reuses the chunk's memory after this callback
+    const copy = Buffer.from(chunk.slice(0));
+    if (isLast && chunks === null) return done(copy);
+    (chunks ??= []).push(copy);
+    if (isLast) done(chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks));
   });
+}
+
+/** `onBody` as a promise, rejected with BodyTooLargeError past the limit. */
+export function readBody(res: HttpResponse, req: HttpRequest, limit: number): Promise<Buffer> {
+  const body = new Promise<Buffer>((resolve, reject) => onBody(res, req, limit, (b) => (b ? resolve(b) : reject(new BodyTooLargeError()))));
   // the route may answer (a 400) before it awaits the body: a rejection then is expected, not a crash
   body.catch(() => undefined);
   return body;

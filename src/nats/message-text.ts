@@ -81,34 +81,50 @@ interface SubjectSource {
   readonly subject: string;
 }
 
+/** The bytes nats.js keeps for a core message's subject or reply (`_msg.subject`, `_msg.reply`); null for another message shape, undefined for no reply. */
+function kept(msg: object, field: 'subject' | 'reply'): Uint8Array | null | undefined {
+  const raw = (msg as { _msg?: Record<string, unknown> | null })._msg;
+  if (raw === undefined || raw === null || typeof raw !== 'object') return null;
+  const v = raw[field];
+  if (v === undefined) return undefined;
+  return v instanceof Uint8Array ? v : null;
+}
+
+/** A core nats.js message's subject bytes, or null for any other message shape (then use `msg.subject`). */
+export function subjectBytes(msg: SubjectSource): Uint8Array | null {
+  return kept(msg, 'subject') ?? null;
+}
+
+/** A core nats.js message's reply subject bytes: undefined when it has none, null for any other message shape (then use `msg.reply`). */
+export function replyBytes(msg: { readonly reply?: string }): Uint8Array | null | undefined {
+  return kept(msg, 'reply');
+}
+
 /**
  * `msg.subject.slice(offset)` for a core nats.js message, read from the subject bytes it keeps
- * (`_msg.subject`) through `texts`: no TextDecoder call and no new string per message. Anything else
- * (another message shape, a future nats.js) takes the public `subject`.
+ * through `texts`: no TextDecoder call and no new string per message. Anything else (another
+ * message shape, a future nats.js) takes the public `subject`.
  */
 export function subjectTail(msg: SubjectSource, offset: number, texts: InternedText): string {
-  const subject = (msg as unknown as { _msg?: { subject?: unknown } })._msg?.subject;
-  if (subject instanceof Uint8Array && subject.length >= offset) return texts.get(subject, offset, subject.length);
+  const subject = subjectBytes(msg);
+  if (subject !== null && subject.length >= offset) return texts.get(subject, offset, subject.length);
   return msg.subject.slice(offset);
 }
 
 /**
- * A core nats.js message's reply subject ('' for none), read from the bytes it keeps (`_msg.reply`):
- * nats.js's `reply` getter runs a TextDecoder on every call when there is none (it caches the empty
- * string, which reads as "not cached"), once per frame on a gateway's outbound subscription. Reply
- * subjects are unique per request, so they are not interned. Anything but plain ASCII bytes, and any
- * other message shape, takes the public `reply`.
+ * A core nats.js message's reply subject ('' for none), read from the bytes it keeps: nats.js's
+ * `reply` getter runs a TextDecoder on every call when there is none (it caches the empty string,
+ * which reads as "not cached"), once per frame on a gateway's outbound subscription. Reply subjects
+ * are unique per request, so they are not interned. Anything but plain ASCII bytes, and any other
+ * message shape, takes the public `reply`.
  */
 export function replySubject(msg: { readonly reply?: string }): string {
-  const raw = (msg as unknown as { _msg?: { reply?: unknown } })._msg;
-  if (raw !== undefined && raw !== null && typeof raw === 'object') {
-    const r = raw.reply;
-    if (r === undefined) return '';
-    if (r instanceof Uint8Array) {
-      let high = 0;
-      for (let i = 0; i < r.length; i++) high |= r[i]!;
-      if (high < 128) return latin1(r, 0, r.length);
-    }
+  const r = replyBytes(msg);
+  if (r === undefined) return '';
+  if (r !== null) {
+    let high = 0;
+    for (let i = 0; i < r.length; i++) high |= r[i]!;
+    if (high < 128) return latin1(r, 0, r.length);
   }
   return msg.reply ?? '';
 }
