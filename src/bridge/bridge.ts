@@ -109,10 +109,8 @@ export async function createBridge(options: BridgeOptions): Promise<Bridge> {
   const out = new RawPublisher(nc, setImmediate);
   const stats = { delivered: 0, retried: 0, givenUp: 0 };
   const queue = new OrderedQueue<BridgeEvent>(config.bridgeConcurrency, config.bridgeQueue, (_key, ev, done) => deliver(ev, done, 0));
-  // the counters' children, looked up once (prom-client hashes the label values on every labels() call)
-  const counted = options.metrics
-    ? { delivered: options.metrics.bridgeRequests.labels('delivered'), serverError: options.metrics.bridgeRequests.labels('server_error'), retried: options.metrics.bridgeRequests.labels('retried'), givenUp: options.metrics.bridgeRequests.labels('given_up') }
-    : undefined;
+  // counted as plain numbers, copied into the counter at scrape (prom-client hashes labels per inc)
+  const hot = options.metrics?.hot;
 
   /** One POST; `done` gets the answer or the error (callbacks: no promise per request on the hot path). */
   function post(ev: BridgeEvent, done: (err: Error | null, answer?: Answer) => void): void {
@@ -251,7 +249,7 @@ export async function createBridge(options: BridgeOptions): Promise<Bridge> {
 
   function giveUp(ev: BridgeEvent, reason: string): void {
     stats.givenUp++;
-    counted?.givenUp.inc();
+    if (hot) hot.bridgeGivenUp++;
     log.warn({ conn: ev.id, event: ev.kind, reason, givenUp: stats.givenUp }, 'bridge gave up an event');
     if (ev.authorize) {
       ev.authorize.respond(JSON.stringify({ ok: false, status: 503, message: 'application unavailable' } satisfies AuthReply));
@@ -282,10 +280,10 @@ export async function createBridge(options: BridgeOptions): Promise<Bridge> {
       options.metrics?.bridgeLatency.observe((performance.now() - started) / 1000);
       stats.delivered++;
       if (status >= 500) {
-        counted?.serverError.inc();
+        if (hot) hot.bridgeServerErrors++;
         return retry(ev, done, attempt, `HTTP ${status}`);
       }
-      counted?.delivered.inc();
+      if (hot) hot.bridgeDelivered++;
       if (status >= 400) log.debug({ conn: ev.id, event: ev.kind, status }, 'application answered with a client error');
       let applied: Promise<void> | void;
       try {
@@ -305,7 +303,7 @@ export async function createBridge(options: BridgeOptions): Promise<Bridge> {
       return done();
     }
     stats.retried++;
-    counted?.retried.inc();
+    if (hot) hot.bridgeRetried++;
     const backoff = Math.min(MAX_BACKOFF_MS, 100 * 2 ** attempt) * (0.75 + Math.random() / 2);
     setTimeout(() => deliver(ev, done, attempt + 1), backoff);
   }

@@ -85,15 +85,8 @@ export function mountConnectionsApi(app: TemplatedApp, options: ConnectionsApiOp
   // sends are answered by gateways, which batch their acknowledgements for it
   const requester = new Requester(nc, options.requestTimeout, { batchedAcks: true });
   const onError = (err: unknown) => log.error({ err }, 'connections API failed');
-  const statusChildren = new Map<number, { inc(): void }>();
-  const onStatus = options.metrics
-    ? (status: number) => {
-        let c = statusChildren.get(status);
-        if (!c) statusChildren.set(status, (c = options.metrics!.apiRequests.labels(String(status))));
-        c.inc();
-      }
-    : undefined;
-
+  const metrics = options.metrics;
+  const onStatus = metrics ? (status: number) => metrics.apiAnswered(status) : undefined;
   const authorized = (req: HttpRequest) => options.token === '' || bearerMatches(req.getHeader('authorization'), options.token);
 
   /** Copies what the route needs from req (it dies with the callback), checks the token, then serves. */

@@ -26,7 +26,14 @@ export interface HotTally {
   workerOpens: number;
   workerMessages: number;
   workerCloses: number;
+  bridgeDelivered: number;
+  bridgeServerErrors: number;
+  bridgeRetried: number;
+  bridgeGivenUp: number;
 }
+
+/** HTTP statuses counted per index (100-599). */
+const STATUS_SLOTS = 600;
 
 /**
  * Every wsgw metric, in one registry per process. Label sets are bounded: no connection ids; routes
@@ -56,9 +63,12 @@ export class Metrics {
   readonly workerEvents: Counter<'kind'>;
   readonly handlerErrors: Counter;
   /** Increment these on the hot path; `text()` moves them into the counters. */
-  readonly hot: HotTally = { framesOut: 0, bytesOut: 0, backpressureDropped: 0, noResponders: 0, workerOpens: 0, workerMessages: 0, workerCloses: 0 };
+  readonly hot: HotTally = { framesOut: 0, bytesOut: 0, backpressureDropped: 0, noResponders: 0, workerOpens: 0, workerMessages: 0, workerCloses: 0, bridgeDelivered: 0, bridgeServerErrors: 0, bridgeRetried: 0, bridgeGivenUp: 0 };
   #copied: HotTally = { ...this.hot };
   readonly #routes = new Map<string, RouteTally>();
+  /** API answers by status since start, and how many of them the counter already holds. */
+  readonly #statuses = new Float64Array(STATUS_SLOTS);
+  readonly #copiedStatuses = new Float64Array(STATUS_SLOTS);
 
   constructor(service: string, labels: Record<string, string> = {}) {
     this.registry.setDefaultLabels({ service, ...labels });
@@ -99,6 +109,11 @@ export class Metrics {
     t.bytes += bytes;
   }
 
+  /** Counts one connections API answer by its status (the send API answers thousands a second). */
+  apiAnswered(status: number): void {
+    if (status >= 100 && status < STATUS_SLOTS) this.#statuses[status]!++;
+  }
+
   /** Moves what the hot path counted since the last scrape into the prom-client counters. */
   #copyHot(): void {
     for (const [route, t] of this.#routes) {
@@ -116,7 +131,20 @@ export class Metrics {
     this.workerEvents.inc({ kind: 'open' }, h.workerOpens - c.workerOpens);
     this.workerEvents.inc({ kind: 'message' }, h.workerMessages - c.workerMessages);
     this.workerEvents.inc({ kind: 'close' }, h.workerCloses - c.workerCloses);
+    // only outcomes that happened: a process that never bridged shows no bridge series
+    const outcome = (label: string, delta: number) => {
+      if (delta > 0) this.bridgeRequests.inc({ outcome: label }, delta);
+    };
+    outcome('delivered', h.bridgeDelivered - c.bridgeDelivered);
+    outcome('server_error', h.bridgeServerErrors - c.bridgeServerErrors);
+    outcome('retried', h.bridgeRetried - c.bridgeRetried);
+    outcome('given_up', h.bridgeGivenUp - c.bridgeGivenUp);
     this.#copied = { ...h };
+    for (let status = 100; status < STATUS_SLOTS; status++) {
+      const delta = this.#statuses[status]! - this.#copiedStatuses[status]!;
+      if (delta > 0) this.apiRequests.inc({ status: String(status) }, delta);
+    }
+    this.#copiedStatuses.set(this.#statuses);
   }
 
   /** Close codes as a bounded label: known codes as themselves, application codes by range. */
