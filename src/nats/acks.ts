@@ -58,7 +58,9 @@ export class Acknowledger {
   /** Answers `msg` with `{"ok":true}`: in this turn's batch for its sender when its reply subject asks for that. */
   ok(msg: Msg): void {
     const r = replyBytes(msg);
-    if (r) {
+    // a worker's answer to a frame: nothing to acknowledge (the gateway's commonest P.out message)
+    if (r === undefined) return;
+    if (r !== null) {
       const dot = r.lastIndexOf(DOT);
       const n = digits(r, dot + 1, r.length);
       if (n >= 0 && endsWithAcksToken(r, dot)) {
