@@ -17,8 +17,8 @@ export const ACKS_BATCH = 'ok';
 /** What a batched acknowledgement stands for: the answer `{"ok":true}`. */
 export const OK_BYTES: Uint8Array = new TextEncoder().encode('{"ok":true}');
 
-/** Numbers per batch message: keeps a batch far below any server's max_payload. */
-const MAX_BATCH = 4096;
+/** Numbers per batch message: at most 200 × 16 bytes, far below any server's max_payload that carries frames. */
+const MAX_BATCH = 200;
 const DOT = 46;
 const ACKS_BYTES = Buffer.from('.' + ACKS_TOKEN, 'latin1');
 
@@ -51,7 +51,7 @@ export class Acknowledger {
   reply(msg: Msg, body: Uint8Array | string): void {
     const to = replySubject(msg);
     if (to === '') return;
-    this.#out.publish(to, body);
+    this.#publish(to, body);
     this.#schedule();
   }
 
@@ -69,7 +69,7 @@ export class Acknowledger {
         if (batch === undefined) this.#batches.set(prefix, (batch = []));
         batch.push(n);
         if (batch.length >= MAX_BATCH) {
-          this.#out.publish(`${prefix}.${ACKS_BATCH}`, batch.join(' '));
+          this.#publish(`${prefix}.${ACKS_BATCH}`, batch.join(' '));
           batch.length = 0;
         }
         this.#schedule();
@@ -82,9 +82,21 @@ export class Acknowledger {
   /** Hands everything answered so far to nats.js. */
   flush(): void {
     this.#scheduled = false;
-    for (const [prefix, batch] of this.#batches) if (batch.length > 0) this.#out.publish(`${prefix}.${ACKS_BATCH}`, batch.join(' '));
+    for (const [prefix, batch] of this.#batches) if (batch.length > 0) this.#publish(`${prefix}.${ACKS_BATCH}`, batch.join(' '));
     this.#batches.clear();
     this.#out.flush();
+  }
+
+  /**
+   * One answer. On a closed connection (an answer to a subscribe that completed during shutdown) it
+   * is dropped: its sender's request times out, as for any answer lost with the connection.
+   */
+  #publish(subject: string, body: Uint8Array | string): void {
+    try {
+      this.#out.publish(subject, body);
+    } catch {
+      // closed or draining: nothing can be answered any more
+    }
   }
 
   #schedule(): void {

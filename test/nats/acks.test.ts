@@ -77,7 +77,7 @@ t.test('a batching requester gets each success from far fewer messages, and each
   t.ok(batches >= 1 && batches <= 50, `490 successes came in ${batches} batch messages`);
 });
 
-t.test('a batch past 4,096 acknowledgements is split, and every request is still answered', async (t) => {
+t.test('a batch past 200 acknowledgements is split, and every request is still answered', async (t) => {
   const gw = await connect({ servers: nats.url });
   const api = await connect({ servers: nats.url });
   t.teardown(async () => {
@@ -136,4 +136,46 @@ t.test('no responders and timeouts still fail each request of a batching request
   t.type(none!.err, NoRespondersError);
   const [late] = await burst(requester, 'acks.silent.c1', ['x']);
   t.type(late!.err, RequestTimeoutError);
+});
+
+t.test('batches fit a server with a small max_payload', async (t) => {
+  const small = await startNatsServer({ jetstream: false, config: 'max_payload: 4096' });
+  t.teardown(() => small.stop());
+  const gw = await connect({ servers: small.url });
+  const api = await connect({ servers: small.url });
+  t.teardown(async () => {
+    await gw.close();
+    await api.close();
+  });
+  await responder(gw, 'acks.small.*');
+  const requester = new Requester(api, 10_000, { batchedAcks: true });
+  t.teardown(() => requester.close());
+  // request numbers of 4+ digits: 200 of them with spaces is ~1 KB per batch
+  const got = await burst(requester, 'acks.small.c1', Array.from({ length: 3000 }, (_, i) => String(i)));
+  t.equal(got.filter((g) => g.err === null && g.text === '{"ok":true}').length, 3000);
+});
+
+t.test('answers after the connection closed are dropped without throwing', async (t) => {
+  const gw = await connect({ servers: nats.url });
+  const api = await connect({ servers: nats.url });
+  t.teardown(() => api.close());
+  // the request arrives, and the gateway's connection closes before it answers
+  const seen: Msg[] = [];
+  gw.subscribe('acks.late.*', { callback: (_err, msg) => seen.push(msg) });
+  await gw.flush();
+  const acks = new Acknowledger(gw);
+  const requester = new Requester(api, 300, { batchedAcks: true });
+  t.teardown(() => requester.close());
+  const answered = burst(requester, 'acks.late.c1', ['a']);
+  while (seen.length === 0) await new Promise((r) => setImmediate(r));
+  await gw.close();
+  t.doesNotThrow(() => {
+    acks.ok(seen[0]!);
+    acks.reply(seen[0]!, '{"ok":false,"error":"gone"}');
+    acks.flush();
+  });
+  // the scheduled flush runs too, and throws nothing either
+  await new Promise((r) => setImmediate(r));
+  const [late] = await answered;
+  t.type(late!.err, RequestTimeoutError, 'the sender times out, as for any answer lost with a connection');
 });
