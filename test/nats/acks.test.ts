@@ -179,3 +179,25 @@ t.test('answers after the connection closed are dropped without throwing', async
   const [late] = await answered;
   t.type(late!.err, RequestTimeoutError, 'the sender times out, as for any answer lost with a connection');
 });
+
+t.test('a batching requester takes answers on its own reply subjects too (a gateway that does not batch)', async (t) => {
+  const gw = await connect({ servers: nats.url });
+  const api = await connect({ servers: nats.url });
+  t.teardown(async () => {
+    await gw.close();
+    await api.close();
+  });
+  gw.subscribe('acks.older.*', { callback: (_err, msg) => msg.respond('{"ok":true}') });
+  await gw.flush();
+  const requester = new Requester(api, 5_000, { batchedAcks: true });
+  t.teardown(() => requester.close());
+  const got = await burst(requester, 'acks.older.c1', ['a', 'b', 'c']);
+  t.same(
+    got.map((g) => [g.err, g.text]),
+    [
+      [null, '{"ok":true}'],
+      [null, '{"ok":true}'],
+      [null, '{"ok":true}'],
+    ],
+  );
+});
