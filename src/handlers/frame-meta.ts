@@ -1,5 +1,5 @@
 import { Header } from '../protocol/headers.js';
-import { digits, InternedText, latin1 } from '../nats/message-text.js';
+import { bytesAre, digits, InternedText, latin1 } from '../nats/message-text.js';
 
 /** The four headers a gateway puts on every `P.in.msg` frame. */
 export interface FrameMeta {
@@ -50,12 +50,6 @@ const SPACE = 32;
 const TAB = 9;
 const ONE = 49;
 
-function keyIs(b: Uint8Array, from: number, to: number, key: Uint8Array): boolean {
-  if (to - from !== key.length) return false;
-  for (let i = 0; i < key.length; i++) if (b[from + i] !== key[i]) return false;
-  return true;
-}
-
 /**
  * `NATS/1.0[ status]\r\nKey: value\r\n...\r\n\r\n`, scanned in place: no string for the whole block;
  * the two ids come from `texts` (kept strings), the seq and the binary flag are read as bytes.
@@ -81,13 +75,13 @@ function scan(b: Uint8Array, end: number, texts: InternedText): FrameMeta | null
       let to = stop;
       while (from < to && (b[from] === SPACE || b[from] === TAB)) from++;
       while (to > from && (b[to - 1] === SPACE || b[to - 1] === TAB)) to--;
-      if (conn === '' && keyIs(b, at, colon, CONN)) conn = texts.get(b, from, to);
-      else if (gateway === '' && keyIs(b, at, colon, GATEWAY)) gateway = texts.get(b, from, to);
-      else if (seq < 0 && keyIs(b, at, colon, SEQ)) {
+      if (conn === '' && bytesAre(b, at, colon, CONN)) conn = texts.get(b, from, to);
+      else if (gateway === '' && bytesAre(b, at, colon, GATEWAY)) gateway = texts.get(b, from, to);
+      else if (seq < 0 && bytesAre(b, at, colon, SEQ)) {
         // digits read in place; anything else as Number() reads it (the headers API path's answer)
         const n = digits(b, from, to);
         seq = n >= 0 ? n : Number(latin1(b, from, to));
-      } else if (binary < 0 && keyIs(b, at, colon, BINARY)) binary = to - from === 1 && b[from] === ONE ? 1 : 0;
+      } else if (binary < 0 && bytesAre(b, at, colon, BINARY)) binary = to - from === 1 && b[from] === ONE ? 1 : 0;
     }
     at = stop + 2;
   }

@@ -13,6 +13,7 @@ import type { Metrics } from '../metrics/metrics.js';
 import { NoRespondersError, RequestTimeoutError, Requester } from '../nats/requester.js';
 import { BINARY_HEADER_BYTES } from '../nats/control.js';
 import { OK_BYTES } from '../nats/acks.js';
+import { bytesAre } from '../nats/message-text.js';
 import { BodyTooLargeError, bearerMatches, constantReply, errorReply, onBody, readBody, responder, serve, UNAUTHORIZED, type Reply } from './respond.js';
 
 export interface ConnectionsApiOptions {
@@ -43,7 +44,6 @@ export interface LocalConnections {
   control(id: string, cmd: ControlCommand): Promise<boolean> | boolean | undefined;
 }
 
-const OK: ControlReply = Object.freeze({ ok: true });
 const SENT = constantReply(200, { ok: true });
 const ACCEPTED = constantReply(202, { ok: true });
 const NO_CONTENT: Reply = Object.freeze({ status: 204 });
@@ -61,16 +61,12 @@ class BadRequest extends WsgwError {
   }
 }
 
-function isOk(data: Uint8Array): boolean {
-  if (data.length !== OK_BYTES.length) return false;
-  for (let i = 0; i < data.length; i++) if (data[i] !== OK_BYTES[i]) return false;
-  return true;
-}
+const PAYLOAD_TOO_LARGE = errorReply(413, 'payload_too_large', 'body exceeds the maximum payload');
 
 function toReply(err: unknown): Reply | null {
   if (err instanceof InvalidTokenError) return errorReply(400, err.kind === 'connection id' ? 'invalid_id' : `invalid_${err.kind.replace(/ /g, '_')}`, err.message);
   if (err instanceof BadRequest) return errorReply(400, err.error, err.message);
-  if (err instanceof BodyTooLargeError) return errorReply(413, 'payload_too_large', 'body exceeds the maximum payload');
+  if (err instanceof BodyTooLargeError) return PAYLOAD_TOO_LARGE;
   return null;
 }
 
@@ -123,7 +119,7 @@ export function mountConnectionsApi(app: TemplatedApp, options: ConnectionsApiOp
   async function controlOf(id: string, cmd: ControlCommand): Promise<Reply> {
     const local = options.local?.control(id, cmd);
     if (local !== undefined) return (await local) ? NO_CONTENT : missing(id);
-    return new Promise((resolve, reject) => overNats(id, options.subjects.ctl(id), JSON.stringify(cmd), undefined, NO_CONTENT, resolve, reject));
+    return new Promise((resolve, reject) => overNats(id, subjects.ctl(id), JSON.stringify(cmd), undefined, NO_CONTENT, resolve, reject));
   }
 
   /**
@@ -136,7 +132,8 @@ export function mountConnectionsApi(app: TemplatedApp, options: ConnectionsApiOp
       if (err instanceof NoRespondersError) return void missing(id).then(done, failed);
       if (err instanceof RequestTimeoutError) return done(errorReply(504, 'gateway_timeout', `the gateway owning ${id} did not answer within ${options.requestTimeout} ms`));
       if (err) return failed(err);
-      if (isOk(m!.data)) return done(success);
+      // the common answer, recognized without parsing
+      if (bytesAre(m!.data, 0, m!.data.length, OK_BYTES)) return done(success);
       let answer: ControlReply;
       try {
         answer = m!.json<ControlReply>();
@@ -198,7 +195,7 @@ export function mountConnectionsApi(app: TemplatedApp, options: ConnectionsApiOp
     }
     onBody(res, req, options.maxPayload, (body) => {
       if (bad !== null) return;
-      if (body === null) return r.answer(toReply(new BodyTooLargeError())!);
+      if (body === null) return r.answer(PAYLOAD_TOO_LARGE);
       // a frame for a connection: straight to it when this process owns it, else through its gateway
       const local = options.local?.send(id, body, binary);
       if (local === undefined) overNats(id, subjects.out(id), body, binary ? BINARY_HEADER_BYTES : undefined, SENT, r.answer, r.fail);

@@ -126,7 +126,7 @@ export function onBody(res: HttpResponse, req: HttpRequest, limit: number, done:
     const copy = Buffer.from(chunk.slice(0));
     if (isLast && chunks === null) return done(copy);
     (chunks ??= []).push(copy);
-    if (isLast) done(chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks));
+    if (isLast) done(Buffer.concat(chunks));
   });
 }
 

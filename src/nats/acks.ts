@@ -1,5 +1,5 @@
 import type { Msg, NatsConnection } from '@nats-io/transport-node';
-import { digits, InternedText, replyBytes, replySubject } from './message-text.js';
+import { bytesAre, digits, InternedText, replyBytes, replySubject } from './message-text.js';
 import { RawPublisher } from './raw-publish.js';
 
 /**
@@ -15,20 +15,14 @@ export const ACKS_TOKEN = 'wsgw-acks';
 export const ACKS_BATCH = 'ok';
 
 /** What a batched acknowledgement stands for: the answer `{"ok":true}`. */
-export const OK_BYTES: Uint8Array = new TextEncoder().encode('{"ok":true}');
+export const OK_TEXT = '{"ok":true}';
+export const OK_BYTES: Uint8Array = new TextEncoder().encode(OK_TEXT);
 
 /** Numbers per batch message: at most 200 × 16 bytes, far below any server's max_payload that carries frames. */
 const MAX_BATCH = 200;
 const DOT = 46;
+/** `.wsgw-acks`, the end of a batching sender's reply prefix. */
 const ACKS_BYTES = Buffer.from('.' + ACKS_TOKEN, 'latin1');
-
-/** True when b[0, end) ends with the token `.wsgw-acks`. */
-function endsWithAcksToken(b: Uint8Array, end: number): boolean {
-  const from = end - ACKS_BYTES.length;
-  if (from < 1) return false;
-  for (let i = 0; i < ACKS_BYTES.length; i++) if (b[from + i] !== ACKS_BYTES[i]) return false;
-  return true;
-}
 
 /**
  * A gateway's answers to requests on `P.out` and `P.ctl`: written as protocol bytes and handed to
@@ -63,7 +57,8 @@ export class Acknowledger {
     if (r !== null) {
       const dot = r.lastIndexOf(DOT);
       const n = digits(r, dot + 1, r.length);
-      if (n >= 0 && endsWithAcksToken(r, dot)) {
+      // a prefix with something before `.wsgw-acks`
+      if (n >= 0 && dot > ACKS_BYTES.length && bytesAre(r, dot - ACKS_BYTES.length, dot, ACKS_BYTES)) {
         const prefix = this.#prefixes.get(r, 0, dot);
         let batch = this.#batches.get(prefix);
         if (batch === undefined) this.#batches.set(prefix, (batch = []));

@@ -16,6 +16,13 @@ export function latin1(b: Uint8Array, from: number, to: number): string {
   return out;
 }
 
+/** True when b[from, to) holds exactly the bytes of `expected`. */
+export function bytesAre(b: Uint8Array, from: number, to: number, expected: Uint8Array): boolean {
+  if (from < 0 || to - from !== expected.length) return false;
+  for (let i = 0; i < expected.length; i++) if (b[from + i] !== expected[i]) return false;
+  return true;
+}
+
 const ZERO = 48;
 const NINE = 57;
 

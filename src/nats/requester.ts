@@ -1,7 +1,7 @@
 import { createInbox, type Msg, type NatsConnection, type Subscription } from '@nats-io/transport-node';
 import { WsgwError } from '../errors/errors.js';
 import { RawPublisher, type AnyHeaders } from './raw-publish.js';
-import { ACKS_BATCH, ACKS_TOKEN, batchNumbers, OK_BYTES } from './acks.js';
+import { ACKS_BATCH, ACKS_TOKEN, batchNumbers, OK_BYTES, OK_TEXT } from './acks.js';
 import { digits, subjectBytes } from './message-text.js';
 
 /** Nobody subscribes to the request's subject (for wsgw: the owning gateway is gone). */
@@ -27,7 +27,7 @@ export type Answered = (err: Error | null, msg?: Answer) => void;
 /** A batched acknowledgement, as each request in the batch sees it. */
 const OK_ANSWER: Answer = Object.freeze({
   data: OK_BYTES,
-  string: () => '{"ok":true}',
+  string: () => OK_TEXT,
   json: <T>() => ({ ok: true }) as T,
 });
 

@@ -1,7 +1,7 @@
 import t from 'tap';
 import { connect, type Msg, type NatsConnection } from '@nats-io/transport-node';
 import { Acknowledger, batchNumbers } from '../../src/nats/acks.js';
-import { NoRespondersError, RequestTimeoutError, Requester, type Answer } from '../../src/nats/requester.js';
+import { NoRespondersError, RequestTimeoutError, Requester, type Answer, type RequesterOptions } from '../../src/nats/requester.js';
 import { startNatsServer } from '../harness/nats-server.js';
 
 const nats = await startNatsServer({ jetstream: false });
@@ -21,6 +21,29 @@ t.test('batchNumbers reads decimal numbers separated by spaces', async (t) => {
   t.same(read('7  8 '), [7, 8], 'empty runs are skipped');
   t.same(read('5 x 6 -1 1e3'), [5, -1, 6, -1, -1], 'anything but digits reads as -1, which matches no request');
 });
+
+/** What a helper needs of a test: somewhere to put its cleanup. */
+interface Teardown {
+  teardown(fn: () => unknown): void;
+}
+
+/** A gateway-side and a sender-side connection to `url`, closed when the test ends. */
+async function pair(t: Teardown, url = nats.url): Promise<{ gw: NatsConnection; api: NatsConnection }> {
+  const gw = await connect({ servers: url });
+  const api = await connect({ servers: url });
+  t.teardown(async () => {
+    await gw.close();
+    await api.close();
+  });
+  return { gw, api };
+}
+
+/** A Requester on `nc`, closed when the test ends. */
+function requesterOn(t: Teardown, nc: NatsConnection, timeoutMs: number, options?: RequesterOptions): Requester {
+  const requester = new Requester(nc, timeoutMs, options);
+  t.teardown(() => requester.close());
+  return requester;
+}
 
 /** A gateway-like responder: answers every request on `subject` through an Acknowledger, `gone` for payloads saying so. */
 async function responder(nc: NatsConnection, subject: string, seen: Msg[] = []): Promise<Acknowledger> {
@@ -49,15 +72,9 @@ function burst(requester: Requester, subject: string, payloads: string[]): Promi
 }
 
 t.test('a batching requester gets each success from far fewer messages, and each failure on its own', async (t) => {
-  const gw = await connect({ servers: nats.url });
-  const api = await connect({ servers: nats.url });
-  t.teardown(async () => {
-    await gw.close();
-    await api.close();
-  });
+  const { gw, api } = await pair(t);
   await responder(gw, 'acks.out.*');
-  const requester = new Requester(api, 5_000, { batchedAcks: true });
-  t.teardown(() => requester.close());
+  const requester = requesterOn(t, api, 5_000, { batchedAcks: true });
   // every answer the API's connection receives, to count the messages
   const answers: string[] = [];
   const spy = api.subscribe('_INBOX.>', { callback: (_e, m) => answers.push(m.subject) });
@@ -78,29 +95,17 @@ t.test('a batching requester gets each success from far fewer messages, and each
 });
 
 t.test('a batch past 200 acknowledgements is split, and every request is still answered', async (t) => {
-  const gw = await connect({ servers: nats.url });
-  const api = await connect({ servers: nats.url });
-  t.teardown(async () => {
-    await gw.close();
-    await api.close();
-  });
+  const { gw, api } = await pair(t);
   await responder(gw, 'acks.big.*');
-  const requester = new Requester(api, 10_000, { batchedAcks: true });
-  t.teardown(() => requester.close());
+  const requester = requesterOn(t, api, 10_000, { batchedAcks: true });
   const got = await burst(requester, 'acks.big.c1', Array.from({ length: 9000 }, (_, i) => String(i)));
   t.equal(got.filter((g) => g.err === null && g.text === '{"ok":true}').length, 9000);
 });
 
 t.test('senders that do not ask for batching get an answer per request, nats.js request() included', async (t) => {
-  const gw = await connect({ servers: nats.url });
-  const api = await connect({ servers: nats.url });
-  t.teardown(async () => {
-    await gw.close();
-    await api.close();
-  });
+  const { gw, api } = await pair(t);
   await responder(gw, 'acks.plain.*');
-  const plain = new Requester(api, 5_000);
-  t.teardown(() => plain.close());
+  const plain = requesterOn(t, api, 5_000);
   const got = await burst(plain, 'acks.plain.c1', ['a', 'gone', 'b']);
   t.same(
     got.map((g) => g.text),
@@ -122,16 +127,10 @@ t.test('senders that do not ask for batching get an answer per request, nats.js 
 });
 
 t.test('no responders and timeouts still fail each request of a batching requester', async (t) => {
-  const api = await connect({ servers: nats.url });
-  const silent = await connect({ servers: nats.url });
-  t.teardown(async () => {
-    await api.close();
-    await silent.close();
-  });
+  const { gw: silent, api } = await pair(t);
   silent.subscribe('acks.silent.*', { callback: () => undefined });
   await silent.flush();
-  const requester = new Requester(api, 200, { batchedAcks: true });
-  t.teardown(() => requester.close());
+  const requester = requesterOn(t, api, 200, { batchedAcks: true });
   const [none] = await burst(requester, 'acks.nobody.c1', ['x']);
   t.type(none!.err, NoRespondersError);
   const [late] = await burst(requester, 'acks.silent.c1', ['x']);
@@ -141,31 +140,22 @@ t.test('no responders and timeouts still fail each request of a batching request
 t.test('batches fit a server with a small max_payload', async (t) => {
   const small = await startNatsServer({ jetstream: false, config: 'max_payload: 4096' });
   t.teardown(() => small.stop());
-  const gw = await connect({ servers: small.url });
-  const api = await connect({ servers: small.url });
-  t.teardown(async () => {
-    await gw.close();
-    await api.close();
-  });
+  const { gw, api } = await pair(t, small.url);
   await responder(gw, 'acks.small.*');
-  const requester = new Requester(api, 10_000, { batchedAcks: true });
-  t.teardown(() => requester.close());
+  const requester = requesterOn(t, api, 10_000, { batchedAcks: true });
   // request numbers of 4+ digits: 200 of them with spaces is ~1 KB per batch
   const got = await burst(requester, 'acks.small.c1', Array.from({ length: 3000 }, (_, i) => String(i)));
   t.equal(got.filter((g) => g.err === null && g.text === '{"ok":true}').length, 3000);
 });
 
 t.test('answers after the connection closed are dropped without throwing', async (t) => {
-  const gw = await connect({ servers: nats.url });
-  const api = await connect({ servers: nats.url });
-  t.teardown(() => api.close());
+  const { gw, api } = await pair(t);
   // the request arrives, and the gateway's connection closes before it answers
   const seen: Msg[] = [];
   gw.subscribe('acks.late.*', { callback: (_err, msg) => seen.push(msg) });
   await gw.flush();
   const acks = new Acknowledger(gw);
-  const requester = new Requester(api, 300, { batchedAcks: true });
-  t.teardown(() => requester.close());
+  const requester = requesterOn(t, api, 300, { batchedAcks: true });
   const answered = burst(requester, 'acks.late.c1', ['a']);
   while (seen.length === 0) await new Promise((r) => setImmediate(r));
   await gw.close();
@@ -181,16 +171,10 @@ t.test('answers after the connection closed are dropped without throwing', async
 });
 
 t.test('a batching requester takes answers on its own reply subjects too (a gateway that does not batch)', async (t) => {
-  const gw = await connect({ servers: nats.url });
-  const api = await connect({ servers: nats.url });
-  t.teardown(async () => {
-    await gw.close();
-    await api.close();
-  });
+  const { gw, api } = await pair(t);
   gw.subscribe('acks.older.*', { callback: (_err, msg) => msg.respond('{"ok":true}') });
   await gw.flush();
-  const requester = new Requester(api, 5_000, { batchedAcks: true });
-  t.teardown(() => requester.close());
+  const requester = requesterOn(t, api, 5_000, { batchedAcks: true });
   const got = await burst(requester, 'acks.older.c1', ['a', 'b', 'c']);
   t.same(
     got.map((g) => [g.err, g.text]),

@@ -1,5 +1,5 @@
 import t from 'tap';
-import { digits, InternedText, latin1, replySubject, subjectTail } from '../../src/nats/message-text.js';
+import { bytesAre, digits, InternedText, latin1, replySubject, subjectTail } from '../../src/nats/message-text.js';
 
 const bytes = (s: string) => Buffer.from(s, 'utf8');
 
@@ -59,4 +59,14 @@ t.test('latin1 and digits read bytes in place', async (t) => {
   t.equal(latin1(Uint8Array.from(bytes('abc')), 0, 3), 'abc', 'a plain Uint8Array');
   t.equal(digits(bytes('HMSG a 1 12 345'), 12, 15), 345);
   for (const bad of ['', 'x1', '1.5', '1234567890123456']) t.equal(digits(bytes(bad), 0, bad.length), -1, JSON.stringify(bad));
+});
+
+t.test('bytesAre compares a byte run with expected bytes', async (t) => {
+  const b = Buffer.from('NATS/1.0\r\nWsgw-Conn: x');
+  const key = Buffer.from('Wsgw-Conn');
+  t.ok(bytesAre(b, 10, 19, key));
+  t.notOk(bytesAre(b, 10, 18, key), 'a shorter run');
+  t.notOk(bytesAre(b, 11, 20, key), 'the same length elsewhere');
+  t.notOk(bytesAre(b, -1, 8, key), 'a run starting before the bytes');
+  t.ok(bytesAre(b, 3, 3, new Uint8Array(0)), 'the empty run');
 });
