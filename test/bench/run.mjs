@@ -25,14 +25,18 @@ const children = new Set();
 process.on('exit', () => children.forEach((c) => c.kill('SIGKILL')));
 process.on('SIGINT', () => process.exit(130));
 
-function start(cmd, args, ready) {
+/**
+ * Spawns a process and waits for the first stdout JSON line `ready` maps to a value. `readyMs` is how
+ * long that may take: 20 s to start a server; a load generator answers only after its whole run.
+ */
+function start(cmd, args, ready, readyMs = 20_000) {
   const child = spawn(cmd, args, { cwd: root, stdio: ['ignore', 'pipe', 'pipe'] });
   children.add(child);
   let out = '';
   let err = '';
   child.stderr.on('data', (b) => (err = (err + b).slice(-2000)));
   const found = new Promise((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`${args.join(' ')}: not ready in 20 s\n${out}${err}`)), 20_000);
+    const timer = setTimeout(() => reject(new Error(`${args.join(' ')}: not ready in ${readyMs / 1000} s\n${out}${err}`)), readyMs);
     child.stdout.on('data', (b) => {
       out += b;
       for (const line of out.split('\n')) {
@@ -71,6 +75,11 @@ async function startNats() {
   throw new Error('nats-server did not start');
 }
 
+/** How long a generator that reports after its run may take: warm-up, --duration, and 20 s to connect and stop. */
+const runMs = () => (1 + Number(opts.duration) + 20) * 1000;
+/** How long an idle generator may take to try its (up to 15k) connections, several generators at once on two shared cores. */
+const IDLE_GEN_MS = 120_000;
+
 /**
  * Offers `conns` connections (closed loop with `inflight` frames each, or a fixed total `rate`) from
  * `procs` generator processes at once (one process cannot saturate a uWS server), and merges them.
@@ -79,7 +88,7 @@ async function load(url, { conns = 100, inflight = 10, size = 64, rate = 0, proc
   const args = ['--url', url, '--duration', opts.duration, '--conns', String(conns / procs), '--inflight', String(inflight), '--size', String(size), '--rate', String(rate / procs)];
   const parts = await Promise.all(
     Array.from({ length: procs }, () => {
-      const g = start(process.execPath, [join(root, 'test/bench/loadgen.mjs'), ...args], (v) => (v.rate !== undefined ? v : undefined));
+      const g = start(process.execPath, [join(root, 'test/bench/loadgen.mjs'), ...args], (v) => (v.rate !== undefined ? v : undefined), runMs());
       return g.ready.finally(() => g.stop());
     }),
   );
@@ -321,7 +330,7 @@ await scenario('httpfloor', 'floor: bare API → NATS request → bare gateway (
 
 /** Broadcast fan-out: 1,000 subscribers on one topic, one publisher with 512 broadcasts outstanding. */
 async function fanout(urls) {
-  const g = start(process.execPath, [join(root, 'test/bench/fanout.mjs'), '--urls', urls.join(','), '--subs', '1000', '--window', '512', '--duration', opts.duration], (v) => (v.rate !== undefined ? v : undefined));
+  const g = start(process.execPath, [join(root, 'test/bench/fanout.mjs'), '--urls', urls.join(','), '--subs', '1000', '--window', '512', '--duration', opts.duration], (v) => (v.rate !== undefined ? v : undefined), runMs());
   try {
     const r = await g.ready;
     return { rate: r.rate, unit: 'deliveries/s', conns: r.conns, errors: 0, closedEarly: 0, note: `${r.broadcasts.toLocaleString('en-US')} broadcasts/s to ${r.conns.toLocaleString('en-US')} connections` };
@@ -432,7 +441,7 @@ async function idle({ mode, conns, procs = 1, perGen = 15_000 }) {
     // an address's range fills
     const addrs = () => Array.from({ length: 6 }, nextSourceAddress).join(',');
     for (let i = 0; i < n; i++) {
-      gens.push(start(process.execPath, [join(root, 'test/bench/idle.mjs'), '--url', `ws://127.0.0.1:${port}/ws`, '--conns', String(Math.min(perGen, conns - i * perGen)), '--addrs', addrs()], (v) => (v.opened !== undefined ? v : undefined)));
+      gens.push(start(process.execPath, [join(root, 'test/bench/idle.mjs'), '--url', `ws://127.0.0.1:${port}/ws`, '--conns', String(Math.min(perGen, conns - i * perGen)), '--addrs', addrs()], (v) => (v.opened !== undefined ? v : undefined), IDLE_GEN_MS));
     }
     const parts = await Promise.all(gens.map((x) => x.ready));
     const opened = parts.reduce((a, p) => a + p.opened, 0);
