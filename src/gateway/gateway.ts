@@ -2,12 +2,12 @@ import uWS from 'uWebSockets.js';
 import type { HttpRequest, HttpResponse, TemplatedApp, us_listen_socket, WebSocket } from 'uWebSockets.js';
 import { isUtf8 } from 'node:buffer';
 import { STATUS_CODES } from 'node:http';
-import { headers as natsHeaders, type Msg, type NatsConnection, type Subscription } from '@nats-io/transport-node';
+import { headers as natsHeaders, type NatsConnection, type Subscription } from '@nats-io/transport-node';
 import type { Logger } from 'pino';
 import type { Config } from '../config/schema.js';
 import { ListenError } from '../errors/errors.js';
 import { CloseCode, truncateReason } from '../protocol/close-codes.js';
-import { parseAuthReply, parseControlCommand, type AuthReply, type AuthRequest, type CloseEvent, type ConnectionRecord, type ControlCommand, type ControlReply, type OpenEvent, type RequestInfo } from '../protocol/events.js';
+import { parseAuthReply, type AuthReply, type AuthRequest, type CloseEvent, type ConnectionRecord, type ControlCommand, type OpenEvent, type RequestInfo } from '../protocol/events.js';
 import { Header } from '../protocol/headers.js';
 import { formatConnectionId, newToken, parseConnectionId } from '../protocol/ids.js';
 import type { Subjects } from '../protocol/subjects.js';
@@ -30,8 +30,7 @@ import { mountPage } from '../http/ui.js';
 import type { DirectoryView } from '../http/directory-view.js';
 import { routeFromField, routeFromPath } from './route.js';
 import { RateLimiter } from './rate.js';
-import { InternedText, subjectTail } from '../nats/message-text.js';
-import { Acknowledger } from '../nats/acks.js';
+import { subscribeCommands, type CommandSubscriptions } from './commands.js';
 import { createJwtVerifier, findToken } from '../auth/jwt.js';
 
 /** What the gateway needs from NATS; absent in local mode. */
@@ -124,9 +123,6 @@ function copyHeaders(req: HttpRequest, names: readonly string[]): Readonly<Recor
   }
   return out ?? NO_HEADERS;
 }
-
-/** The answer to a send or control for a connection that is gone, encoded once ("ok" is Acknowledger's). */
-const GONE_REPLY = textEncoder.encode(JSON.stringify({ ok: false, error: 'gone' } satisfies ControlReply));
 
 /** The query string without a `token` parameter (so a token never lands in records or events). */
 function withoutToken(query: string): string {
@@ -348,8 +344,8 @@ export async function createGateway(options: GatewayOptions): Promise<Gateway> {
 
   // --- NATS wiring (remote-handler and shared-state modes) ------------------------------------
   let publisher: InboundPublisher | null = null;
-  /** Answers to the requests on P.out and P.ctl (remote-handler and shared-state modes). */
-  let acks: Acknowledger | null = null;
+  /** Frames and controls for this gateway's connections, from P.out and P.ctl (remote-handler and shared-state modes). */
+  let commands: CommandSubscriptions | null = null;
   let lease: LeaseKeeper | null = null;
   let sweeper: Sweeper | null = null;
   let reconcileTimer: NodeJS.Timeout | null = null;
@@ -405,52 +401,24 @@ export async function createGateway(options: GatewayOptions): Promise<Gateway> {
       }
       publisher = new InboundPublisher(nc, config.outageBuffer, log, js, () => metrics.publishFailures.inc());
     }
-    // answers to requests on P.out and P.ctl (the connection API's sends and controls), written as
-    // protocol bytes and handed to nats.js once per event-loop turn; a send's success is batched for
-    // a sender that asks for it (src/nats/acks.ts)
-    const out = (acks = new Acknowledger(nc));
-    const reply = (msg: Msg, body: ControlReply | Uint8Array): void => out.reply(msg, body instanceof Uint8Array ? body : JSON.stringify(body));
-    const outPrefixLength = subjects.outForGateway(gatewayId).length - 1;
-    // the ids of this gateway's connections, read from each reply's subject without decoding it
-    const outIds = new InternedText(Math.min(config.maxConnections * 2, 1 << 20));
-    subs.push(
-      nc.subscribe(subjects.outForGateway(gatewayId), {
-        callback: (err, msg) => {
-          if (err) return log.warn({ err }, 'outbound subscription failed');
-          const h = msg.headers;
-          if (h && h.code !== 0 && msg.data.length === 0) {
-            // a server status, never client data: 503 means frames published with this reply subject
-            // found no subscriber (no worker listening) and are lost; core NATS is at-most-once here
-            const n = ++hot.noResponders;
-            if (n === 1 || n % 1000 === 0) log.warn({ noResponders: n, status: h.code }, 'frames reached no worker (no responders on P.in.msg)');
-            return;
-          }
-          const d = conns.get(subjectTail(msg, outPrefixLength, outIds));
-          if (!d || d.closed) return reply(msg, GONE_REPLY);
-          deliverFrame(d, msg.data, h?.get(Header.Binary) === '1');
-          out.ok(msg);
+    commands = subscribeCommands(
+      nc,
+      subjects,
+      gatewayId,
+      {
+        connection(token) {
+          const d = conns.get(token);
+          return d && !d.closed ? d : undefined;
         },
-      }),
-    );
-    const ctlPrefixLength = subjects.ctlForGateway(gatewayId).length - 1;
-    subs.push(
-      nc.subscribe(subjects.ctlForGateway(gatewayId), {
-        callback: (err, msg) => {
-          if (err) return log.warn({ err }, 'control subscription failed');
-          const d = conns.get(msg.subject.slice(ctlPrefixLength));
-          let cmd;
-          try {
-            cmd = parseControlCommand(msg.json());
-          } catch (e) {
-            log.warn({ err: e, subject: msg.subject }, 'invalid control command');
-            return reply(msg, { ok: false, error: 'invalid', message: (e as Error).message });
-          }
-          if (!d || d.closed) return reply(msg, GONE_REPLY);
-          const done = applyControl(d, cmd);
-          if (done) void done.then(() => out.ok(msg));
-          else out.ok(msg);
+        deliver: deliverFrame,
+        control: applyControl,
+        serverStatus(code) {
+          // 503: frames published with this reply subject found no subscriber (no worker listening) and are lost
+          const n = ++hot.noResponders;
+          if (n === 1 || n % 1000 === 0) log.warn({ noResponders: n, status: code }, 'frames reached no worker (no responders on P.in.msg)');
         },
-      }),
+      },
+      { maxConnections: config.maxConnections, log },
     );
     if (runtime) {
       // shared-state mode: lost closes (published by whichever process swept a dead gateway) reach
@@ -786,7 +754,8 @@ export async function createGateway(options: GatewayOptions): Promise<Gateway> {
       await sweeper?.close();
       if (nats) {
         publisher?.flush();
-        acks?.flush();
+        commands?.flush();
+        commands?.unsubscribe();
         for (const s of subs) s.unsubscribe();
         for (const t of topicSubs.values()) t.sub?.unsubscribe();
         // bounded: with NATS unreachable these would wait for a reconnect that may never come
