@@ -1,5 +1,6 @@
 import t from 'tap';
 import { echoHandler } from '../src/handlers/echo.js';
+import type { Handler } from '../src/handlers/types.js';
 import { startNatsServer } from './harness/nats-server.js';
 import { startGateway, startRemoteStack } from './harness/stack.js';
 import { TestClient } from './harness/ws-client.js';
@@ -36,4 +37,40 @@ t.test('shared-state mode (gateway --handler) echo', async (t) => {
 t.test('remote-handler mode (gateway + worker) echo', async (t) => {
   const { gateway } = await startRemoteStack(t, nats.url, echoHandler);
   await checkEcho(t, gateway.url);
+});
+
+/** Replies from one scratch buffer, cleared right after each send: a handler may reuse bytes it sent. */
+const scratch = new Uint8Array(4);
+const scratchHandler: Handler = {
+  message(conn, message) {
+    scratch.set(message.data.subarray(0, 4));
+    conn.send(scratch);
+    scratch.fill(0);
+  },
+};
+
+async function checkScratch(t: Tap.Test, url: string) {
+  const c = await TestClient.connect(url);
+  t.teardown(() => c.close());
+  const sent = ['aaaa', 'bbbb', 'cccc', 'dddd'];
+  // several frames in one turn: their replies are written together, after every send of the turn
+  for (const s of sent) c.send(Buffer.from(s), true);
+  for (const s of sent) t.equal((await c.next()).text(), s, `reply ${s} is what was sent, not the cleared buffer`);
+}
+
+t.test('a handler that reuses the bytes it sent: every mode sends what it was given', async (t) => {
+  t.test('local', async (t) => {
+    const g = await startGateway({ handler: scratchHandler });
+    t.teardown(() => g.close());
+    await checkScratch(t, g.url);
+  });
+  t.test('shared-state', async (t) => {
+    const g = await startGateway({ natsUrl: nats.url, handler: scratchHandler });
+    t.teardown(() => g.close());
+    await checkScratch(t, g.url);
+  });
+  t.test('remote-handler', async (t) => {
+    const { gateway } = await startRemoteStack(t, nats.url, scratchHandler);
+    await checkScratch(t, gateway.url);
+  });
 });

@@ -89,6 +89,8 @@ interface ConnData {
   closed: boolean;
   /** Outbound frames waiting for the corked flush: data, binary, data, binary, ... (made on the first send: an idle connection holds none) */
   outq: Array<FrameData | boolean> | null;
+  /** The queued frames' size (bytes, or UTF-16 units of text). */
+  outBytes: number;
   conn: HostConn | null;
   /** Reported lost by a sweeper already: its close must not be published or handled again. */
   swept?: boolean;
@@ -100,6 +102,12 @@ interface ConnData {
 const textEncoder = new TextEncoder();
 /** Own records are reconciled with live connections every this many lease lengths. */
 const RECONCILE_LEASES = 4;
+/**
+ * A connection's queued frames are written at once, not at the end of the turn, past this size: a
+ * turn then holds at most this much per connection (a handler looping on send, a burst from NATS),
+ * and a write this large gains nothing from waiting for more.
+ */
+const TURN_BYTES = 64 * 1024;
 /** Granularity of the drain schedule. */
 const DRAIN_TICK_MS = 50;
 
@@ -180,38 +188,50 @@ export async function createGateway(options: GatewayOptions): Promise<Gateway> {
   let dirty: ConnData[] = [];
   let flushScheduled = false;
   const hot = metrics.hot;
+  /** Writes a connection's queued frames, corked (uWS applies the backpressure policy to each). */
+  function sendQueued(d: ConnData): void {
+    const q = d.outq;
+    if (q === null || q.length === 0) return;
+    const ws = d.ws;
+    if (!d.closed && ws) {
+      ws.cork(() => {
+        for (let i = 0; i < q.length; i += 2) {
+          const data = q[i] as FrameData;
+          if (ws.send(data, q[i + 1] as boolean) === 2) hot.backpressureDropped++;
+          hot.bytesOut += typeof data === 'string' ? data.length : data.byteLength;
+        }
+        hot.framesOut += q.length / 2;
+      });
+    }
+    q.length = 0;
+    d.outBytes = 0;
+  }
   const flushOut = () => {
     flushScheduled = false;
     const list = dirty;
     dirty = [];
-    for (const d of list) {
-      const q = d.outq!;
-      const ws = d.ws;
-      if (!d.closed && ws) {
-        ws.cork(() => {
-          for (let i = 0; i < q.length; i += 2) {
-            const data = q[i] as FrameData;
-            if (ws.send(data, q[i + 1] as boolean) === 2) hot.backpressureDropped++;
-            hot.bytesOut += typeof data === 'string' ? data.length : data.byteLength;
-          }
-          hot.framesOut += q.length / 2;
-        });
-      }
-      q.length = 0;
-    }
+    // a connection written early (TURN_BYTES) and queued again is listed twice; its second turn finds its queue empty
+    for (const d of list) sendQueued(d);
   };
   /** Sends every queued frame now: call before anything that bypasses the queue (fan-out, close). */
   function flushOutNow(): void {
     if (dirty.length) flushOut();
   }
+  /**
+   * Queues a frame; the connection's frames go out corked, one socket write, once per event-loop
+   * turn. `data` must not change until then. A turn, not a microtask: the API's sends and a local
+   * handler's replies each arrive in a uWS callback of their own, and a microtask runs after each
+   * (one write per frame); the check phase comes once the turn's I/O callbacks have all run.
+   */
   function enqueueOut(d: ConnData, data: FrameData, binary: boolean): void {
     if (d.closed) return;
     const q = (d.outq ??= []);
     if (q.length === 0) dirty.push(d);
     q.push(data, binary);
+    if ((d.outBytes += typeof data === 'string' ? data.length : data.byteLength) >= TURN_BYTES) return sendQueued(d);
     if (!flushScheduled) {
       flushScheduled = true;
-      queueMicrotask(flushOut);
+      setImmediate(flushOut);
     }
   }
 
@@ -264,8 +284,12 @@ export async function createGateway(options: GatewayOptions): Promise<Gateway> {
   }
   function closeLocal(d: ConnData, code: number | undefined, reason: string | undefined): void {
     if (d.closed || !d.ws) return;
-    flushOutNow(); // frames sent before the close go out before it
-    d.ws.end(code ?? CloseCode.ClosedByApplication, truncateReason(reason ?? ''));
+    endWith(d, d.ws, code ?? CloseCode.ClosedByApplication, truncateReason(reason ?? ''));
+  }
+  /** Closes a connection after the frames queued for it (sent before the close, so they go out before it). */
+  function endWith(d: ConnData, ws: WebSocket<Slot>, code: number, reason: string): void {
+    sendQueued(d);
+    ws.end(code, reason);
   }
   /** A frame for a connection from P.out or the API: no binary flag means text, unless it is not UTF-8 (a client's decoder must never see invalid text). */
   function deliverFrame(d: ConnData, data: Uint8Array, binary: boolean): void {
@@ -298,7 +322,8 @@ export async function createGateway(options: GatewayOptions): Promise<Gateway> {
     node: gatewayId,
     send(id, data, binary) {
       const d = localOf(id);
-      if (d) enqueueOut(d, data, binary);
+      // copied: the frame is written later in this loop turn, and the handler may reuse its bytes
+      if (d) enqueueOut(d, typeof data === 'string' ? data : data.slice(), binary);
       else if (d === undefined && nats) nats.nc.publish(nats.subjects.out(id), data, binary ? { headers: BINARY_HEADERS } : undefined);
     },
     close(id, code, reason) {
@@ -514,6 +539,7 @@ export async function createGateway(options: GatewayOptions): Promise<Gateway> {
         seq: 0,
         closed: false,
         outq: null,
+        outBytes: 0,
         conn: null,
         rateTokens: config.messageRate * 2,
         rateAt: 0,
@@ -606,13 +632,13 @@ export async function createGateway(options: GatewayOptions): Promise<Gateway> {
         d.rateTokens = Math.min(messageBurst, d.rateTokens + ((now - d.rateAt) * config.messageRate) / 1000);
         d.rateAt = now;
         if (d.rateTokens < 1) {
-          ws.end(CloseCode.PolicyViolation, `more than ${config.messageRate} frames per second`);
+          endWith(d, ws, CloseCode.PolicyViolation, `more than ${config.messageRate} frames per second`);
           return;
         }
         d.rateTokens--;
       }
       if (message.byteLength > config.maxPayload) {
-        ws.end(CloseCode.MessageTooBig, `frame of ${message.byteLength} bytes exceeds the ${config.maxPayload}-byte limit`);
+        endWith(d, ws, CloseCode.MessageTooBig, `frame of ${message.byteLength} bytes exceeds the ${config.maxPayload}-byte limit`);
         return;
       }
       let subject = d.msgSubject;
@@ -620,7 +646,7 @@ export async function createGateway(options: GatewayOptions): Promise<Gateway> {
       if (config.routeField !== '' && !isBinary) {
         const r = routeFromField(config.routeField, message, d.route);
         if (typeof r !== 'string') {
-          ws.end(CloseCode.PolicyViolation, truncateReason(`invalid route ${JSON.stringify(r.invalid)}`));
+          endWith(d, ws, CloseCode.PolicyViolation, truncateReason(`invalid route ${JSON.stringify(r.invalid)}`));
           return;
         }
         if (r !== route) {
@@ -639,7 +665,7 @@ export async function createGateway(options: GatewayOptions): Promise<Gateway> {
       const h = durable ? frameHeaders(d.id, gatewayId, seq, isBinary) : (d.headers ??= new FrameHeaderEncoder(d.id, gatewayId)).at(seq, isBinary);
       if (!publisher!.publish(subject, new Uint8Array(message), h, (d.outSubject ??= nats!.subjects.out(d.id)), durable ? `${d.id}-${seq}` : '')) {
         metrics.outageRefused.inc();
-        ws.end(CloseCode.NatsUnavailable, 'message queue unavailable; retry later');
+        endWith(d, ws, CloseCode.NatsUnavailable, 'message queue unavailable; retry later');
       }
     },
     close(ws, code, message) {

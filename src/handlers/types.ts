@@ -42,6 +42,7 @@ export interface Conn {
    * Always set in `open`; in other callbacks set unless the connection record is already gone.
    */
   readonly request: RequestInfo | undefined;
+  /** Queues a frame; bytes are copied before this returns, so the caller may reuse them. */
   send(data: FrameData, options?: SendOptions): void;
   close(code?: number, reason?: string): void;
   /** Resolves once broadcasts to `topic` reach this connection. */
@@ -54,7 +55,7 @@ export interface Context {
   /** Id of the process running the handler (gateway id, or `worker`). */
   readonly node: string;
   readonly log: Logger;
-  /** Sends to any connection on any gateway. Unknown or closed ids are ignored (use the connection service for acknowledged sends). */
+  /** Sends to any connection on any gateway; bytes are copied before this returns. Unknown or closed ids are ignored (use the connection service for acknowledged sends). */
   send(connectionId: string, data: FrameData, options?: SendOptions): void;
   close(connectionId: string, code?: number, reason?: string): void;
   /** Broadcasts to every connection subscribed to `topic`, on every gateway. */
