@@ -213,7 +213,7 @@ export async function createGateway(options: GatewayOptions): Promise<Gateway> {
     // a connection written early (TURN_BYTES) and queued again is listed twice; its second turn finds its queue empty
     for (const d of list) sendQueued(d);
   };
-  /** Sends every queued frame now: call before anything that bypasses the queue (fan-out, close). */
+  /** Sends every queued frame now: call before anything that bypasses the queue (fan-out, shutdown; a close uses endWith). */
   function flushOutNow(): void {
     if (dirty.length) flushOut();
   }
@@ -226,9 +226,10 @@ export async function createGateway(options: GatewayOptions): Promise<Gateway> {
   function enqueueOut(d: ConnData, data: FrameData, binary: boolean): void {
     if (d.closed) return;
     const q = (d.outq ??= []);
-    if (q.length === 0) dirty.push(d);
     q.push(data, binary);
     if ((d.outBytes += typeof data === 'string' ? data.length : data.byteLength) >= TURN_BYTES) return sendQueued(d);
+    // listed when its queue starts (again), and only when a flush will come for the list
+    if (q.length === 2) dirty.push(d);
     if (!flushScheduled) {
       flushScheduled = true;
       setImmediate(flushOut);
