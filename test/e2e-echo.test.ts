@@ -22,22 +22,23 @@ async function checkEcho(t: Tap.Test, url: string) {
   t.same([...f2.data], [...bytes], 'binary frame comes back byte-exact');
 }
 
-t.test('local mode echo', async (t) => {
-  const g = await startGateway({ handler: echoHandler });
-  t.teardown(() => g.close());
-  await checkEcho(t, g.url);
-});
+type Mode = 'local' | 'shared-state' | 'remote-handler';
 
-t.test('shared-state mode (gateway --handler) echo', async (t) => {
-  const g = await startGateway({ natsUrl: nats.url, handler: echoHandler });
+/** A gateway running `handler` in `mode` (remote-handler: with a worker), torn down with the test; its WebSocket URL. */
+async function gatewayIn(t: Tap.Test, mode: Mode, handler: Handler): Promise<string> {
+  if (mode === 'remote-handler') return (await startRemoteStack(t, nats.url, handler)).gateway.url;
+  const g = await startGateway({ natsUrl: mode === 'local' ? undefined : nats.url, handler });
   t.teardown(() => g.close());
-  await checkEcho(t, g.url);
-});
+  return g.url;
+}
 
-t.test('remote-handler mode (gateway + worker) echo', async (t) => {
-  const { gateway } = await startRemoteStack(t, nats.url, echoHandler);
-  await checkEcho(t, gateway.url);
-});
+for (const [mode, name] of [
+  ['local', 'local mode echo'],
+  ['shared-state', 'shared-state mode (gateway --handler) echo'],
+  ['remote-handler', 'remote-handler mode (gateway + worker) echo'],
+] as const) {
+  t.test(name, async (t) => checkEcho(t, await gatewayIn(t, mode, echoHandler)));
+}
 
 /** Replies from one scratch buffer, cleared right after each send: a handler may reuse bytes it sent. */
 const scratch = new Uint8Array(4);
@@ -59,18 +60,7 @@ async function checkScratch(t: Tap.Test, url: string) {
 }
 
 t.test('a handler that reuses the bytes it sent: every mode sends what it was given', async (t) => {
-  t.test('local', async (t) => {
-    const g = await startGateway({ handler: scratchHandler });
-    t.teardown(() => g.close());
-    await checkScratch(t, g.url);
-  });
-  t.test('shared-state', async (t) => {
-    const g = await startGateway({ natsUrl: nats.url, handler: scratchHandler });
-    t.teardown(() => g.close());
-    await checkScratch(t, g.url);
-  });
-  t.test('remote-handler', async (t) => {
-    const { gateway } = await startRemoteStack(t, nats.url, scratchHandler);
-    await checkScratch(t, gateway.url);
-  });
+  for (const mode of ['local', 'shared-state', 'remote-handler'] as const) {
+    t.test(mode, async (t) => checkScratch(t, await gatewayIn(t, mode, scratchHandler)));
+  }
 });

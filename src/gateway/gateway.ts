@@ -140,7 +140,6 @@ function withoutToken(query: string): string {
   return q.toString();
 }
 
-
 /**
  * A uWebSockets.js WebSocket frontend. With a handler it runs it in-process (local mode without NATS,
  * or shared-state mode with NATS); without one it publishes every event to NATS and delivers what
@@ -219,15 +218,17 @@ export async function createGateway(options: GatewayOptions): Promise<Gateway> {
   }
   /**
    * Queues a frame; the connection's frames go out corked, one socket write, once per event-loop
-   * turn. `data` must not change until then. A turn, not a microtask: the API's sends and a local
-   * handler's replies each arrive in a uWS callback of their own, and a microtask runs after each
-   * (one write per frame); the check phase comes once the turn's I/O callbacks have all run.
+   * turn. A turn, not a microtask: the API's sends and a local handler's replies each arrive in a uWS
+   * callback of their own, and a microtask runs after each (one write per frame); the check phase
+   * comes once the turn's I/O callbacks have all run. `borrowed` bytes (a handler's, which it may
+   * reuse) are copied when they wait for the turn's end, not when they go out at once.
    */
-  function enqueueOut(d: ConnData, data: FrameData, binary: boolean): void {
+  function enqueueOut(d: ConnData, data: FrameData, binary: boolean, borrowed = false): void {
     if (d.closed) return;
     const q = (d.outq ??= []);
-    q.push(data, binary);
-    if ((d.outBytes += typeof data === 'string' ? data.length : data.byteLength) >= TURN_BYTES) return sendQueued(d);
+    const atOnce = (d.outBytes += typeof data === 'string' ? data.length : data.byteLength) >= TURN_BYTES;
+    q.push(borrowed && !atOnce && typeof data !== 'string' ? data.slice() : data, binary);
+    if (atOnce) return sendQueued(d);
     // listed when its queue starts (again), and only when a flush will come for the list
     if (q.length === 2) dirty.push(d);
     if (!flushScheduled) {
@@ -323,8 +324,8 @@ export async function createGateway(options: GatewayOptions): Promise<Gateway> {
     node: gatewayId,
     send(id, data, binary) {
       const d = localOf(id);
-      // copied: the frame is written later in this loop turn, and the handler may reuse its bytes
-      if (d) enqueueOut(d, typeof data === 'string' ? data : data.slice(), binary);
+      // the handler may reuse its bytes once this returns
+      if (d) enqueueOut(d, data, binary, true);
       else if (d === undefined && nats) nats.nc.publish(nats.subjects.out(id), data, binary ? { headers: BINARY_HEADERS } : undefined);
     },
     close(id, code, reason) {

@@ -43,10 +43,7 @@ export class Acknowledger {
 
   /** Answers `msg` with `body` on its own reply subject; nothing when it has none. */
   reply(msg: Msg, body: Uint8Array | string): void {
-    const to = replySubject(msg);
-    if (to === '') return;
-    this.#publish(to, body);
-    this.#schedule();
+    this.#answer(replySubject(msg), body);
   }
 
   /** Answers `msg` with `{"ok":true}`: in this turn's batch for its sender when its reply subject asks for that. */
@@ -71,7 +68,8 @@ export class Acknowledger {
         return;
       }
     }
-    this.reply(msg, OK_BYTES);
+    // not a batching sender: answered on its own reply subject, from the bytes read above
+    this.#answer(replySubject(msg, r), OK_BYTES);
   }
 
   /** Hands everything answered so far to nats.js. */
@@ -92,6 +90,12 @@ export class Acknowledger {
     } catch {
       // closed or draining: nothing can be answered any more
     }
+  }
+
+  #answer(to: string, body: Uint8Array | string): void {
+    if (to === '') return;
+    this.#publish(to, body);
+    this.#schedule();
   }
 
   #schedule(): void {

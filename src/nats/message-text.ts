@@ -123,10 +123,9 @@ export function subjectTail(msg: SubjectSource, offset: number, texts: InternedT
  * `reply` getter runs a TextDecoder on every call when there is none (it caches the empty string,
  * which reads as "not cached"), once per frame on a gateway's outbound subscription. Reply subjects
  * are unique per request, so they are not interned. Anything but plain ASCII bytes, and any other
- * message shape, takes the public `reply`.
+ * message shape, takes the public `reply`. `r` is `replyBytes(msg)`, for a caller that read it already.
  */
-export function replySubject(msg: { readonly reply?: string }): string {
-  const r = replyBytes(msg);
+export function replySubject(msg: { readonly reply?: string }, r: Uint8Array | null | undefined = replyBytes(msg)): string {
   if (r === undefined) return '';
   if (r !== null) {
     let high = 0;

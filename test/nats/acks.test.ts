@@ -94,12 +94,17 @@ t.test('a batching requester gets each success from far fewer messages, and each
   t.ok(batches >= 1 && batches <= 50, `490 successes came in ${batches} batch messages`);
 });
 
-t.test('a batch past 200 acknowledgements is split, and every request is still answered', async (t) => {
-  const { gw, api } = await pair(t);
-  await responder(gw, 'acks.big.*');
+/** Sends `n` requests in one turn from a batching requester to a responder on `url`; how many were answered ok. */
+async function answeredOk(t: Teardown, url: string, name: string, n: number): Promise<number> {
+  const { gw, api } = await pair(t, url);
+  await responder(gw, `acks.${name}.*`);
   const requester = requesterOn(t, api, 10_000, { batchedAcks: true });
-  const got = await burst(requester, 'acks.big.c1', Array.from({ length: 9000 }, (_, i) => String(i)));
-  t.equal(got.filter((g) => g.err === null && g.text === '{"ok":true}').length, 9000);
+  const got = await burst(requester, `acks.${name}.c1`, Array.from({ length: n }, (_, i) => String(i)));
+  return got.filter((g) => g.err === null && g.text === '{"ok":true}').length;
+}
+
+t.test('a batch past 200 acknowledgements is split, and every request is still answered', async (t) => {
+  t.equal(await answeredOk(t, nats.url, 'big', 9000), 9000);
 });
 
 t.test('senders that do not ask for batching get an answer per request, nats.js request() included', async (t) => {
@@ -140,12 +145,8 @@ t.test('no responders and timeouts still fail each request of a batching request
 t.test('batches fit a server with a small max_payload', async (t) => {
   const small = await startNatsServer({ jetstream: false, config: 'max_payload: 4096' });
   t.teardown(() => small.stop());
-  const { gw, api } = await pair(t, small.url);
-  await responder(gw, 'acks.small.*');
-  const requester = requesterOn(t, api, 10_000, { batchedAcks: true });
   // request numbers of 4+ digits: 200 of them with spaces is ~1 KB per batch
-  const got = await burst(requester, 'acks.small.c1', Array.from({ length: 3000 }, (_, i) => String(i)));
-  t.equal(got.filter((g) => g.err === null && g.text === '{"ok":true}').length, 3000);
+  t.equal(await answeredOk(t, small.url, 'small', 3000), 3000);
 });
 
 t.test('answers after the connection closed are dropped without throwing', async (t) => {
