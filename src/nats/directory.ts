@@ -25,8 +25,12 @@ function openBucket(kvm: Kvm, name: string, replicas: number, description: strin
 }
 
 const WRITE_TIMEOUT_MS = 5_000;
-/** The purge lock's key in the leases bucket: not a gateway id (`=` is no token character). */
-const PURGE_KEY = 'purge=deletes';
+/**
+ * Tasks one process of the cluster runs at a time, and each one's lock key in the leases bucket:
+ * never a gateway id, since `=` is no token character (leaseEntries skips every such key).
+ */
+const TASK_KEYS = { purge: 'purge=deletes', orphans: 'sweep=orphans' } as const;
+export type ClusterTask = keyof typeof TASK_KEYS;
 const EMPTY = new Uint8Array(0);
 const deleteHeaders = headers();
 deleteHeaders.set('KV-Operation', 'DEL');
@@ -165,21 +169,22 @@ export class ConnectionDirectory {
   }
 
   /**
-   * One process of the cluster wins the right to purge for `everyMs`: a compare-and-set on a key of
-   * the leases bucket that no gateway id can take (`=` is not a token character).
+   * One process of the cluster wins the right to run `task` for `everyMs`: a compare-and-set on the
+   * task's key in the leases bucket. False when another process ran it less than 90% of that ago.
    */
-  async claimPurge(everyMs: number): Promise<boolean> {
+  async claim(task: ClusterTask, everyMs: number): Promise<boolean> {
+    const key = TASK_KEYS[task];
     const now = Date.now();
-    const entry = await this.gateways.get(PURGE_KEY);
+    const entry = await this.gateways.get(key);
     const value = this.#codec.encode(JSON.stringify({ at: now }));
     try {
       if (!entry || entry.operation !== 'PUT') {
-        await this.gateways.create(PURGE_KEY, value);
+        await this.gateways.create(key, value);
         return true;
       }
       const last = (entry.json<{ at?: number }>().at ?? 0) as number;
       if (now - last < everyMs * 0.9) return false;
-      await this.gateways.update(PURGE_KEY, value, entry.revision);
+      await this.gateways.update(key, value, entry.revision);
       return true;
     } catch (err) {
       if (isCasConflict(err) || /exists/i.test((err as Error)?.message ?? '')) return false;
@@ -195,7 +200,8 @@ export class ConnectionDirectory {
   async leaseEntries(): Promise<Array<{ lease: GatewayLease; revision: number }>> {
     const out: Array<{ lease: GatewayLease; revision: number }> = [];
     for await (const key of await this.gateways.keys()) {
-      if (key === PURGE_KEY) continue;
+      // a task's lock (see claim), not a gateway
+      if (key.includes('=')) continue;
       const entry = await this.gateways.get(key);
       if (entry && entry.operation === 'PUT') out.push({ lease: entry.json<GatewayLease>(), revision: entry.revision });
     }
