@@ -582,7 +582,7 @@ if (opts.profile) {
 if (!only && !opts.profile) {
   // a full run also refreshes the chart and table the README and docs/performance.md show
   writeFileSync(join(root, 'docs/bench.svg'), chart());
-  writeFileSync(join(root, 'docs/bench-latest.md'), `# Latest full \`npm run bench -- --duration ${opts.duration}\`\n\n${header}; ${machine.date}\n\n${table}\n\n## Goals\n\n${goalTable}\n`);
+  writeFileSync(join(root, 'docs/bench-latest.md'), `# Latest full \`npm run bench -- --duration ${opts.duration}${Number(opts.repeat) > 1 ? ` --repeat ${opts.repeat}` : ''}\`\n\n${header}; ${machine.date}\n\n${table}\n\n## Goals\n\n${goalTable}\n`);
 }
 process.stderr.write(`results: bench-results/latest.{json,md,svg}${only || opts.profile ? '' : '; docs/bench.svg and docs/bench-latest.md refreshed'}\n`);
 process.exit(0);
