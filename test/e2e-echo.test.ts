@@ -40,15 +40,19 @@ for (const [mode, name] of [
   t.test(name, async (t) => checkEcho(t, await gatewayIn(t, mode, echoHandler)));
 }
 
-/** Replies from one scratch buffer, cleared right after each send: a handler may reuse bytes it sent. */
-const scratch = new Uint8Array(4);
-const scratchHandler: Handler = {
-  message(conn, message) {
-    scratch.set(message.data.subarray(0, 4));
-    conn.send(scratch);
-    scratch.fill(0);
-  },
-};
+/**
+ * Replies from one scratch buffer, cleared right after each send: a handler may reuse bytes it sent.
+ * A Node Buffer too, whose `slice()` is a view, not a copy.
+ */
+function scratchHandler(scratch: Uint8Array): Handler {
+  return {
+    message(conn, message) {
+      scratch.set(message.data.subarray(0, 4));
+      conn.send(scratch);
+      scratch.fill(0);
+    },
+  };
+}
 
 async function checkScratch(t: Tap.Test, url: string) {
   const c = await TestClient.connect(url);
@@ -61,6 +65,11 @@ async function checkScratch(t: Tap.Test, url: string) {
 
 t.test('a handler that reuses the bytes it sent: every mode sends what it was given', async (t) => {
   for (const mode of ['local', 'shared-state', 'remote-handler'] as const) {
-    t.test(mode, async (t) => checkScratch(t, await gatewayIn(t, mode, scratchHandler)));
+    for (const [kind, scratch] of [
+      ['Uint8Array', new Uint8Array(4)],
+      ['Buffer', Buffer.alloc(4)],
+    ] as const) {
+      t.test(`${mode}, ${kind}`, async (t) => checkScratch(t, await gatewayIn(t, mode, scratchHandler(scratch))));
+    }
   }
 });

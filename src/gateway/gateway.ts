@@ -227,7 +227,8 @@ export async function createGateway(options: GatewayOptions): Promise<Gateway> {
     if (d.closed) return;
     const q = (d.outq ??= []);
     const atOnce = (d.outBytes += typeof data === 'string' ? data.length : data.byteLength) >= TURN_BYTES;
-    q.push(borrowed && !atOnce && typeof data !== 'string' ? data.slice() : data, binary);
+    // a copy of borrowed bytes (Buffer.from copies; a Node Buffer's own slice() would be a view)
+    q.push(borrowed && !atOnce && typeof data !== 'string' ? Buffer.from(data) : data, binary);
     if (atOnce) return sendQueued(d);
     // listed when its queue starts (again), and only when a flush will come for the list
     if (q.length === 2) dirty.push(d);
