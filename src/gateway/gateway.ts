@@ -660,8 +660,10 @@ export async function createGateway(options: GatewayOptions): Promise<Gateway> {
       metrics.frameIn(route, message.byteLength);
       const seq = ++d.seq;
       if (runtime) {
-        // copy: uWS detaches the ArrayBuffer when this callback returns
-        runtime.message(connOf(d), new FrameMessage(new Uint8Array(message.slice(0)), isBinary, route, seq));
+        // copy: uWS detaches the ArrayBuffer when this callback returns. Into Node's buffer pool, not
+        // with ArrayBuffer#slice, which costs ~0.9 µs for a 64-byte frame (a backing store of its
+        // own) against ~0.1 µs; a handler keeps `data` only until it settles (types.ts)
+        runtime.message(connOf(d), new FrameMessage(Buffer.from(new Uint8Array(message)), isBinary, route, seq));
         return;
       }
       // the publisher copies the frame (into its protocol buffer) before this callback returns
