@@ -194,12 +194,10 @@ export async function createGateway(options: GatewayOptions): Promise<Gateway> {
     const ws = d.ws;
     if (!d.closed && ws) {
       ws.cork(() => {
-        for (let i = 0; i < q.length; i += 2) {
-          const data = q[i] as FrameData;
-          if (ws.send(data, q[i + 1] as boolean) === 2) hot.backpressureDropped++;
-          hot.bytesOut += typeof data === 'string' ? data.length : data.byteLength;
-        }
+        for (let i = 0; i < q.length; i += 2) if (ws.send(q[i] as FrameData, q[i + 1] as boolean) === 2) hot.backpressureDropped++;
         hot.framesOut += q.length / 2;
+        // the queue's size, summed as it was filled
+        hot.bytesOut += d.outBytes;
       });
     }
     q.length = 0;

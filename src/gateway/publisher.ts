@@ -73,7 +73,8 @@ export class InboundPublisher {
     if (this.#held || this.#js) {
       if (this.pending >= this.#outageLimit) return false;
       const h = headers === undefined || this.#js ? headers : encodeHeaders(headers);
-      this.#q.push(subject, payload.slice(), h, reply, msgId, onAcked);
+      // a copy (Buffer.from copies; a Node Buffer's own slice() would be a view)
+      this.#q.push(subject, Buffer.from(payload), h, reply, msgId, onAcked);
       return true;
     }
     this.#write(subject, payload, headers, reply);

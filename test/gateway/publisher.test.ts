@@ -66,3 +66,22 @@ t.test('a full hold refuses, and what it refused is not sent later', async (t) =
   await nc.flush();
   t.same(got, ['a', 'b']);
 });
+
+t.test('held payloads are copies, also of a Node Buffer (whose own slice() is a view)', async (t) => {
+  const nc = await connect({ servers: nats.url });
+  t.teardown(() => nc.close());
+  const got: string[] = [];
+  nc.subscribe('r.>', { callback: (_e, m) => got.push(td.decode(m.data)) });
+  await nc.flush();
+  const pub = new InboundPublisher(nc, 10, log);
+  pub.hold();
+  // one buffer, rewritten for every frame, as a caller may once publish returns
+  const scratch = Buffer.alloc(1);
+  for (const c of ['a', 'b', 'c']) {
+    scratch.write(c);
+    t.ok(pub.publish('r.a', scratch, undefined, ''));
+  }
+  pub.release();
+  await nc.flush();
+  t.same(got, ['a', 'b', 'c'], 'each held frame as it was when published');
+});
