@@ -693,7 +693,7 @@ export async function createGateway(options: GatewayOptions): Promise<Gateway> {
           directory.remove(d.id);
         }
       }
-      log.debug({ conn: d.id, code }, 'close');
+      log.debug({ conn: d.id, code, reason }, 'close');
       runtime?.close(connOf(d), { code, reason, lost: false });
     },
   };
