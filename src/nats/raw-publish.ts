@@ -39,6 +39,22 @@ function isWriter(h: AnyHeaders): h is HeaderWriter {
 const SLAB_BYTES = 64 * 1024;
 const CR = 13;
 const LF = 10;
+const SPACE = 32;
+const ZERO = 48;
+/** Line starts kept per map (see `#lineStart`). */
+const MAX_KEPT = 4096;
+
+/** Writes the decimal digits of `n` (a non-negative integer) at `at`; returns where they end. */
+function writeDecimal(buf: Uint8Array, at: number, n: number): number {
+  if (n < 10) {
+    buf[at] = ZERO + n;
+    return at + 1;
+  }
+  let end = at;
+  for (let v = n; v > 0; v = Math.floor(v / 10)) end++;
+  for (let i = end - 1, v = n; i >= at; i--, v = Math.floor(v / 10)) buf[i] = ZERO + (v % 10);
+  return end;
+}
 
 /**
  * Core NATS publishes written straight into protocol bytes (`PUB`/`HPUB` lines, headers, payload) in
@@ -73,6 +89,8 @@ export class RawPublisher {
     this.flush();
   };
   #slab: Buffer = Buffer.allocUnsafeSlow(SLAB_BYTES);
+  readonly #pubStarts = new Map<string, Map<string, Uint8Array>>();
+  readonly #hpubStarts = new Map<string, Map<string, Uint8Array>>();
   /** Start of the bytes not yet handed over; everything before was handed to nats.js and is never written again. */
   #start = 0;
   #at = 0;
@@ -116,12 +134,20 @@ export class RawPublisher {
     const total = hlen + plen;
     const max = proto.info?.max_payload;
     if (max !== undefined && total > max) throw new Error(`payload of ${total} bytes is over the server's max_payload (${max})`);
-    const line = h === undefined ? (reply === '' ? `PUB ${subject} ${total}\r\n` : `PUB ${subject} ${reply} ${total}\r\n`) : reply === '' ? `HPUB ${subject} ${hlen} ${total}\r\n` : `HPUB ${subject} ${reply} ${hlen} ${total}\r\n`;
-    // a UTF-8 character takes at most 3 bytes per UTF-16 unit
-    this.#reserve(line.length * 3 + total + 2);
+    const start = this.#lineStart(h !== undefined, subject, reply);
+    // the start, at most two 10-digit numbers, a space and CRLF, the message and its CRLF
+    this.#reserve(start.length + 23 + total + 2);
     const slab = this.#slab;
     let at = this.#at;
-    at += slab.write(line, at);
+    slab.set(start, at);
+    at += start.length;
+    if (h !== undefined) {
+      at = writeDecimal(slab, at, hlen);
+      slab[at++] = SPACE;
+    }
+    at = writeDecimal(slab, at, total);
+    slab[at++] = CR;
+    slab[at++] = LF;
     if (h instanceof Uint8Array) slab.set(h, at);
     else if (h !== undefined) h.writeTo(slab, at);
     at += hlen;
@@ -158,6 +184,28 @@ export class RawPublisher {
     this.#reserve(bytes.length);
     this.#slab.set(bytes, this.#at);
     this.#at += bytes.length;
+  }
+
+  /**
+   * `PUB <subject> [<reply> ]` or `HPUB ...` as bytes, kept per subject and reply: most publishes
+   * repeat one (a connection's frames and their reply subject, a worker's answers to a connection),
+   * and encoding the line anew cost a template string and a UTF-8 write per message. At most
+   * MAX_KEPT subjects, and MAX_KEPT replies per subject, are kept (then that map starts over).
+   */
+  #lineStart(headers: boolean, subject: string, reply: string): Uint8Array {
+    const bySubject = headers ? this.#hpubStarts : this.#pubStarts;
+    let byReply = bySubject.get(subject);
+    if (byReply === undefined) {
+      if (bySubject.size >= MAX_KEPT) bySubject.clear();
+      bySubject.set(subject, (byReply = new Map()));
+    }
+    let start = byReply.get(reply);
+    if (start === undefined) {
+      if (byReply.size >= MAX_KEPT) byReply.clear();
+      start = Buffer.from(`${headers ? 'HPUB' : 'PUB'} ${subject} ${reply === '' ? '' : `${reply} `}`);
+      byReply.set(reply, start);
+    }
+    return start;
   }
 
   #reserve(n: number): void {

@@ -103,6 +103,30 @@ t.test('a batch far larger than one slab arrives whole and in order', async (t) 
   );
 });
 
+t.test('line starts are kept per subject and reply: a subject with many replies, and more of both than are kept', async (t) => {
+  const nc = await connect({ servers: nats.url });
+  t.teardown(() => nc.close());
+  const raw = new RawPublisher(nc);
+  // 5,000 replies on one subject and 5,000 subjects (past the 4,096 kept per map), with and without
+  // headers, alternating, so a kept start is reused, replaced and dropped along the way
+  const n = 10_000;
+  const sent: Array<[string, string, string]> = [];
+  const got = await received(nc, n, () => {
+    for (let i = 0; i < n; i++) {
+      const subject = i % 2 === 0 ? 'r.many' : `r.s.${i % 5_000}`;
+      const reply = i % 2 === 0 ? `r.x.${i % 5_000}` : i % 3 === 0 ? 'r.same' : '';
+      const body = `${i}`;
+      sent.push([subject, reply, body]);
+      raw.publish(subject, te.encode(body), i % 4 < 2 ? undefined : h, reply);
+      if (i % 1_000 === 999) raw.flush();
+    }
+    raw.flush();
+  });
+  t.equal(got.length, n);
+  const wrong = got.filter((m, i) => m.subject !== sent[i]![0] || (m.reply ?? '') !== sent[i]![1] || m.string() !== sent[i]![2] || (i % 4 < 2) !== !m.headers);
+  t.same(wrong.map((m) => `${m.subject} ${m.reply} ${m.string()}`).slice(0, 5), [], 'every message has its own subject, reply, headers and body, in order');
+});
+
 t.test('over max_payload throws like nc.publish and writes nothing', async (t) => {
   const nc = await connect({ servers: nats.url });
   t.teardown(() => nc.close());
