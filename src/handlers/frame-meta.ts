@@ -50,11 +50,61 @@ const SPACE = 32;
 const TAB = 9;
 const ONE = 49;
 
+const ascii = (text: string) => Uint8Array.from(text, (c) => c.charCodeAt(0));
+const LF = 10;
+const ZERO = 48;
+// the exact block a wsgw gateway writes (src/gateway/frame-headers.ts), piece by piece
+const AT_CONN = ascii(`NATS/1.0\r\n${Header.Connection}: `);
+const AT_GATEWAY = ascii(`\r\n${Header.Gateway}: `);
+const AT_BINARY = ascii(`\r\n${Header.Binary}: `);
+const AT_SEQ = ascii(`\r\n${Header.Seq}: `);
+
+/**
+ * The block exactly as a wsgw gateway writes it (`NATS/1.0`, then Conn, Gateway, Binary as one digit
+ * and Seq as plain digits, nothing else), read by checking its fixed parts in place; undefined for
+ * anything else, which the general scan reads. Where it answers, the general scan answers the same.
+ */
+function gatewayBlock(b: Uint8Array, end: number, texts: InternedText): FrameMeta | undefined {
+  if (!bytesAre(b, 0, AT_CONN.length, AT_CONN)) return undefined;
+  const connFrom = AT_CONN.length;
+  let at = connFrom;
+  while (at < end && b[at] !== CR) at++;
+  const connTo = at;
+  if (!bytesAre(b, at, at + AT_GATEWAY.length, AT_GATEWAY)) return undefined;
+  const gatewayFrom = at + AT_GATEWAY.length;
+  at = gatewayFrom;
+  while (at < end && b[at] !== CR) at++;
+  const gatewayTo = at;
+  if (!bytesAre(b, at, at + AT_BINARY.length, AT_BINARY)) return undefined;
+  at += AT_BINARY.length;
+  const flag = b[at]!;
+  if ((flag !== ZERO && flag !== ONE) || !bytesAre(b, at + 1, at + 1 + AT_SEQ.length, AT_SEQ)) return undefined;
+  const seqFrom = at + 1 + AT_SEQ.length;
+  at = seqFrom;
+  while (at < end && b[at] !== CR) at++;
+  const seq = digits(b, seqFrom, at);
+  // the block ends right after the seq line, with the empty line
+  if (seq < 0 || at + 4 !== end || b[at + 1] !== LF || b[at + 2] !== CR || b[at + 3] !== LF) return undefined;
+  // values a trim would change (or empty ids) are left to the general scan
+  if (!plain(b, connFrom, connTo) || !plain(b, gatewayFrom, gatewayTo)) return undefined;
+  return { conn: texts.get(b, connFrom, connTo), gateway: texts.get(b, gatewayFrom, gatewayTo), seq, binary: flag === ONE };
+}
+
+/** A non-empty value with no space or tab at either end. */
+function plain(b: Uint8Array, from: number, to: number): boolean {
+  if (to <= from) return false;
+  const first = b[from];
+  const last = b[to - 1];
+  return first !== SPACE && first !== TAB && last !== SPACE && last !== TAB;
+}
+
 /**
  * `NATS/1.0[ status]\r\nKey: value\r\n...\r\n\r\n`, scanned in place: no string for the whole block;
  * the two ids come from `texts` (kept strings), the seq and the binary flag are read as bytes.
  */
 function scan(b: Uint8Array, end: number, texts: InternedText): FrameMeta | null {
+  const known = gatewayBlock(b, end, texts);
+  if (known !== undefined) return known;
   // a status line (`NATS/1.0 503`) is a server status, never a frame
   if (b[8] === SPACE) return null;
   let at = 0;

@@ -28,9 +28,18 @@ t.test('raw header scan and nats.js headers agree on real messages', async (t) =
   // values the in-place number and flag reads must take as Number() and === '1' do
   nc.publish('x.f', 'five', { headers: hdrs(['Wsgw-Conn', 'gw-4.Yy'], ['Wsgw-Gateway', 'gw-4'], ['Wsgw-Seq', '1e3'], ['Wsgw-Binary', ' 1 ']) });
   nc.publish('x.g', 'six', { headers: hdrs(['Wsgw-Conn', 'gw-4.Xx'], ['Wsgw-Gateway', 'gw-4'], ['Wsgw-Seq', ''], ['Wsgw-Binary', '11']) });
+  // a gateway's own block (read by checking its fixed parts) with a seq past 15 digits, and blocks
+  // that start like a gateway's but are not one: those go to the general scan and must read the same
+  nc.publish('x.h', 'seven', { headers: encodedHeaders(encodeHeaders(enc.at(12345678901234567, false))) });
+  nc.publish('x.i', 'eight', { headers: hdrs(['Wsgw-Conn', 'gw-5.Ww'], ['Wsgw-Gateway', 'gw-5'], ['Wsgw-Binary', '0'], ['Wsgw-Seq', '5'], ['Extra', 'x']) });
+  const repeated = hdrs(['Wsgw-Conn', 'gw-5.Vv'], ['Wsgw-Gateway', 'gw-5'], ['Wsgw-Binary', '1'], ['Wsgw-Seq', '6']);
+  repeated.append('Wsgw-Conn', 'gw-5.Uu');
+  nc.publish('x.j', 'nine', { headers: repeated });
+  nc.publish('x.k', 'ten', { headers: hdrs(['Wsgw-Conn', ' gw-6.Tt'], ['Wsgw-Gateway', 'gw-6 '], ['Wsgw-Binary', '2'], ['Wsgw-Seq', '8']) });
+  nc.publish('x.l', 'eleven', { headers: hdrs(['Wsgw-Conn', 'gw-7.Ss'], ['Wsgw-Gateway', 'gw-7'], ['Wsgw-Binary', '1'], ['Wsgw-Seq', '3']) });
   await nc.flush();
   await sub.drain();
-  t.equal(got.length, 7);
+  t.equal(got.length, 12);
   for (const m of got) {
     const viaApi = m.headers
       ? { conn: m.headers.get('Wsgw-Conn'), gateway: m.headers.get('Wsgw-Gateway'), seq: Number(m.headers.get('Wsgw-Seq')), binary: m.headers.get('Wsgw-Binary') === '1' }
@@ -44,6 +53,11 @@ t.test('raw header scan and nats.js headers agree on real messages', async (t) =
   t.same(readFrameMeta(got[2]!), { conn: 'gw-2.Zz', gateway: 'gw-2', seq: 9, binary: false }, 'order and spacing do not matter');
   t.same(readFrameMeta(got[5]!), { conn: 'gw-4.Yy', gateway: 'gw-4', seq: 1000, binary: true }, 'a seq that is not plain digits reads as Number() reads it');
   t.same(readFrameMeta(got[6]!), { conn: 'gw-4.Xx', gateway: 'gw-4', seq: 0, binary: false }, 'an empty seq is 0; only exactly 1 is binary');
+  t.same(readFrameMeta(got[7]!), { conn: 'gw-1.AbCdEfGhIjKlMnOp', gateway: 'gw-1', seq: 12345678901234567, binary: false }, 'a seq past 15 digits');
+  t.same(readFrameMeta(got[8]!), { conn: 'gw-5.Ww', gateway: 'gw-5', seq: 5, binary: false }, 'another header after the four');
+  t.same(readFrameMeta(got[9]!), { conn: 'gw-5.Vv', gateway: 'gw-5', seq: 6, binary: true }, 'a repeated key: the first value');
+  t.same(readFrameMeta(got[10]!), { conn: 'gw-6.Tt', gateway: 'gw-6', seq: 8, binary: false }, 'values trimmed; a flag other than 1 is text');
+  t.same(readFrameMeta(got[11]!), { conn: 'gw-7.Ss', gateway: 'gw-7', seq: 3, binary: true }, 'the same order and spacing as a gateway writes, from nats.js headers');
   for (const m of got.slice(0, 3)) {
     // the same raw bytes as a plain Uint8Array (no Buffer methods): the JavaScript decoding path
     const raw = m as unknown as { _msg: { hdr: number }; _rdata: Uint8Array };
