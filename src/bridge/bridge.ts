@@ -106,7 +106,7 @@ export async function createBridge(options: BridgeOptions): Promise<Bridge> {
   const pool = new Pool(target.origin, { connections: config.bridgeConcurrency, keepAliveTimeout: 30_000, pipelining: 1, connectTimeout: config.bridgeTimeout });
   // answers become publishes handed to nats.js once per event-loop turn: each HTTP answer arrives in
   // its own I/O callback, and nats.js would otherwise write its socket once per answer
-  const out = new RawPublisher(nc, setImmediate);
+  const out = new RawPublisher(nc, setImmediate, true);
   const stats = { delivered: 0, retried: 0, givenUp: 0 };
   const queue = new OrderedQueue<BridgeEvent>(config.bridgeConcurrency, config.bridgeQueue, (_key, ev, done) => deliver(ev, done, 0));
   // counted as plain numbers, copied into the counter at scrape (prom-client hashes labels per inc)

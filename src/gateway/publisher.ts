@@ -46,7 +46,7 @@ export class InboundPublisher {
 
   constructor(nc: NatsConnection, outageLimit: number, log: Logger, js: JetStreamClient | null = null, onFailure: () => void = () => undefined) {
     this.#nc = nc;
-    this.#raw = new RawPublisher(nc);
+    this.#raw = new RawPublisher(nc, null, true);
     this.#js = js;
     this.#onFailure = onFailure;
     this.#outageLimit = outageLimit;

@@ -63,7 +63,7 @@ export async function createWorker(options: WorkerOptions): Promise<Worker> {
   // the handler's sends, closes and broadcasts, written as protocol bytes and handed to nats.js once
   // per microtask burst (every one of them goes through here, so they stay in call order; a control
   // request flushes them first)
-  const out = new RawPublisher(nc, queueMicrotask);
+  const out = new RawPublisher(nc, queueMicrotask, true);
   const control = orderedControl(out, nc, subjects, CONTROL_TIMEOUT_MS, log);
 
   const host: ConnectionHost = {

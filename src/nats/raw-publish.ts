@@ -89,15 +89,22 @@ export class RawPublisher {
     this.flush();
   };
   #slab: Buffer = Buffer.allocUnsafeSlow(SLAB_BYTES);
+  readonly #keepStarts: boolean;
   readonly #pubStarts = new Map<string, Map<string, Uint8Array>>();
   readonly #hpubStarts = new Map<string, Map<string, Uint8Array>>();
   /** Start of the bytes not yet handed over; everything before was handed to nats.js and is never written again. */
   #start = 0;
   #at = 0;
 
-  constructor(nc: NatsConnection, schedule: ((flush: () => void) => void) | null = null) {
+  /**
+   * `keepStarts`: keep each `PUB` line's start as bytes per subject and reply (`#lineStart`), for a
+   * writer whose publishes repeat them (a gateway's frames, a worker's answers); a writer of requests,
+   * whose reply subjects are each new, writes the line from a string.
+   */
+  constructor(nc: NatsConnection, schedule: ((flush: () => void) => void) | null = null, keepStarts = false) {
     this.#nc = nc;
     this.#schedule = schedule;
+    this.#keepStarts = keepStarts;
     const proto = (nc as unknown as { protocol?: ProtocolWriter }).protocol;
     this.#proto = proto && typeof proto.sendCommand === 'function' ? proto : null;
   }
@@ -134,20 +141,31 @@ export class RawPublisher {
     const total = hlen + plen;
     const max = proto.info?.max_payload;
     if (max !== undefined && total > max) throw new Error(`payload of ${total} bytes is over the server's max_payload (${max})`);
-    const start = this.#lineStart(h !== undefined, subject, reply);
-    // the start, at most two 10-digit numbers, a space and CRLF, the message and its CRLF
-    this.#reserve(start.length + 23 + total + 2);
-    const slab = this.#slab;
-    let at = this.#at;
-    slab.set(start, at);
-    at += start.length;
-    if (h !== undefined) {
-      at = writeDecimal(slab, at, hlen);
-      slab[at++] = SPACE;
+    let slab: Buffer;
+    let at: number;
+    if (this.#keepStarts) {
+      const start = this.#lineStart(h !== undefined, subject, reply);
+      // the start, at most two 10-digit numbers, a space and CRLF, the message and its CRLF
+      this.#reserve(start.length + 23 + total + 2);
+      slab = this.#slab;
+      at = this.#at;
+      slab.set(start, at);
+      at += start.length;
+      if (h !== undefined) {
+        at = writeDecimal(slab, at, hlen);
+        slab[at++] = SPACE;
+      }
+      at = writeDecimal(slab, at, total);
+      slab[at++] = CR;
+      slab[at++] = LF;
+    } else {
+      const line = h === undefined ? (reply === '' ? `PUB ${subject} ${total}\r\n` : `PUB ${subject} ${reply} ${total}\r\n`) : reply === '' ? `HPUB ${subject} ${hlen} ${total}\r\n` : `HPUB ${subject} ${reply} ${hlen} ${total}\r\n`;
+      // a UTF-8 character takes at most 3 bytes per UTF-16 unit
+      this.#reserve(line.length * 3 + total + 2);
+      slab = this.#slab;
+      at = this.#at;
+      at += slab.write(line, at);
     }
-    at = writeDecimal(slab, at, total);
-    slab[at++] = CR;
-    slab[at++] = LF;
     if (h instanceof Uint8Array) slab.set(h, at);
     else if (h !== undefined) h.writeTo(slab, at);
     at += hlen;

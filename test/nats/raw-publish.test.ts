@@ -51,11 +51,11 @@ async function received(nc: NatsConnection, n: number, publish: () => void, seen
   return got;
 }
 
-t.test('the bytes are exactly what nc.publish sends, and arrive the same', async (t) => {
+for (const keepStarts of [false, true]) t.test(`the bytes are exactly what nc.publish sends, and arrive the same (${keepStarts ? 'line starts kept' : 'lines written from strings'})`, async (t) => {
   const a = await connect({ servers: nats.url });
   const b = await connect({ servers: nats.url });
   t.teardown(() => Promise.all([a.close(), b.close()]));
-  const raw = new RawPublisher(a);
+  const raw = new RawPublisher(a, null, keepStarts);
   t.ok(raw.raw, 'nats.js internals found (the fast path is what is tested)');
   const rawBytes = capture(a);
   const refBytes = capture(b);
@@ -106,7 +106,7 @@ t.test('a batch far larger than one slab arrives whole and in order', async (t) 
 t.test('line starts are kept per subject and reply: a subject with many replies, and more of both than are kept', async (t) => {
   const nc = await connect({ servers: nats.url });
   t.teardown(() => nc.close());
-  const raw = new RawPublisher(nc);
+  const raw = new RawPublisher(nc, null, true);
   // 5,000 replies on one subject and 5,000 subjects (past the 4,096 kept per map), with and without
   // headers, alternating, so a kept start is reused, replaced and dropped along the way
   const n = 10_000;
