@@ -39,18 +39,17 @@ function meta(conn: string, gateway: string, seq: string, binary: string): Frame
 /** The ids of recent connections, kept as strings (callers may pass their own). */
 const shared = new InternedText();
 
-const keyBytes = (k: string) => Uint8Array.from(k, (c) => c.charCodeAt(0));
-const CONN = keyBytes(Header.Connection);
-const GATEWAY = keyBytes(Header.Gateway);
-const SEQ = keyBytes(Header.Seq);
-const BINARY = keyBytes(Header.Binary);
+const ascii = (text: string) => Uint8Array.from(text, (c) => c.charCodeAt(0));
+const CONN = ascii(Header.Connection);
+const GATEWAY = ascii(Header.Gateway);
+const SEQ = ascii(Header.Seq);
+const BINARY = ascii(Header.Binary);
 const CR = 13;
 const COLON = 58;
 const SPACE = 32;
 const TAB = 9;
 const ONE = 49;
 
-const ascii = (text: string) => Uint8Array.from(text, (c) => c.charCodeAt(0));
 const LF = 10;
 const ZERO = 48;
 // the exact block a wsgw gateway writes (src/gateway/frame-headers.ts), piece by piece

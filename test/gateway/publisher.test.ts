@@ -51,13 +51,18 @@ t.test('frames written before a hold in the same turn wait with the held ones, i
   t.equal(got[0]!.reply, 'p.out.gw-1.AbCdEfGhIjKlMnOp');
 });
 
-t.test('a full hold refuses, and what it refused is not sent later', async (t) => {
+/** A connection, the texts of what arrives on `<prefix>.>`, and a held-capable publisher with `limit` entries. */
+async function heldSetup(t: Tap.Test, prefix: string, limit: number) {
   const nc = await connect({ servers: nats.url });
   t.teardown(() => nc.close());
   const got: string[] = [];
-  nc.subscribe('q.>', { callback: (_e, m) => got.push(td.decode(m.data)) });
+  nc.subscribe(`${prefix}.>`, { callback: (_e, m) => got.push(td.decode(m.data)) });
   await nc.flush();
-  const pub = new InboundPublisher(nc, 2, log);
+  return { nc, got, pub: new InboundPublisher(nc, limit, log) };
+}
+
+t.test('a full hold refuses, and what it refused is not sent later', async (t) => {
+  const { nc, got, pub } = await heldSetup(t, 'q', 2);
   pub.hold();
   t.ok(pub.publish('q.a', te.encode('a'), undefined, ''));
   t.ok(pub.publish('q.a', te.encode('b'), undefined, ''));
@@ -68,12 +73,7 @@ t.test('a full hold refuses, and what it refused is not sent later', async (t) =
 });
 
 t.test('held payloads are copies, also of a Node Buffer (whose own slice() is a view)', async (t) => {
-  const nc = await connect({ servers: nats.url });
-  t.teardown(() => nc.close());
-  const got: string[] = [];
-  nc.subscribe('r.>', { callback: (_e, m) => got.push(td.decode(m.data)) });
-  await nc.flush();
-  const pub = new InboundPublisher(nc, 10, log);
+  const { nc, got, pub } = await heldSetup(t, 'r', 10);
   pub.hold();
   // one buffer, rewritten for every frame, as a caller may once publish returns
   const scratch = Buffer.alloc(1);
