@@ -82,6 +82,12 @@ t.test('authorize through the bridge: 403 before the upgrade, or accepted with i
     return echoApp(r, res);
   };
   const { g, app } = await stack(t, handler, {}, { authorize: true });
+  // uWebSockets.js 3.0.6 now and then drops a gateway's first asynchronously upgraded connection
+  // (docs/reliability.md, Known limits): a warm-up connection takes that upgrade, and is gone with its
+  // record before the test proper
+  const warm = await TestClient.connect(g.url, { headers: { authorization: 'Bearer good' } });
+  await warm.close();
+  await eventually(() => g.directory!.ids().then((x) => (x.length === 0 && g.gw.connections === 0 ? true : null)), 5_000, 'warm-up gone');
   const denied = await TestClient.connect(g.url, { headers: { authorization: 'Bearer bad' } }).catch((e) => e);
   t.equal(denied.status, 403, 'refused with the application’s status before the upgrade');
   t.match(denied.body, /not you/);
@@ -98,7 +104,7 @@ t.test('authorize through the bridge: 403 before the upgrade, or accepted with i
   t.notOk(JSON.stringify(rec).includes('Bearer'), 'the credential is not stored');
   c.send('after auth');
   t.equal((await c.next()).text(), 'echo: after auth');
-  t.equal(app.requests.filter((r) => r.event === 'open').length, 2, 'one open per attempt, none repeated after the upgrade');
+  t.equal(app.requests.filter((r) => r.event === 'open').length, 3, 'one open per attempt (the warm-up, the refused, the accepted), none repeated after the upgrade');
 });
 
 t.test('the app answers 500 then 200: the retry succeeds and order is kept', async (t) => {
