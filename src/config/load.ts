@@ -142,6 +142,7 @@ export function loadConfig(options: LoadConfigOptions): Config {
   if (natsAuth.length > 1) problems.push(`options ${natsAuth.map((k) => schema[k].flag).join(', ')}: give only one way to authenticate to NATS`);
   if ((out.natsUser === '') !== (out.natsPassword === '')) problems.push('options --nats-user and --nats-password: give both or neither');
   if ((out.natsCert === '') !== (out.natsKey === '')) problems.push('options --nats-cert and --nats-key: give both or neither');
+  if ((out.tlsCert === '') !== (out.tlsKey === '')) problems.push('options --tls-cert and --tls-key: give both or neither');
   if (options.command === 'gateway' && out.durable === true && out.handler !== '') {
     problems.push('options --durable and --handler: durable mode stores published events for workers; a gateway with an in-process handler publishes none');
   }

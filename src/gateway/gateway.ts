@@ -27,6 +27,7 @@ import { jetstream, type JetStreamClient } from '@nats-io/jetstream';
 import { ensureInboundStream } from '../nats/durable.js';
 import { mountConnectionsApi } from '../http/connections-api.js';
 import { mountPage } from '../http/ui.js';
+import { createApp } from '../http/app.js';
 import type { DirectoryView } from '../http/directory-view.js';
 import { routeFromField, routeFromPath } from './route.js';
 import { RateLimiter } from './rate.js';
@@ -155,7 +156,7 @@ export async function createGateway(options: GatewayOptions): Promise<Gateway> {
   let pendingUpgrades = 0;
   let listenSocket: us_listen_socket | false = false;
   let closing = false;
-  const app: TemplatedApp = uWS.App();
+  const app: TemplatedApp = createApp({ cert: config.tlsCert, key: config.tlsKey });
   const metrics = options.metrics ?? new Metrics('gateway', { gateway: gatewayId });
   if (options.nats) {
     const kv = { put: metrics.kvLatency.labels('put'), delete: metrics.kvLatency.labels('delete'), lease: metrics.kvLatency.labels('lease') };
