@@ -41,6 +41,8 @@ if (!findNatsServer()) {
 const TOOLCHAINS = [
   { check: 'command -v go && test -d /usr/share/gocode/src/github.com/nats-io/nats.go', packages: ['golang-go', 'golang-github-nats-io-go-nats-dev'] },
   { check: 'command -v cc && command -v make && command -v pkg-config && pkg-config --exists libnats', packages: ['gcc', 'make', 'pkg-config', 'libnats-dev'] },
+  // the TLS tests (NATS with TLS, wss:// listeners) make their certificates with openssl
+  { check: 'command -v openssl', packages: ['openssl'] },
   // the browser tests (test/ui) drive Debian's Chromium with playwright-core; never a downloaded browser
   { check: 'test -x "${CHROMIUM_BIN:-/usr/bin/chromium}"', packages: ['chromium'] },
 ];
