@@ -109,6 +109,14 @@ const RECONCILE_LEASES = 4;
  * and a write this large gains nothing from waiting for more.
  */
 const TURN_BYTES = 64 * 1024;
+/** Outbound frames shorter than this go uncompressed even with `--compression` (deflate gains nothing on them). */
+const COMPRESS_MIN = 128;
+/** `--compression` as uWebSockets.js options; inbound frames are inflated with the shared decompressor (no memory per connection). */
+const COMPRESSION = {
+  off: uWS.DISABLED,
+  shared: uWS.SHARED_COMPRESSOR | uWS.SHARED_DECOMPRESSOR,
+  dedicated: uWS.DEDICATED_COMPRESSOR_4KB | uWS.SHARED_DECOMPRESSOR,
+} as const;
 /** Granularity of the drain schedule. */
 const DRAIN_TICK_MS = 50;
 
@@ -188,6 +196,8 @@ export async function createGateway(options: GatewayOptions): Promise<Gateway> {
   let dirty: ConnData[] = [];
   let flushScheduled = false;
   const hot = metrics.hot;
+  const compress = config.compression !== 'off';
+  const worthCompressing = (data: FrameData): boolean => compress && (typeof data === 'string' ? data.length : data.byteLength) >= COMPRESS_MIN;
   /** Writes a connection's queued frames, corked (uWS applies the backpressure policy to each). */
   function sendQueued(d: ConnData): void {
     const q = d.outq;
@@ -195,7 +205,7 @@ export async function createGateway(options: GatewayOptions): Promise<Gateway> {
     const ws = d.ws;
     if (!d.closed && ws) {
       ws.cork(() => {
-        for (let i = 0; i < q.length; i += 2) if (ws.send(q[i] as FrameData, q[i + 1] as boolean) === 2) hot.backpressureDropped++;
+        for (let i = 0; i < q.length; i += 2) if (ws.send(q[i] as FrameData, q[i + 1] as boolean, compress && worthCompressing(q[i] as FrameData)) === 2) hot.backpressureDropped++;
         hot.framesOut += q.length / 2;
         // the queue's size, summed as it was filled
         hot.bytesOut += d.outBytes;
@@ -253,7 +263,7 @@ export async function createGateway(options: GatewayOptions): Promise<Gateway> {
           // our own broadcast, already fanned out locally when it was published
           if (h?.get(Header.Origin) === gatewayId) return;
           flushOutNow();
-          app.publish(topic, msg.data, h?.get(Header.Binary) === '1');
+          app.publish(topic, msg.data, h?.get(Header.Binary) === '1', worthCompressing(msg.data));
         },
       });
     }
@@ -349,7 +359,7 @@ export async function createGateway(options: GatewayOptions): Promise<Gateway> {
       assertToken('topic', topic);
       // local subscribers first, in order with the sends queued before; other gateways through NATS
       flushOutNow();
-      app.publish(topic, data, binary);
+      app.publish(topic, data, binary, worthCompressing(data));
       if (nats) nats.nc.publish(nats.subjects.topic(topic), data, { headers: binary ? ORIGIN_BINARY_HEADERS : ORIGIN_HEADERS });
     },
     async lookup(id) {
@@ -493,7 +503,7 @@ export async function createGateway(options: GatewayOptions): Promise<Gateway> {
     // typed as number in index.d.ts, read as a flag by the addon
     closeOnBackpressureLimit: config.backpressurePolicy === 'close' ? 1 : 0,
     sendPingsAutomatically: true,
-    compression: uWS.DISABLED,
+    compression: COMPRESSION[config.compression as keyof typeof COMPRESSION],
     upgrade(res, req, context) {
       // copy req data now: it dies with this callback; the path is kept in the connection's record,
       // and most clients share one, so an equal path reuses the previous connection's string

@@ -13,6 +13,8 @@ const { values: o } = parseArgs({
     inflight: { type: 'string', default: '10' },
     size: { type: 'string', default: '64' },
     binary: { type: 'boolean', default: false },
+    // offer permessage-deflate (a gateway with --compression then compresses both ways)
+    deflate: { type: 'boolean', default: false },
     duration: { type: 'string', default: '5' },
     warmup: { type: 'string', default: '1' },
     rate: { type: 'string', default: '0' },
@@ -34,7 +36,7 @@ let closedEarly = 0;
 
 function open(url) {
   return new Promise((resolve, reject) => {
-    const ws = new WebSocket(url, { perMessageDeflate: false });
+    const ws = new WebSocket(url, { perMessageDeflate: o.deflate });
     ws.binaryType = 'nodebuffer';
     ws.once('open', () => resolve(ws));
     ws.once('error', reject);
