@@ -90,6 +90,11 @@ t.test('--compression: a compressed frame that inflates past --max-payload is re
   const closed = await c.waitClosed();
   t.equal(closed.code, 1009, `closed with 1009 (${closed.reason})`);
   t.ok(bytesWritten() - written < 100, `though the frame was small on the wire (${bytesWritten() - written} bytes)`);
+  // a "deflate bomb": 10 MB of one byte is ~10 KB compressed; uWS stops inflating at twice the limit
+  const bomb = await client(g.url, true);
+  t.teardown(() => bomb.c.close());
+  bomb.c.send('x'.repeat(10_000_000));
+  t.ok([1006, 1009].includes((await bomb.c.waitClosed()).code), 'a frame inflating far past the limit is dropped too');
   const other = await client(g.url, true);
   t.teardown(() => other.c.close());
   other.c.send('still serving');
