@@ -1,13 +1,12 @@
 import uWS from 'uWebSockets.js';
 import type { HttpRequest, HttpResponse, TemplatedApp, us_listen_socket, WebSocket } from 'uWebSockets.js';
 import { isUtf8 } from 'node:buffer';
-import { STATUS_CODES } from 'node:http';
 import { headers as natsHeaders, type NatsConnection, type Subscription } from '@nats-io/transport-node';
 import type { Logger } from 'pino';
 import type { Config } from '../config/schema.js';
 import { ListenError } from '../errors/errors.js';
 import { CloseCode, truncateReason } from '../protocol/close-codes.js';
-import { parseAuthReply, type AuthReply, type AuthRequest, type CloseEvent, type ConnectionRecord, type ControlCommand, type OpenEvent, type RequestInfo } from '../protocol/events.js';
+import { type CloseEvent, type ConnectionRecord, type ControlCommand, type OpenEvent, type RequestInfo } from '../protocol/events.js';
 import { Header } from '../protocol/headers.js';
 import { formatConnectionId, newToken, parseConnectionId } from '../protocol/ids.js';
 import type { Subjects } from '../protocol/subjects.js';
@@ -29,10 +28,9 @@ import { mountConnectionsApi } from '../http/connections-api.js';
 import { mountPage } from '../http/ui.js';
 import { createApp } from '../http/app.js';
 import type { DirectoryView } from '../http/directory-view.js';
-import { routeFromField, routeFromPath } from './route.js';
-import { RateLimiter } from './rate.js';
+import { routeFromField } from './route.js';
+import { Admission, type AuthorizerGrant, type UpgradeRequest } from './admission.js';
 import { subscribeCommands, type CommandSubscriptions } from './commands.js';
-import { createJwtVerifier, findToken } from '../auth/jwt.js';
 
 /** What the gateway needs from NATS; absent in local mode. */
 export interface GatewayNats {
@@ -75,7 +73,7 @@ interface ConnData {
   readonly token: string;
   readonly request: RequestInfo;
   /** Set when the authorizer accepted the upgrade: topics and a first frame to apply on open. */
-  readonly authorized: { readonly topics: readonly string[]; readonly message?: FrameData; readonly binary: boolean } | null;
+  readonly authorized: AuthorizerGrant | null;
   readonly connectedAt: number;
   /** `P.in.msg.<route>` for the path route (remote mode). */
   readonly msgSubject: string;
@@ -141,14 +139,6 @@ function copyHeaders(req: HttpRequest, names: readonly string[]): Readonly<Recor
   return out ?? NO_HEADERS;
 }
 
-/** The query string without a `token` parameter (so a token never lands in records or events). */
-function withoutToken(query: string): string {
-  if (!/(^|&)token=/.test(query)) return query;
-  const q = new URLSearchParams(query);
-  q.delete('token');
-  return q.toString();
-}
-
 /**
  * A uWebSockets.js WebSocket frontend. With a handler it runs it in-process (local mode without NATS,
  * or shared-state mode with NATS); without one it publishes every event to NATS and delivers what
@@ -170,9 +160,7 @@ export async function createGateway(options: GatewayOptions): Promise<Gateway> {
     const kv = { put: metrics.kvLatency.labels('put'), delete: metrics.kvLatency.labels('delete'), lease: metrics.kvLatency.labels('lease') };
     options.nats.directory.observe = (op, seconds) => kv[op].observe(seconds);
   }
-  const verifier = createJwtVerifier(config);
-  const origins = config.origins.length ? new Set(config.origins) : null;
-  const connectLimiter = config.connectRate > 0 ? new RateLimiter(config.connectRate, config.connectRate) : null;
+  const admission = new Admission({ config, gatewayId, base, log, nats: options.nats ?? null });
   const messageBurst = config.messageRate * 2;
   // durable mode applies to published events only (not to in-process handlers)
   const durable = config.durable && !options.handler && !!options.nats;
@@ -510,38 +498,33 @@ export async function createGateway(options: GatewayOptions): Promise<Gateway> {
       let url = req.getUrl();
       if (url === lastUpgradePath) url = lastUpgradePath;
       else lastUpgradePath = url;
-      let query = req.getQuery() ?? '';
       const key = req.getHeader('sec-websocket-key');
-      const offered = req.getHeader('sec-websocket-protocol');
       const extensions = req.getHeader('sec-websocket-extensions');
-      const origin = req.getHeader('origin');
-      const headers = copyHeaders(req, config.headers);
-      const authorization = verifier || config.authorize ? req.getHeader('authorization') : '';
-      // credentials go to the authorizer only, never into records or events
-      const cookie = config.authorize ? req.getHeader('cookie') : '';
-      const remoteAddress = Buffer.from(res.getRemoteAddressAsText()).toString();
+      const r: UpgradeRequest = {
+        url,
+        query: req.getQuery() ?? '',
+        origin: req.getHeader('origin'),
+        offered: req.getHeader('sec-websocket-protocol'),
+        headers: copyHeaders(req, config.headers),
+        authorization: admission.readsAuthorization ? req.getHeader('authorization') : '',
+        cookie: admission.readsCookie ? req.getHeader('cookie') : '',
+        remoteAddress: Buffer.from(res.getRemoteAddressAsText()).toString(),
+      };
 
-      // cheap refusals first, in this order, before anything async or anything published
+      // cheap refusals first, before anything async or anything published
       if (closing) return refuse(res, '503 Service Unavailable', 'gateway is shutting down');
       if (conns.size + pendingUpgrades >= config.maxConnections) return refuse(res, '503 Service Unavailable', 'too many connections');
-      if (origins && !origins.has(origin)) return refuse(res, '403 Forbidden', `origin ${JSON.stringify(origin.slice(0, 100))} is not allowed`);
-      if (connectLimiter && !connectLimiter.take(remoteAddress)) return refuse(res, '429 Too Many Requests', 'too many new connections from this address; slow down');
-      const route = routeFromPath(base, url);
-      if (route === null) return refuse(res, '404 Not Found', `no WebSocket endpoint at ${url}`);
-      if (typeof route !== 'string') return refuse(res, '400 Bad Request', `invalid route ${JSON.stringify(route.invalid.slice(0, 64))}: use A-Z a-z 0-9 _ -`);
-      const found = findToken({ authorization, protocols: offered, query }, config.tokenQuery);
-      if (verifier && found.token === null) return refuse(res, '401 Unauthorized', 'a token is required: Authorization: Bearer <jwt>, or the subprotocol wsgw.bearer.<jwt>');
-      if (config.tokenQuery) query = withoutToken(query);
-      // the token entry is never echoed: the first other offered subprotocol is selected
-      const subprotocol = found.protocols[0] ?? '';
+      const admitted = admission.check(r);
+      if ('refuse' in admitted) return refuse(res, ...admitted.refuse);
+      const { route, query, subprotocol } = admitted;
 
       const token = newToken();
       const id = formatConnectionId(gatewayId, token);
-      const makeData = (identity: Readonly<Record<string, unknown>> | null, authorized: ConnData['authorized']): ConnData => ({
+      const makeData = (identity: Readonly<Record<string, unknown>> | null, authorized: AuthorizerGrant | null): ConnData => ({
         id,
         token,
         connectedAt: Date.now(),
-        request: { path: url, query, headers, remoteAddress, subprotocol, identity },
+        request: { path: url, query, headers: r.headers, remoteAddress: r.remoteAddress, subprotocol, identity },
         authorized,
         route,
         msgSubject: inMsgSubject(route),
@@ -556,7 +539,7 @@ export async function createGateway(options: GatewayOptions): Promise<Gateway> {
         rateTokens: config.messageRate * 2,
         rateAt: 0,
       });
-      if (!verifier && !(config.authorize && nats)) {
+      if (!admission.waits) {
         res.upgrade({ d: makeData(null, null) }, key, subprotocol, extensions, context);
         return;
       }
@@ -567,49 +550,12 @@ export async function createGateway(options: GatewayOptions): Promise<Gateway> {
         aborted = true;
       });
       pendingUpgrades++;
-      const answer = async (): Promise<{ refuse: [string, string] } | { data: ConnData }> => {
-        let identity: Record<string, unknown> | null = null;
-        if (verifier) {
-          try {
-            identity = await verifier(found.token!);
-          } catch (err) {
-            // the reason, never the token
-            const reason = (err as { code?: string }).code ?? 'invalid';
-            log.info({ remoteAddress, reason }, 'upgrade refused: token rejected');
-            return { refuse: ['401 Unauthorized', `token rejected (${reason})`] };
-          }
-        }
-        if (!config.authorize || !nats) return { data: makeData(identity, null) };
-        const authRequest: AuthRequest = {
-          id,
-          gateway: gatewayId,
-          path: url,
-          query,
-          headers: { ...headers, ...(authorization ? { authorization } : {}), ...(cookie ? { cookie } : {}) },
-          remoteAddress,
-          subprotocol,
-          ...(identity ? { identity } : {}),
-        };
-        let reply: AuthReply;
-        try {
-          reply = parseAuthReply((await nats.nc.request(nats.subjects.auth, JSON.stringify(authRequest), { timeout: config.requestTimeout })).json());
-        } catch (err) {
-          log.warn({ err: { message: (err as Error).message } }, 'authorizer did not answer; upgrade refused');
-          reply = { ok: false, status: 503, message: 'authorizer unavailable' };
-        }
-        if (!reply.ok) {
-          const status = reply.status ?? 403;
-          return { refuse: [`${status} ${STATUS_CODES[status] ?? 'Refused'}`, reply.message || 'refused by the authorizer'] };
-        }
-        const first = reply.message === undefined ? undefined : reply.binary ? Buffer.from(reply.message, 'base64') : reply.message;
-        return { data: makeData(reply.identity ?? identity, { topics: reply.topics ?? [], message: first, binary: reply.binary === true }) };
-      };
-      answer().then(
+      admission.decide(r, admitted, id).then(
         (outcome) => {
           pendingUpgrades--;
           if (aborted) return;
           if ('refuse' in outcome) return refuse(res, ...outcome.refuse);
-          res.cork(() => res.upgrade({ d: outcome.data }, key, subprotocol, extensions, context));
+          res.cork(() => res.upgrade({ d: makeData(outcome.identity, outcome.grant) }, key, subprotocol, extensions, context));
         },
         (err) => {
           pendingUpgrades--;

@@ -1,0 +1,157 @@
+import { STATUS_CODES } from 'node:http';
+import type { NatsConnection } from '@nats-io/transport-node';
+import type { Logger } from 'pino';
+import type { Config } from '../config/schema.js';
+import { createJwtVerifier, findToken } from '../auth/jwt.js';
+import type { FrameData } from '../handlers/types.js';
+import { parseAuthReply, type AuthReply, type AuthRequest } from '../protocol/events.js';
+import type { Subjects } from '../protocol/subjects.js';
+import { routeFromPath } from './route.js';
+import { RateLimiter } from './rate.js';
+
+/** What the gateway copied out of an upgrade request (the request dies with uWS's callback). */
+export interface UpgradeRequest {
+  readonly url: string;
+  readonly query: string;
+  readonly origin: string;
+  /** `Sec-WebSocket-Protocol` as offered. */
+  readonly offered: string;
+  /** The `--headers` copied into the connection's record. */
+  readonly headers: Readonly<Record<string, string>>;
+  /** Read only when `Admission.readsAuthorization` ('' otherwise). */
+  readonly authorization: string;
+  /** Read only when `Admission.readsCookie` ('' otherwise). */
+  readonly cookie: string;
+  readonly remoteAddress: string;
+}
+
+/** An HTTP status line and a message for the client, sent instead of the upgrade. */
+export interface Refusal {
+  readonly refuse: readonly [status: string, message: string];
+}
+
+/** A request past the synchronous checks. */
+export interface Admitted {
+  readonly route: string;
+  /** The query as recorded: without a `token` parameter when tokens may come from the query. */
+  readonly query: string;
+  /** The subprotocol to select: the first offered one that is not a token entry ('' for none). */
+  readonly subprotocol: string;
+  /** The JWT found (header, subprotocol or query), or null. */
+  readonly token: string | null;
+}
+
+/** What the authorizer granted with its acceptance: topics to join and a first frame to send on open. */
+export interface AuthorizerGrant {
+  readonly topics: readonly string[];
+  readonly message?: FrameData;
+  readonly binary: boolean;
+}
+
+/** The asynchronous checks' outcome: the identity (JWT claims or the authorizer's) and the authorizer's grant. */
+export interface Authorized {
+  readonly identity: Readonly<Record<string, unknown>> | null;
+  readonly grant: AuthorizerGrant | null;
+}
+
+/** The query string without a `token` parameter (so a token never lands in records or events). */
+function withoutToken(query: string): string {
+  if (!/(^|&)token=/.test(query)) return query;
+  const q = new URLSearchParams(query);
+  q.delete('token');
+  return q.toString();
+}
+
+/**
+ * Who may upgrade: the origin allow-list, the per-address connect rate, the route, the JWT and the
+ * `P.auth` authorizer. No socket here: the gateway copies the request, asks `check` (synchronous,
+ * cheapest refusals first, before anything is published) and, when `waits`, `decide` (the token's
+ * signature, then the authorizer), and refuses or upgrades with what they return.
+ */
+export class Admission {
+  readonly #config: Config;
+  readonly #gatewayId: string;
+  readonly #base: string;
+  readonly #log: Logger;
+  readonly #nats: { readonly nc: NatsConnection; readonly subjects: Subjects } | null;
+  readonly #verifier: ReturnType<typeof createJwtVerifier>;
+  readonly #origins: ReadonlySet<string> | null;
+  readonly #connectLimiter: RateLimiter | null;
+  readonly #authorize: boolean;
+  /** Whether the checks read the `Authorization` header (JWT or authorizer). */
+  readonly readsAuthorization: boolean;
+  /** Whether the checks read the `Cookie` header (the authorizer gets it). */
+  readonly readsCookie: boolean;
+  /** Whether an admitted request still waits for `decide` (a JWT to verify or an authorizer to ask). */
+  readonly waits: boolean;
+
+  constructor(options: { config: Config; gatewayId: string; base: string; log: Logger; nats: { readonly nc: NatsConnection; readonly subjects: Subjects } | null }) {
+    const { config } = options;
+    this.#config = config;
+    this.#gatewayId = options.gatewayId;
+    this.#base = options.base;
+    this.#log = options.log;
+    this.#nats = options.nats;
+    this.#verifier = createJwtVerifier(config);
+    this.#origins = config.origins.length ? new Set(config.origins) : null;
+    this.#connectLimiter = config.connectRate > 0 ? new RateLimiter(config.connectRate, config.connectRate) : null;
+    this.#authorize = config.authorize && options.nats !== null;
+    this.readsAuthorization = this.#verifier !== null || config.authorize;
+    this.readsCookie = config.authorize;
+    this.waits = this.#verifier !== null || this.#authorize;
+  }
+
+  /** The synchronous checks, in this order: origin, connect rate, route, a token's presence. */
+  check(r: UpgradeRequest): Refusal | Admitted {
+    if (this.#origins && !this.#origins.has(r.origin)) return { refuse: ['403 Forbidden', `origin ${JSON.stringify(r.origin.slice(0, 100))} is not allowed`] };
+    if (this.#connectLimiter && !this.#connectLimiter.take(r.remoteAddress)) return { refuse: ['429 Too Many Requests', 'too many new connections from this address; slow down'] };
+    const route = routeFromPath(this.#base, r.url);
+    if (route === null) return { refuse: ['404 Not Found', `no WebSocket endpoint at ${r.url}`] };
+    if (typeof route !== 'string') return { refuse: ['400 Bad Request', `invalid route ${JSON.stringify(route.invalid.slice(0, 64))}: use A-Z a-z 0-9 _ -`] };
+    const found = findToken({ authorization: r.authorization, protocols: r.offered, query: r.query }, this.#config.tokenQuery);
+    if (this.#verifier && found.token === null) return { refuse: ['401 Unauthorized', 'a token is required: Authorization: Bearer <jwt>, or the subprotocol wsgw.bearer.<jwt>'] };
+    // the token entry is never echoed: the first other offered subprotocol is selected
+    return { route, query: this.#config.tokenQuery ? withoutToken(r.query) : r.query, subprotocol: found.protocols[0] ?? '', token: found.token };
+  }
+
+  /** The token's signature and claims, then the authorizer (each when configured), for connection `id`. */
+  async decide(r: UpgradeRequest, a: Admitted, id: string): Promise<Refusal | Authorized> {
+    let identity: Record<string, unknown> | null = null;
+    if (this.#verifier) {
+      try {
+        identity = await this.#verifier(a.token!);
+      } catch (err) {
+        // the reason, never the token
+        const reason = (err as { code?: string }).code ?? 'invalid';
+        this.#log.info({ remoteAddress: r.remoteAddress, reason }, 'upgrade refused: token rejected');
+        return { refuse: ['401 Unauthorized', `token rejected (${reason})`] };
+      }
+    }
+    const nats = this.#nats;
+    if (!this.#authorize || !nats) return { identity, grant: null };
+    const authRequest: AuthRequest = {
+      id,
+      gateway: this.#gatewayId,
+      path: r.url,
+      query: a.query,
+      // credentials go to the authorizer only, never into records or events
+      headers: { ...r.headers, ...(r.authorization ? { authorization: r.authorization } : {}), ...(r.cookie ? { cookie: r.cookie } : {}) },
+      remoteAddress: r.remoteAddress,
+      subprotocol: a.subprotocol,
+      ...(identity ? { identity } : {}),
+    };
+    let reply: AuthReply;
+    try {
+      reply = parseAuthReply((await nats.nc.request(nats.subjects.auth, JSON.stringify(authRequest), { timeout: this.#config.requestTimeout })).json());
+    } catch (err) {
+      this.#log.warn({ err: { message: (err as Error).message } }, 'authorizer did not answer; upgrade refused');
+      reply = { ok: false, status: 503, message: 'authorizer unavailable' };
+    }
+    if (!reply.ok) {
+      const status = reply.status ?? 403;
+      return { refuse: [`${status} ${STATUS_CODES[status] ?? 'Refused'}`, reply.message || 'refused by the authorizer'] };
+    }
+    const first = reply.message === undefined ? undefined : reply.binary ? Buffer.from(reply.message, 'base64') : reply.message;
+    return { identity: reply.identity ?? identity, grant: { topics: reply.topics ?? [], message: first, binary: reply.binary === true } };
+  }
+}
