@@ -1,5 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { ConfigError } from '../errors/errors.js';
+import { parseTrustedProxy } from './ip.js';
 import { schema, envName, keysFor, defaultFor, type Command, type Config, type ConfigKey, type KeySpec } from './schema.js';
 
 export type RawConfig = Partial<Record<ConfigKey, unknown>>;
@@ -143,6 +144,9 @@ export function loadConfig(options: LoadConfigOptions): Config {
   if ((out.natsUser === '') !== (out.natsPassword === '')) problems.push('options --nats-user and --nats-password: give both or neither');
   if ((out.natsCert === '') !== (out.natsKey === '')) problems.push('options --nats-cert and --nats-key: give both or neither');
   if ((out.tlsCert === '') !== (out.tlsKey === '')) problems.push('options --tls-cert and --tls-key: give both or neither');
+  for (const entry of (out.trustedProxies as readonly string[] | undefined) ?? []) {
+    if (!parseTrustedProxy(entry)) problems.push(`option --trusted-proxies: ${JSON.stringify(entry)} is not an IP address or CIDR block such as 10.0.0.0/8`);
+  }
   if (options.command === 'gateway' && out.durable === true && out.handler !== '') {
     problems.push('options --durable and --handler: durable mode stores published events for workers; a gateway with an in-process handler publishes none');
   }

@@ -30,6 +30,7 @@ import { createApp } from '../http/app.js';
 import type { DirectoryView } from '../http/directory-view.js';
 import { routeFromField } from './route.js';
 import { Admission, type AuthorizerGrant, type UpgradeRequest } from './admission.js';
+import { ClientAddress } from './client-address.js';
 import { subscribeCommands, type CommandSubscriptions } from './commands.js';
 
 /** What the gateway needs from NATS; absent in local mode. */
@@ -161,6 +162,7 @@ export async function createGateway(options: GatewayOptions): Promise<Gateway> {
     options.nats.directory.observe = (op, seconds) => kv[op].observe(seconds);
   }
   const admission = new Admission({ config, gatewayId, base, log, nats: options.nats ?? null });
+  const clientAddress = new ClientAddress(config.trustedProxies);
   const messageBurst = config.messageRate * 2;
   // durable mode applies to published events only (not to in-process handlers)
   const durable = config.durable && !options.handler && !!options.nats;
@@ -508,7 +510,7 @@ export async function createGateway(options: GatewayOptions): Promise<Gateway> {
         headers: copyHeaders(req, config.headers),
         authorization: admission.readsAuthorization ? req.getHeader('authorization') : '',
         cookie: admission.readsCookie ? req.getHeader('cookie') : '',
-        remoteAddress: Buffer.from(res.getRemoteAddressAsText()).toString(),
+        remoteAddress: clientAddress.enabled ? clientAddress.resolve(Buffer.from(res.getRemoteAddressAsText()).toString(), req.getHeader('x-forwarded-for')) : Buffer.from(res.getRemoteAddressAsText()).toString(),
       };
 
       // cheap refusals first, before anything async or anything published
