@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { createPublicKey, type KeyObject } from 'node:crypto';
-import { createLocalJWKSet, jwtVerify, type JWTVerifyGetKey } from 'jose';
+import { createLocalJWKSet, createRemoteJWKSet, jwtVerify, type JWTVerifyGetKey } from 'jose';
+import type { Logger } from 'pino';
 import type { Config } from '../config/schema.js';
 import { ConfigError } from '../errors/errors.js';
 
@@ -37,8 +38,36 @@ export function findToken(src: TokenSources, allowQuery: boolean): FoundToken {
 
 export type JwtVerifier = (token: string) => Promise<Record<string, unknown>>;
 
+/**
+ * The `--jwks-url` key set could not be fetched or read: the gateway's problem, not the token's
+ * (the upgrade gets 503, not 401). Internal: it never leaves the gateway.
+ */
+export class KeySetUnavailable extends Error {
+  readonly code = 'JWKS_UNAVAILABLE';
+}
+
+/** What jose reports about the token itself when selecting its key (anything else is about the set). */
+const TOKEN_KEY_ERRORS = new Set(['ERR_JWKS_NO_MATCHING_KEY', 'ERR_JWKS_MULTIPLE_MATCHING_KEYS', 'ERR_JOSE_NOT_SUPPORTED', 'ERR_JOSE_ALG_NOT_ALLOWED']);
+
+/** A remote key set (`--jwks-url`), fetched once now so a wrong URL shows in the log at start. */
+function remoteKeySet(url: string, log: Logger | undefined): JWTVerifyGetKey {
+  const jwks = createRemoteJWKSet(new URL(url), { timeoutDuration: 5_000 });
+  jwks.reload().then(
+    () => log?.info({ url, keys: jwks.jwks()?.keys.length ?? 0 }, 'JWT key set fetched'),
+    (err: Error) => log?.warn({ url, err: { message: err.message } }, 'JWT key set not fetched yet; upgrades with a token get 503 until it is'),
+  );
+  return async (header, token) => {
+    try {
+      return await jwks(header, token);
+    } catch (err) {
+      if (TOKEN_KEY_ERRORS.has((err as { code?: string }).code ?? '')) throw err;
+      throw new KeySetUnavailable(`key set ${url} unavailable: ${(err as Error).message}`, { cause: err });
+    }
+  };
+}
+
 /** Builds the verifier from the config, or null when no JWT key is configured. Reads key files once. */
-export function createJwtVerifier(config: Config): JwtVerifier | null {
+export function createJwtVerifier(config: Config, log?: Logger): JwtVerifier | null {
   let key: Uint8Array | KeyObject | JWTVerifyGetKey;
   let algorithms: string[];
   try {
@@ -51,6 +80,10 @@ export function createJwtVerifier(config: Config): JwtVerifier | null {
     } else if (config.jwksFile !== '') {
       key = createLocalJWKSet(JSON.parse(readFileSync(config.jwksFile, 'utf8')));
       algorithms = ['RS256', 'ES256', 'HS256'];
+    } else if (config.jwksUrl !== '') {
+      // published keys are public keys: no HS256 (a symmetric key in a public set would be a leak)
+      key = remoteKeySet(config.jwksUrl, log);
+      algorithms = ['RS256', 'ES256'];
     } else {
       return null;
     }

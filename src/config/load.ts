@@ -137,7 +137,7 @@ export function loadConfig(options: LoadConfigOptions): Config {
   if (credentialHeaders.length) {
     problems.push(`option --headers: ${credentialHeaders.join(', ')} carry credentials and are never copied into records or events`);
   }
-  const jwtSources = (['jwtSecret', 'jwtPublicKey', 'jwksFile'] as const).filter((k) => out[k] !== '');
+  const jwtSources = (['jwtSecret', 'jwtPublicKey', 'jwksFile', 'jwksUrl'] as const).filter((k) => out[k] !== '');
   if (jwtSources.length > 1) problems.push(`options ${jwtSources.map((k) => schema[k].flag).join(', ')}: give only one JWT key source`);
   const natsAuth = (['natsUser', 'natsToken', 'natsCreds', 'natsNkey'] as const).filter((k) => out[k] !== '');
   if (natsAuth.length > 1) problems.push(`options ${natsAuth.map((k) => schema[k].flag).join(', ')}: give only one way to authenticate to NATS`);

@@ -85,6 +85,7 @@ export const schema = {
   jwtSecret: { type: 'string', flag: '--jwt-secret', default: '', optional: true, commands: FRONT, doc: 'Require a JWT signed with this HS256 secret at upgrade (claims become the identity)' },
   jwtPublicKey: { type: 'string', flag: '--jwt-public-key', default: '', optional: true, commands: FRONT, doc: 'Require a JWT verified with this PEM public key file (RS256 or ES256)' },
   jwksFile: { type: 'string', flag: '--jwks-file', default: '', optional: true, commands: FRONT, doc: 'Require a JWT verified against the keys in this JWKS JSON file (matched by kid)' },
+  jwksUrl: { type: 'string', flag: '--jwks-url', default: '', optional: true, pattern: /^https?:\/\/[^\s]+$/, patternDoc: 'an http:// or https:// URL', commands: FRONT, doc: 'Require a JWT (RS256 or ES256) verified against the key set published at this URL, as identity providers do: fetched at start and when stale (10 minutes), again for an unknown kid at most every 30 s; while it cannot be fetched, upgrades get 503' },
   jwtIssuer: { type: 'string', flag: '--jwt-issuer', default: '', optional: true, commands: FRONT, doc: 'Required `iss` claim, when set' },
   jwtAudience: { type: 'string', flag: '--jwt-audience', default: '', optional: true, commands: FRONT, doc: 'Required `aud` claim, when set' },
   tokenQuery: { type: 'boolean', flag: '--token-query', default: false, commands: FRONT, doc: 'Also accept the JWT as `?token=` (URLs end up in logs and history: prefer the header or the subprotocol)' },

@@ -2,7 +2,7 @@ import { STATUS_CODES } from 'node:http';
 import type { NatsConnection } from '@nats-io/transport-node';
 import type { Logger } from 'pino';
 import type { Config } from '../config/schema.js';
-import { createJwtVerifier, findToken } from '../auth/jwt.js';
+import { createJwtVerifier, findToken, KeySetUnavailable } from '../auth/jwt.js';
 import type { FrameData } from '../handlers/types.js';
 import { parseAuthReply, type AuthReply, type AuthRequest } from '../protocol/events.js';
 import type { Subjects } from '../protocol/subjects.js';
@@ -92,7 +92,7 @@ export class Admission {
     this.#base = options.base;
     this.#log = options.log;
     this.#nats = options.nats;
-    this.#verifier = createJwtVerifier(config);
+    this.#verifier = createJwtVerifier(config, options.log);
     this.#origins = config.origins.length ? new Set(config.origins) : null;
     this.#connectLimiter = config.connectRate > 0 ? new RateLimiter(config.connectRate, config.connectRate) : null;
     this.#authorize = config.authorize && options.nats !== null;
@@ -121,6 +121,10 @@ export class Admission {
       try {
         identity = await this.#verifier(a.token!);
       } catch (err) {
+        if (err instanceof KeySetUnavailable) {
+          this.#log.warn({ err: { message: err.message } }, 'upgrade refused: JWT key set unavailable');
+          return { refuse: ['503 Service Unavailable', 'the token cannot be checked now (key set unavailable); try again later'] };
+        }
         // the reason, never the token
         const reason = (err as { code?: string }).code ?? 'invalid';
         this.#log.info({ remoteAddress: r.remoteAddress, reason }, 'upgrade refused: token rejected');
