@@ -76,6 +76,8 @@ export class Admission {
   readonly #nats: { readonly nc: NatsConnection; readonly subjects: Subjects } | null;
   readonly #verifier: ReturnType<typeof createJwtVerifier>;
   readonly #origins: ReadonlySet<string> | null;
+  /** `--origins` entries `<scheme>://*.<domain>[:port]`, as [`<scheme>://`, `.<domain>[:port]`]. */
+  readonly #originSuffixes: ReadonlyArray<readonly [string, string]>;
   readonly #connectLimiter: RateLimiter | null;
   readonly #authorize: boolean;
   /** Whether the checks read the `Authorization` header (JWT or authorizer). */
@@ -93,7 +95,8 @@ export class Admission {
     this.#log = options.log;
     this.#nats = options.nats;
     this.#verifier = createJwtVerifier(config, options.log);
-    this.#origins = config.origins.length ? new Set(config.origins) : null;
+    this.#origins = config.origins.length ? new Set(config.origins.filter((o) => !o.includes('://*.'))) : null;
+    this.#originSuffixes = config.origins.filter((o) => o.includes('://*.')).map((o) => [o.slice(0, o.indexOf('*')), o.slice(o.indexOf('*') + 1)] as const);
     this.#connectLimiter = config.connectRate > 0 ? new RateLimiter(config.connectRate, config.connectRate) : null;
     this.#authorize = config.authorize && options.nats !== null;
     this.readsAuthorization = this.#verifier !== null || config.authorize;
@@ -103,7 +106,7 @@ export class Admission {
 
   /** The synchronous checks, in this order: origin, connect rate, route, a token's presence. */
   check(r: UpgradeRequest): Refusal | Admitted {
-    if (this.#origins && !this.#origins.has(r.origin)) return { refuse: ['403 Forbidden', `origin ${JSON.stringify(r.origin.slice(0, 100))} is not allowed`] };
+    if (this.#origins && !this.#origins.has(r.origin) && !this.#subdomainOrigin(r.origin)) return { refuse: ['403 Forbidden', `origin ${JSON.stringify(r.origin.slice(0, 100))} is not allowed`] };
     if (this.#connectLimiter && !this.#connectLimiter.take(r.remoteAddress)) return { refuse: ['429 Too Many Requests', 'too many new connections from this address; slow down'] };
     const route = routeFromPath(this.#base, r.url);
     if (route === null) return { refuse: ['404 Not Found', `no WebSocket endpoint at ${r.url}`] };
@@ -112,6 +115,16 @@ export class Admission {
     if (this.#verifier && found.token === null) return { refuse: ['401 Unauthorized', 'a token is required: Authorization: Bearer <jwt>, or the subprotocol wsgw.bearer.<jwt>'] };
     // the token entry is never echoed: the first other offered subprotocol is selected
     return { route, query: this.#config.tokenQuery ? withoutToken(r.query) : r.query, subprotocol: found.protocols[0] ?? '', token: found.token };
+  }
+
+  /** True when `origin` is a subdomain origin an `https://*.example.com` entry allows (one or more labels, same scheme and port). */
+  #subdomainOrigin(origin: string): boolean {
+    for (const [scheme, suffix] of this.#originSuffixes) {
+      if (!origin.startsWith(scheme) || !origin.endsWith(suffix)) continue;
+      const labels = origin.slice(scheme.length, origin.length - suffix.length);
+      if (/^[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)*$/.test(labels)) return true;
+    }
+    return false;
   }
 
   /** The token's signature and claims, then the authorizer (each when configured), for connection `id`. */

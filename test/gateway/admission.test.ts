@@ -34,6 +34,26 @@ t.test('the synchronous checks, cheapest first', async (t) => {
   t.match(strict.check(request({ remoteAddress: '127.0.0.2' })), { route: 'default' }, 'another address has its own bucket');
 });
 
+t.test('--origins: exact origins, and https://*.example.com for subdomains only', async (t) => {
+  const a = admission({ origins: 'https://app.example.com,https://*.example.org,http://*.dev.example.net:3000' });
+  const allowed = (origin: string) => !('refuse' in a.check(request({ origin })));
+  t.ok(allowed('https://app.example.com'), 'exact');
+  t.notOk(allowed('https://other.example.com'), 'exact means exact');
+  t.ok(allowed('https://a.example.org'), 'a subdomain');
+  t.ok(allowed('https://a.b.example.org'), 'a deeper subdomain');
+  t.notOk(allowed('https://example.org'), 'not the domain itself');
+  t.notOk(allowed('https://evil-example.org'), 'not a name that merely ends the same');
+  t.notOk(allowed('https://a.example.org.evil.net'), 'not a longer name');
+  t.notOk(allowed('http://a.example.org'), 'same scheme only');
+  t.notOk(allowed('https://a.example.org:8443'), 'same port only');
+  t.ok(allowed('http://x.dev.example.net:3000'), 'with a port');
+  t.notOk(allowed(''), 'a missing Origin');
+  t.notOk(allowed('null'));
+  for (const bad of ['https://a.*.example.com', 'https://*example.com', 'https://*.com', 'https://*', 'https://app.example.com/path']) {
+    t.throws(() => testConfig('gateway', { origins: bad }), { name: 'ConfigError', message: /--origins/ }, `refused: ${bad}`);
+  }
+});
+
 t.test('a JWT: required before anything async, never echoed, stripped from the recorded query', async (t) => {
   const jwt = admission({ jwtSecret: SECRET, tokenQuery: true });
   t.equal(jwt.waits, true);
