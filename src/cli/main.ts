@@ -6,7 +6,7 @@ import { loadConfig } from '../config/load.js';
 import { defaultFor, envName, keysFor, schema, type Command, type Config, type ConfigKey, type KeySpec } from '../config/schema.js';
 import { createConnectionService } from '../http/connection-service.js';
 import { DirectoryView } from '../http/directory-view.js';
-import { checkTlsFiles, scheme } from '../http/app.js';
+import { checkTlsFiles, scheme, tlsFiles } from '../http/app.js';
 import { createBridge } from '../bridge/bridge.js';
 import { Metrics } from '../metrics/metrics.js';
 import { startOpsServer } from '../metrics/ops-server.js';
@@ -92,7 +92,7 @@ async function run(command: Command, flags: Record<string, unknown>, programArgv
     return runDev({ port: config.port, apiPort: config.apiPort, handler: config.handler });
   }
   // a bad certificate or key is reported before anything starts (a gateway connects to NATS first)
-  if (command === 'local' || command === 'gateway' || command === 'connections') checkTlsFiles({ cert: config.tlsCert, key: config.tlsKey });
+  if (command === 'local' || command === 'gateway' || command === 'connections') checkTlsFiles(tlsFiles(config));
   const log = createLogger(config.logLevel, 'wsgw', config.logFormat as LogFormat).child({ component: command });
   if (command === 'gateway' && config.procs > 1) {
     if (config.port === 0) throw new ConfigError(['option --procs: needs a fixed --port (the processes share it)']);
@@ -108,7 +108,7 @@ async function run(command: Command, flags: Record<string, unknown>, programArgv
     const gw = await createGateway({ config, id: config.id || 'local', log, handler });
     stop = () => gw.close(config.drainMs);
     const shown = config.host === '0.0.0.0' ? 'localhost' : config.host;
-    const tls = { cert: config.tlsCert, key: config.tlsKey };
+    const tls = tlsFiles(config);
     log.info(`ready: ${scheme(tls, true)}://${shown}:${gw.port}${config.path} (handler: ${config.handler || 'built-in echo'})${config.demo ? `; chat page: ${scheme(tls, false)}://${shown}:${gw.port}/` : ''}`);
     return;
   }

@@ -26,7 +26,7 @@ import { jetstream, type JetStreamClient } from '@nats-io/jetstream';
 import { ensureInboundStream } from '../nats/durable.js';
 import { mountConnectionsApi } from '../http/connections-api.js';
 import { mountPage } from '../http/ui.js';
-import { createApp } from '../http/app.js';
+import { createApp, tlsFiles } from '../http/app.js';
 import type { DirectoryView } from '../http/directory-view.js';
 import { routeFromField } from './route.js';
 import { Admission, type AuthorizerGrant, type UpgradeRequest } from './admission.js';
@@ -155,7 +155,7 @@ export async function createGateway(options: GatewayOptions): Promise<Gateway> {
   let pendingUpgrades = 0;
   let listenSocket: us_listen_socket | false = false;
   let closing = false;
-  const app: TemplatedApp = createApp({ cert: config.tlsCert, key: config.tlsKey });
+  const app: TemplatedApp = createApp(tlsFiles(config));
   const metrics = options.metrics ?? new Metrics('gateway', { gateway: gatewayId });
   if (options.nats) {
     const kv = { put: metrics.kvLatency.labels('put'), delete: metrics.kvLatency.labels('delete'), lease: metrics.kvLatency.labels('lease') };
@@ -187,7 +187,8 @@ export async function createGateway(options: GatewayOptions): Promise<Gateway> {
   let flushScheduled = false;
   const hot = metrics.hot;
   const compress = config.compression !== 'off';
-  const worthCompressing = (data: FrameData): boolean => compress && (typeof data === 'string' ? data.length : data.byteLength) >= COMPRESS_MIN;
+  /** Large enough for deflate to gain anything (asked only when `compress`). */
+  const worthCompressing = (data: FrameData): boolean => (typeof data === 'string' ? data.length : data.byteLength) >= COMPRESS_MIN;
   /** Writes a connection's queued frames, corked (uWS applies the backpressure policy to each). */
   function sendQueued(d: ConnData): void {
     const q = d.outq;
@@ -253,7 +254,7 @@ export async function createGateway(options: GatewayOptions): Promise<Gateway> {
           // our own broadcast, already fanned out locally when it was published
           if (h?.get(Header.Origin) === gatewayId) return;
           flushOutNow();
-          app.publish(topic, msg.data, h?.get(Header.Binary) === '1', worthCompressing(msg.data));
+          app.publish(topic, msg.data, h?.get(Header.Binary) === '1', compress && worthCompressing(msg.data));
         },
       });
     }
@@ -349,7 +350,7 @@ export async function createGateway(options: GatewayOptions): Promise<Gateway> {
       assertToken('topic', topic);
       // local subscribers first, in order with the sends queued before; other gateways through NATS
       flushOutNow();
-      app.publish(topic, data, binary, worthCompressing(data));
+      app.publish(topic, data, binary, compress && worthCompressing(data));
       if (nats) nats.nc.publish(nats.subjects.topic(topic), data, { headers: binary ? ORIGIN_BINARY_HEADERS : ORIGIN_HEADERS });
     },
     async lookup(id) {
@@ -510,7 +511,8 @@ export async function createGateway(options: GatewayOptions): Promise<Gateway> {
         headers: copyHeaders(req, config.headers),
         authorization: admission.readsAuthorization ? req.getHeader('authorization') : '',
         cookie: admission.readsCookie ? req.getHeader('cookie') : '',
-        remoteAddress: clientAddress.enabled ? clientAddress.resolve(Buffer.from(res.getRemoteAddressAsText()).toString(), req.getHeader('x-forwarded-for')) : Buffer.from(res.getRemoteAddressAsText()).toString(),
+        // X-Forwarded-For is read only when some proxy is trusted
+        remoteAddress: clientAddress.resolve(Buffer.from(res.getRemoteAddressAsText()).toString(), clientAddress.enabled ? req.getHeader('x-forwarded-for') : ''),
       };
 
       // cheap refusals first, before anything async or anything published

@@ -1,12 +1,18 @@
 import { createPrivateKey, X509Certificate } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import uWS, { type TemplatedApp } from 'uWebSockets.js';
+import type { Config } from '../config/schema.js';
 import { ConfigError } from '../errors/errors.js';
 
 /** A listener's certificate and private key files (PEM); both empty: plain ws:// and http://. */
 export interface TlsFiles {
   readonly cert: string;
   readonly key: string;
+}
+
+/** `--tls-cert` and `--tls-key` as TlsFiles. */
+export function tlsFiles(config: Pick<Config, 'tlsCert' | 'tlsKey'>): TlsFiles {
+  return { cert: config.tlsCert, key: config.tlsKey };
 }
 
 function read(path: string, flag: string): Buffer {

@@ -13,7 +13,7 @@ import { purgePolicy, startSweeper } from '../nats/sweeper.js';
 import { Metrics } from '../metrics/metrics.js';
 import { mountOpsRoutes } from '../metrics/ops-routes.js';
 import { mountAdminUi } from './ui.js';
-import { createApp, scheme } from './app.js';
+import { createApp, scheme, tlsFiles } from './app.js';
 
 export interface ConnectionServiceOptions {
   readonly config: Config;
@@ -34,7 +34,7 @@ export async function createConnectionService(options: ConnectionServiceOptions)
   const { config, nc, subjects, directory, log } = options;
   const view = await DirectoryView.start(directory, log, config.goneRetention * 1000);
   // the connection service sweeps dead gateways too, so lost closes happen even when no gateway is left
-  const app = createApp({ cert: config.tlsCert, key: config.tlsKey });
+  const app = createApp(tlsFiles(config));
   const metrics = new Metrics('connections');
   const sweeper = startSweeper({ nc, subjects, directory, log, intervalMs: Math.max(250, Math.floor(config.leaseMs / 3)), purge: purgePolicy(config.goneRetention), onLost: (n) => metrics.lostReported.inc(n) });
   let closing = false;
@@ -56,7 +56,7 @@ export async function createConnectionService(options: ConnectionServiceOptions)
       resolve(uWS.us_socket_local_port(token));
     });
   });
-  log.info({ port, auth: config.token !== '', ui: `${scheme({ cert: config.tlsCert, key: config.tlsKey }, false)}://${config.host === '0.0.0.0' ? 'localhost' : config.host}:${port}/ui` }, 'connection service listening');
+  log.info({ port, auth: config.token !== '', ui: `${scheme(tlsFiles(config), false)}://${config.host === '0.0.0.0' ? 'localhost' : config.host}:${port}/ui` }, 'connection service listening');
   return {
     port,
     view,

@@ -33,13 +33,19 @@ async function warmUp(url: string, key: CryptoKey) {
   await c.close();
 }
 
-t.test('--jwks-url: tokens are checked against the provider’s published keys', async (t) => {
+/** A provider publishing the k1 key and a gateway using it, past its fetch at start and its warm-up. */
+async function servingGateway(t: Tap.Test) {
   const idp = await keySetServer(t);
   idp.state.body = JSON.stringify({ keys: [publicJwk] });
   const g = await startGateway({ handler: echoHandler, flags: { jwksUrl: idp.url } });
   t.teardown(() => g.close());
   await eventually(() => idp.state.requests >= 1, 5_000, 'the key set fetched at start');
   await warmUp(g.url, provider.privateKey);
+  return { idp, g };
+}
+
+t.test('--jwks-url: tokens are checked against the provider’s published keys', async (t) => {
+  const { idp, g } = await servingGateway(t);
 
   const c = await TestClient.connect(g.url, await bearer(provider.privateKey, 'k1'));
   t.teardown(() => c.close());
@@ -68,12 +74,7 @@ t.test('--jwks-url unreachable: upgrades get 503 (not 401) until the provider an
 });
 
 t.test('--jwks-url: a rotated-in key is fetched once the cooldown after the last fetch is over, with no restart', { timeout: 90_000 }, async (t) => {
-  const idp = await keySetServer(t);
-  idp.state.body = JSON.stringify({ keys: [publicJwk] });
-  const g = await startGateway({ handler: echoHandler, flags: { jwksUrl: idp.url } });
-  t.teardown(() => g.close());
-  await eventually(() => idp.state.requests >= 1, 5_000, 'the key set fetched at start');
-  await warmUp(g.url, provider.privateKey);
+  const { idp, g } = await servingGateway(t);
   const next = await generateKeyPair('RS256');
   const k2 = await bearer(next.privateKey, 'k2');
   await t.rejects(TestClient.connect(g.url, k2), { status: 401 }, 'a key the provider has not published yet');
