@@ -1,9 +1,12 @@
 // The floor's gateway: uWebSockets.js frames published to NATS by raw-nats.mjs, one NATS message per
-// frame, replies sent back corked; `floor.send.<id>` requests (the send API floor) answered "ok". No ids in headers, no KV, no validation: the least a gateway can do.
+// frame carrying the contract's headers and reply subject, replies sent back corked; `floor.send.<id>`
+// requests (the send API floor) answered "ok". No KV, no validation, no routes: the least a gateway
+// keeping the wire contract can do.
 // Usage: node gateway.mjs <nats-url>; prints {"port":N} when listening.
 import uWS from 'uWebSockets.js';
 import { connect } from './raw-nats.mjs';
 
+const GATEWAY = 'gw-floor00000';
 const sockets = new Map();
 let next = 0;
 // replies queue per socket and go out corked once per burst of NATS messages
@@ -36,10 +39,16 @@ const app = uWS.App().ws('/*', {
   idleTimeout: 0,
   open: (ws) => {
     const id = String(++next);
-    Object.assign(ws.getUserData(), { id, in: `floor.in.${id}`, q: [] });
+    // what the wire contract puts on every frame (docs/protocol.md): the four headers, with ids as
+    // long as wsgw's (a 13-character gateway id, a 16-character token), and the reply subject
+    const head = Buffer.from(`NATS/1.0\r\nWsgw-Conn: ${GATEWAY}.${id.padStart(16, '0')}\r\nWsgw-Gateway: ${GATEWAY}\r\nWsgw-Binary: 0\r\n`);
+    Object.assign(ws.getUserData(), { id, in: `floor.in.${id}`, out: `floor.out.${id}`, head, seq: 0, q: [] });
     sockets.set(id, ws);
   },
-  message: (ws, message) => nats.publish(ws.getUserData().in, new Uint8Array(message)),
+  message: (ws, message) => {
+    const u = ws.getUserData();
+    nats.publish(u.in, new Uint8Array(message), u.out, u.head, ++u.seq);
+  },
   close: (ws) => sockets.delete(ws.getUserData().id),
 });
 app.listen('127.0.0.1', 0, (token) => {
