@@ -99,7 +99,6 @@ interface ConnData {
   rateAt: number;
 }
 
-const textEncoder = new TextEncoder();
 /** Own records are reconciled with live connections every this many lease lengths. */
 const RECONCILE_LEASES = 4;
 /**
@@ -270,14 +269,19 @@ export async function createGateway(options: GatewayOptions): Promise<Gateway> {
   function record(d: ConnData): ConnectionRecord {
     return { id: d.id, gateway: gatewayId, connectedAt: d.connectedAt, ...d.request, topics: d.topics ? [...d.topics] : [] };
   }
-  function subscribeLocal(d: ConnData, topic: string): void {
+  /** A connection's open event, without its authorized flag: the record's fields but its topics, in the same order. */
+  function openEvent(d: ConnData): OpenEvent {
+    return { id: d.id, gateway: gatewayId, connectedAt: d.connectedAt, ...d.request };
+  }
+  /** `writeRecord`: false when the caller writes the record itself (at open). */
+  function subscribeLocal(d: ConnData, topic: string, writeRecord = true): void {
     if (d.closed || !d.ws) return;
     d.topics ??= new Set();
     if (d.topics.has(topic)) return;
     d.topics.add(topic);
     d.ws.subscribe(topic);
     topicRef(topic);
-    nats?.directory.put(record(d));
+    if (writeRecord) nats?.directory.put(record(d));
   }
   function unsubscribeLocal(d: ConnData, topic: string): void {
     if (d.closed || !d.ws || !d.topics?.delete(topic)) return;
@@ -574,14 +578,18 @@ export async function createGateway(options: GatewayOptions): Promise<Gateway> {
       conns.set(d.token, d);
       metrics.opens.inc();
       if (d.authorized) {
-        for (const t of d.authorized.topics) subscribeLocal(d, t);
+        // the record written below carries these topics: no record write per topic
+        for (const t of d.authorized.topics) subscribeLocal(d, t, false);
         if (d.authorized.message !== undefined) enqueueOut(d, d.authorized.message, d.authorized.binary);
       }
       if (nats) {
-        nats.directory.put(record(d));
+        // the record and the open event share every field but their last: serialised once, the
+        // record is that JSON with its topics, the event with its authorized flag (the same bytes
+        // as serialising each: the fields in the same order)
+        const shared = JSON.stringify(openEvent(d)).slice(0, -1);
+        nats.directory.putJson(d.id, `${shared},"topics":${JSON.stringify(d.topics ? [...d.topics] : [])}}`);
         if (publisher) {
-          const ev: OpenEvent = { id: d.id, gateway: gatewayId, connectedAt: d.connectedAt, ...d.request, ...(d.authorized ? { authorized: true } : {}) };
-          publisher.publish(nats.subjects.inOpen, textEncoder.encode(JSON.stringify(ev)), undefined, '', durable ? `${d.id}-open` : '');
+          publisher.publish(nats.subjects.inOpen, d.authorized ? `${shared},"authorized":true}` : `${shared}}`, undefined, '', durable ? `${d.id}-open` : '');
         }
       }
       log.debug({ conn: d.id, path: d.request.path }, 'open');
@@ -649,7 +657,7 @@ export async function createGateway(options: GatewayOptions): Promise<Gateway> {
           // (with the same message id, so the durable stream keeps one)
           const ev: CloseEvent = { id: d.id, gateway: gatewayId, code, reason, lost: false };
           const removeRecord = () => directory.remove(d.id);
-          if (!publisher.publish(nats.subjects.inClose, textEncoder.encode(JSON.stringify(ev)), undefined, '', durable ? `${d.id}-close` : '', removeRecord)) removeRecord();
+          if (!publisher.publish(nats.subjects.inClose, JSON.stringify(ev), undefined, '', durable ? `${d.id}-close` : '', removeRecord)) removeRecord();
         } else {
           directory.remove(d.id);
         }

@@ -87,6 +87,11 @@ export class ConnectionDirectory {
     this.#write(record.id, JSON.stringify(record), undefined, 'put');
   }
 
+  /** `put` of a record already serialised (`json` must be a ConnectionRecord's JSON for `id`). */
+  putJson(id: string, json: string): void {
+    this.#write(id, json, undefined, 'put');
+  }
+
   /** Removes a connection record without waiting (a delete marker, as `kv.delete` writes). */
   remove(id: string): void {
     this.#write(id, EMPTY, DELETE_HEADERS, 'delete');

@@ -2,6 +2,7 @@ import t from 'tap';
 import { connect } from '@nats-io/transport-node';
 import type { ServerResponse } from 'node:http';
 import { verify } from '../../src/bridge/signature.js';
+import { connectionsBucket } from '../../src/protocol/subjects.js';
 import { startNatsServer } from '../harness/nats-server.js';
 import { startBridge, startGateway, uniquePrefix } from '../harness/stack.js';
 import { startTestApp, type AppHandler, type AppRequest } from '../harness/http-app.js';
@@ -81,7 +82,7 @@ t.test('authorize through the bridge: 403 before the upgrade, or accepted with i
     }
     return echoApp(r, res);
   };
-  const { g, app } = await stack(t, handler, {}, { authorize: true });
+  const { g, app, prefix } = await stack(t, handler, {}, { authorize: true });
   // uWebSockets.js 3.0.6 now and then drops a gateway's first asynchronously upgraded connection
   // (docs/reliability.md, Known limits): a warm-up connection takes that upgrade, and is gone with its
   // record before the test proper
@@ -94,6 +95,13 @@ t.test('authorize through the bridge: 403 before the upgrade, or accepted with i
   t.equal(g.gw.connections, 0);
   t.same(await g.directory!.ids(), [], 'no KV record for a refused upgrade');
 
+  // every write to a record of this bucket, as published (a KV watcher can miss a value its key's
+  // next write replaced before delivery)
+  const nc = await connect({ servers: nats.url });
+  t.teardown(() => nc.close());
+  const writes: string[] = [];
+  nc.subscribe(`$KV.${connectionsBucket(prefix)}.>`, { callback: (_err, m) => void writes.push(m.subject.slice(m.subject.lastIndexOf('.', m.subject.lastIndexOf('.') - 1) + 1)) });
+  await nc.flush();
   const c = await TestClient.connect(g.url, { headers: { authorization: 'Bearer good' } });
   t.teardown(() => c.close());
   t.equal((await c.next()).text(), 'welcome ann', 'the answer body is the first frame');
@@ -101,6 +109,9 @@ t.test('authorize through the bridge: 403 before the upgrade, or accepted with i
   const rec = await g.directory!.get(id!);
   t.same(rec?.identity, { sub: 'ann' }, 'identity from Wsgw-Identity');
   t.same(rec?.topics, ['welcome-room'], 'topics from Wsgw-Subscribe');
+  // every write of the record, up to the one read above (the watcher started before the connection)
+  await nc.flush();
+  t.same(writes, [id], 'one record write at open, its granted topics in it (no write per topic)');
   t.notOk(JSON.stringify(rec).includes('Bearer'), 'the credential is not stored');
   c.send('after auth');
   t.equal((await c.next()).text(), 'echo: after auth');
