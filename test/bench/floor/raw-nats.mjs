@@ -1,7 +1,8 @@
 // The floor's NATS client: the protocol written by hand on a net socket, no library. Publishes may
 // carry a header block (HPUB); MSG and HMSG handlers get (subject, payload, reply), the payload
-// without the headers. Writes are gathered into one buffer and written once per event-loop turn; MSG lines are parsed in
-// place from the socket's chunks. Only what the floor needs: CONNECT, SUB, PUB, MSG, PING/PONG.
+// without the headers. Writes are gathered into one buffer and written once per event-loop turn;
+// MSG lines are parsed in place from the socket's chunks. Only what the floor needs: CONNECT, SUB,
+// PUB, HPUB, MSG, HMSG, PING/PONG.
 import net from 'node:net';
 
 export function connect(url, onMsg) {
