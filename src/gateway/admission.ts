@@ -73,13 +73,13 @@ export class Admission {
   readonly #gatewayId: string;
   readonly #base: string;
   readonly #log: Logger;
-  readonly #nats: { readonly nc: NatsConnection; readonly subjects: Subjects } | null;
   readonly #verifier: ReturnType<typeof createJwtVerifier>;
   readonly #origins: ReadonlySet<string> | null;
   /** `--origins` entries `<scheme>://*.<domain>[:port]`, as [`<scheme>://`, `.<domain>[:port]`]. */
   readonly #originSuffixes: ReadonlyArray<readonly [string, string]>;
   readonly #connectLimiter: RateLimiter | null;
-  readonly #authorize: boolean;
+  /** The NATS connection `P.auth` requests go through: null without `--authorize` (or without NATS). */
+  readonly #authorizer: { readonly nc: NatsConnection; readonly subjects: Subjects } | null;
   /** Whether the checks read the `Authorization` header (JWT or authorizer). */
   readonly readsAuthorization: boolean;
   /** Whether the checks read the `Cookie` header (the authorizer gets it). */
@@ -93,15 +93,21 @@ export class Admission {
     this.#gatewayId = options.gatewayId;
     this.#base = options.base;
     this.#log = options.log;
-    this.#nats = options.nats;
     this.#verifier = createJwtVerifier(config, options.log);
-    this.#origins = config.origins.length ? new Set(config.origins.filter((o) => !o.includes('://*.'))) : null;
-    this.#originSuffixes = config.origins.filter((o) => o.includes('://*.')).map((o) => [o.slice(0, o.indexOf('*')), o.slice(o.indexOf('*') + 1)] as const);
+    const exact = new Set<string>();
+    const suffixes: Array<readonly [string, string]> = [];
+    for (const o of config.origins) {
+      const star = o.indexOf('://*.') + 3;
+      if (star > 2) suffixes.push([o.slice(0, star), o.slice(star + 1)]);
+      else exact.add(o);
+    }
+    this.#origins = config.origins.length ? exact : null;
+    this.#originSuffixes = suffixes;
     this.#connectLimiter = config.connectRate > 0 ? new RateLimiter(config.connectRate, config.connectRate) : null;
-    this.#authorize = config.authorize && options.nats !== null;
+    this.#authorizer = config.authorize ? options.nats : null;
     this.readsAuthorization = this.#verifier !== null || config.authorize;
     this.readsCookie = config.authorize;
-    this.waits = this.#verifier !== null || this.#authorize;
+    this.waits = this.#verifier !== null || this.#authorizer !== null;
   }
 
   /** The synchronous checks, in this order: origin, connect rate, route, a token's presence. */
@@ -144,8 +150,8 @@ export class Admission {
         return { refuse: ['401 Unauthorized', `token rejected (${reason})`] };
       }
     }
-    const nats = this.#nats;
-    if (!this.#authorize || !nats) return { identity, grant: null };
+    const nats = this.#authorizer;
+    if (nats === null) return { identity, grant: null };
     const authRequest: AuthRequest = {
       id,
       gateway: this.#gatewayId,

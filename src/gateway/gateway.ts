@@ -266,12 +266,13 @@ export async function createGateway(options: GatewayOptions): Promise<Gateway> {
     topicSubs.delete(topic);
     entry.sub?.unsubscribe();
   }
-  function record(d: ConnData): ConnectionRecord {
-    return { id: d.id, gateway: gatewayId, connectedAt: d.connectedAt, ...d.request, topics: d.topics ? [...d.topics] : [] };
-  }
-  /** A connection's open event, without its authorized flag: the record's fields but its topics, in the same order. */
+  /** A connection's open event without its authorized flag: the fields it shares with the record, in the record's order. */
   function openEvent(d: ConnData): OpenEvent {
     return { id: d.id, gateway: gatewayId, connectedAt: d.connectedAt, ...d.request };
+  }
+  const topicList = (d: ConnData): string[] => (d.topics ? [...d.topics] : []);
+  function record(d: ConnData): ConnectionRecord {
+    return { ...openEvent(d), topics: topicList(d) };
   }
   /** `writeRecord`: false when the caller writes the record itself (at open). */
   function subscribeLocal(d: ConnData, topic: string, writeRecord = true): void {
@@ -587,7 +588,7 @@ export async function createGateway(options: GatewayOptions): Promise<Gateway> {
         // record is that JSON with its topics, the event with its authorized flag (the same bytes
         // as serialising each: the fields in the same order)
         const shared = JSON.stringify(openEvent(d)).slice(0, -1);
-        nats.directory.putJson(d.id, `${shared},"topics":${JSON.stringify(d.topics ? [...d.topics] : [])}}`);
+        nats.directory.putJson(d.id, `${shared},"topics":${JSON.stringify(topicList(d))}}`);
         if (publisher) {
           publisher.publish(nats.subjects.inOpen, d.authorized ? `${shared},"authorized":true}` : `${shared}}`, undefined, '', durable ? `${d.id}-open` : '');
         }

@@ -60,8 +60,8 @@ export class InboundPublisher {
 
   /**
    * Publishes one message (text is sent as UTF-8); returns false (and keeps nothing) when the buffer
-   * is full: NATS away, or (in durable mode) the stream not acknowledging. `payload` and `headers` are copied before this
-   * returns. Durable mode needs MsgHdrs (JetStream adds its own). `msgId` de-duplicates durable
+   * is full: NATS away, or (in durable mode) the stream not acknowledging. `payload` and `headers`
+   * are copied before this returns. Durable mode needs MsgHdrs (JetStream adds its own). `msgId` de-duplicates durable
    * publishes; `onAcked` runs once the message is handed over (core) or acknowledged by the stream
    * (durable).
    */

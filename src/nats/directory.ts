@@ -84,7 +84,7 @@ export class ConnectionDirectory {
    * third of a gateway's time while clients connect.
    */
   put(record: ConnectionRecord): void {
-    this.#write(record.id, JSON.stringify(record), undefined, 'put');
+    this.putJson(record.id, JSON.stringify(record));
   }
 
   /** `put` of a record already serialised (`json` must be a ConnectionRecord's JSON for `id`). */

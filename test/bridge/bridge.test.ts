@@ -100,7 +100,8 @@ t.test('authorize through the bridge: 403 before the upgrade, or accepted with i
   const nc = await connect({ servers: nats.url });
   t.teardown(() => nc.close());
   const writes: string[] = [];
-  nc.subscribe(`$KV.${connectionsBucket(prefix)}.>`, { callback: (_err, m) => void writes.push(m.subject.slice(m.subject.lastIndexOf('.', m.subject.lastIndexOf('.') - 1) + 1)) });
+  const keyAt = `$KV.${connectionsBucket(prefix)}.`;
+  nc.subscribe(`${keyAt}>`, { callback: (_err, m) => void writes.push(m.subject.slice(keyAt.length)) });
   await nc.flush();
   const c = await TestClient.connect(g.url, { headers: { authorization: 'Bearer good' } });
   t.teardown(() => c.close());
