@@ -2,7 +2,7 @@ import { Kvm, type KV } from '@nats-io/kv';
 import { headers, type NatsConnection } from '@nats-io/transport-node';
 import { Requester } from './requester.js';
 import { encodeHeaders } from './raw-publish.js';
-import { jetstreamManager } from '@nats-io/jetstream';
+import { jetstreamManager, type JetStreamManager } from '@nats-io/jetstream';
 import type { Logger } from 'pino';
 import { connectionsBucket, gatewaysBucket } from '../protocol/subjects.js';
 import { assertToken } from '../protocol/tokens.js';
@@ -56,6 +56,8 @@ export class ConnectionDirectory {
 
   readonly #nc: NatsConnection;
   readonly #bucket: string;
+  /** Made on first use (the orphan search and the marker purge), then kept. */
+  #manager: Promise<JetStreamManager> | null = null;
 
   private constructor(nc: NatsConnection, bucket: string, connections: KV, gateways: KV, log: Logger) {
     this.#nc = nc;
@@ -131,6 +133,31 @@ export class ConnectionDirectory {
     return out;
   }
 
+  /**
+   * The gateways that have records in the bucket, from the stream's message count per subject (one
+   * JetStream API request per 100k keys; no consumer and no message per key, as a listing takes). A
+   * gateway whose connections all closed may be among them until its delete markers are purged.
+   */
+  async recordGateways(): Promise<Set<string>> {
+    const prefix = `$KV.${this.#bucket}.`;
+    const info = await (await this.#jsm()).streams.info(`KV_${this.#bucket}`, { subjects_filter: `${prefix}>` });
+    const out = new Set<string>();
+    for (const subject of Object.keys(info.state.subjects ?? {})) {
+      const dot = subject.indexOf('.', prefix.length);
+      if (dot > prefix.length) out.add(subject.slice(prefix.length, dot));
+    }
+    return out;
+  }
+
+  #jsm(): Promise<JetStreamManager> {
+    // a failed attempt is not kept: the next call tries again
+    this.#manager ??= jetstreamManager(this.#nc).catch((err) => {
+      this.#manager = null;
+      throw err;
+    });
+    return this.#manager;
+  }
+
   /** Writes a gateway lease unconditionally (start-up, or after being fenced); returns its revision. */
   putLease(lease: GatewayLease): Promise<number> {
     return this.gateways.put(lease.id, this.#codec.encode(JSON.stringify(lease)));
@@ -163,7 +190,7 @@ export class ConnectionDirectory {
     for await (const e of history) {
       if ((e.operation === 'DEL' || e.operation === 'PURGE') && e.created.getTime() < limit) old.push(e.key);
     }
-    const jsm = await jetstreamManager(this.#nc);
+    const jsm = await this.#jsm();
     const stream = `KV_${this.#bucket}`;
     let purged = 0;
     for (let i = 0; i < old.length; i += concurrency) {

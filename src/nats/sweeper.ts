@@ -48,8 +48,9 @@ export function purgePolicy(goneRetentionS: number): { everyMs: number; olderTha
 
 /**
  * Orphan records (their gateway has no lease at all) are looked for every this many passes, by one
- * process of the cluster: the search lists every record (about 0.9 s and 0.75 s of CPU per 100k
- * records here), so each of G sweepers listing every record would cost the cluster G times that.
+ * process of the cluster: the search reads the bucket stream's per-subject counts (about 25 ms of
+ * CPU per 15k records here, 0.45 s per 120k), so each of G sweepers doing it would cost the cluster
+ * G times that. Only a gateway it finds without a lease has its own records listed.
  */
 const ORPHAN_EVERY = 5;
 
@@ -127,10 +128,7 @@ export function startSweeper(options: SweeperOptions): Sweeper {
     if (passes % ORPHAN_EVERY === 0 && (await directory.claim('orphans', ORPHAN_EVERY * options.intervalMs))) {
       const leased = new Set(entries.map((e) => e.lease.id));
       const orphans = new Set<string>();
-      for (const id of await directory.ids()) {
-        const gw = id.slice(0, id.indexOf('.'));
-        if (gw !== options.self && !leased.has(gw)) orphans.add(gw);
-      }
+      for (const gw of await directory.recordGateways()) if (gw !== options.self && !leased.has(gw)) orphans.add(gw);
       const grace = Math.max(...entries.map((e) => e.lease.leaseMs), options.intervalMs * 3);
       for (const gw of orphans) lost += await sweepGateway(gw, grace);
     }

@@ -14,7 +14,7 @@ t.teardown(() => nats.stop());
 
 const record = (gateway: string, connectedAt: number) => ({ id: formatConnectionId(gateway, newToken()), gateway, connectedAt, path: '/ws', query: '', headers: {}, remoteAddress: '127.0.0.1', subprotocol: '', topics: [] });
 
-t.test('orphan records (no lease at all) are reported lost once, found by one of three sweepers listing every record', async (t) => {
+t.test('orphan records (no lease at all) are reported lost once, found by one of three sweepers, one search in the cluster', async (t) => {
   const prefix = uniquePrefix();
   const subjects = createSubjects(prefix);
   // three sweepers, each on its own connection and directory, as three processes would be
@@ -24,12 +24,18 @@ t.test('orphan records (no lease at all) are reported lost once, found by one of
       t.teardown(() => nc.close());
       const directory = await ConnectionDirectory.open(nc, { prefix, replicas: 1, log: quietLog });
       t.teardown(() => directory.close());
-      // how many times this process listed every record (the orphan search's cost)
-      const counted = { fullListings: 0 };
+      // how many times this process searched the whole bucket, and listed every record (never: the
+      // search reads per-subject counts, and only an orphan gateway's own records are listed)
+      const counted = { searches: 0, fullListings: 0 };
       const ids = directory.ids.bind(directory);
       directory.ids = (gateway?: string) => {
         if (gateway === undefined) counted.fullListings++;
         return ids(gateway);
+      };
+      const recordGateways = directory.recordGateways.bind(directory);
+      directory.recordGateways = () => {
+        counted.searches++;
+        return recordGateways();
       };
       // a timer that never fires in the test: passes run by hand below
       const sweeper = startSweeper({ nc, subjects, directory, log: quietLog, intervalMs: 60_000 });
@@ -49,17 +55,23 @@ t.test('orphan records (no lease at all) are reported lost once, found by one of
   const orphans = Array.from({ length: 5 }, () => record('ghost', now - 300_000));
   for (const r of [...alive, ...orphans]) directory.put(r);
   await eventually(async () => (await directory.ids()).length === 7, 5_000, 'seven records written');
-  sweepers[0]!.counted.fullListings = 0;
+  t.same([...(await directory.recordGateways())].sort(), ['alive', 'ghost'], 'the gateways with records, from the stream');
+  for (const s of sweepers) Object.assign(s.counted, { searches: 0, fullListings: 0 });
 
   // the orphan search comes every fifth pass; every sweeper makes five, in turn
   for (let pass = 0; pass < 5; pass++) for (const s of sweepers) await s.sweeper.sweep();
-  const fullListings = sweepers.map((s) => s.counted.fullListings).reduce((a, b) => a + b, 0);
+  const total = (k: 'searches' | 'fullListings') => sweepers.map((s) => s.counted[k]).reduce((a, b) => a + b, 0);
+  const [searches, fullListings] = [total('searches'), total('fullListings')];
 
   await eventually(() => closes.length >= orphans.length, 5_000, 'lost closes for the orphans');
   await nc.flush();
   t.same(closes.map((c) => c.id).sort(), orphans.map((r) => r.id).sort(), 'one lost close per orphan record, none for the live gateway');
   t.ok(closes.every((c) => c.lost && c.gateway === 'ghost' && c.code === 1006), 'each marked lost, code 1006');
   t.same((await directory.ids()).sort(), alive.map((r) => r.id).sort(), 'the orphans are gone from KV, the live records stay');
-  t.equal(fullListings, 1, 'every record was listed once in the cluster, not once per sweeper');
+  t.equal(searches, 1, 'the bucket was searched once in the cluster, not once per sweeper');
+  t.equal(fullListings, 0, 'and no sweeper listed every record');
+  // its delete markers stay until purged: a later search finds the ghost again, and lists nothing live
+  t.ok((await directory.recordGateways()).has('ghost'), 'a gateway with only delete markers is still among those with records');
+  t.same(await directory.ids('ghost'), [], 'and its own listing holds no record');
   t.same((await directory.leases()).map((l) => l.id), ['alive'], 'the search lock is no gateway');
 });
