@@ -555,7 +555,7 @@ function chart() {
     const y = 50 + i * rowH;
     const w = Math.max(1, (barW * r.vsBound) / max);
     const colour = r.key.endsWith('bound') ? '#9aa5b1' : r.key === 'pushpin' ? '#d98c5f' : r.key.includes('floor') ? '#b9c7d6' : '#3b82c4';
-    out.push(`<text x="${left - 8}" y="${y + 15}" text-anchor="end">${esc(r.label.length > 64 ? r.label.slice(0, 63) + '…' : r.label)}</text>`);
+    out.push(`<text x="${left - 8}" y="${y + 15}" text-anchor="end">${esc(r.label.length > 60 ? r.label.slice(0, 59) + '…' : r.label)}</text>`);
     out.push(`<rect x="${left}" y="${y + 3}" width="${w.toFixed(1)}" height="${rowH - 8}" fill="${colour}"/>`);
     out.push(`<text x="${left + w + 5}" y="${y + 15}">${Math.round(100 * r.vsBound)}% · ${esc(r.rate.toLocaleString('en-US'))}</text>`);
   });
