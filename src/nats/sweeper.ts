@@ -130,7 +130,11 @@ export function startSweeper(options: SweeperOptions): Sweeper {
       const orphans = new Set<string>();
       for (const gw of await directory.recordGateways()) if (gw !== options.self && !leased.has(gw)) orphans.add(gw);
       const grace = Math.max(...entries.map((e) => e.lease.leaseMs), options.intervalMs * 3);
-      for (const gw of orphans) lost += await sweepGateway(gw, grace);
+      for (const gw of orphans) {
+        const n = await sweepGateway(gw, grace);
+        if (n > 0) log.warn({ gateway: gw, lostConnections: n }, 'a gateway with no lease left connection records: they were reported lost');
+        lost += n;
+      }
     }
     return lost;
   }

@@ -1,4 +1,6 @@
 import t from 'tap';
+import { Writable } from 'node:stream';
+import pino from 'pino';
 import { connect } from '@nats-io/transport-node';
 import type { CloseEvent } from '../../src/protocol/events.js';
 import { createSubjects } from '../../src/protocol/subjects.js';
@@ -17,6 +19,9 @@ const record = (gateway: string, connectedAt: number) => ({ id: formatConnection
 t.test('orphan records (no lease at all) are reported lost once, found by one of three sweepers, one search in the cluster', async (t) => {
   const prefix = uniquePrefix();
   const subjects = createSubjects(prefix);
+  // what the sweepers log at warn and above
+  const warnings: Array<{ msg: string; gateway?: string; lostConnections?: number }> = [];
+  const log = pino({ level: 'warn' }, new Writable({ write: (c, _e, cb) => (warnings.push(JSON.parse(String(c))), cb()) }));
   // three sweepers, each on its own connection and directory, as three processes would be
   const sweepers = await Promise.all(
     [0, 1, 2].map(async () => {
@@ -38,7 +43,7 @@ t.test('orphan records (no lease at all) are reported lost once, found by one of
         return recordGateways();
       };
       // a timer that never fires in the test: passes run by hand below
-      const sweeper = startSweeper({ nc, subjects, directory, log: quietLog, intervalMs: 60_000 });
+      const sweeper = startSweeper({ nc, subjects, directory, log, intervalMs: 60_000 });
       t.teardown(() => sweeper.close());
       return { nc, directory, sweeper, counted };
     }),
@@ -68,6 +73,11 @@ t.test('orphan records (no lease at all) are reported lost once, found by one of
   t.same(closes.map((c) => c.id).sort(), orphans.map((r) => r.id).sort(), 'one lost close per orphan record, none for the live gateway');
   t.ok(closes.every((c) => c.lost && c.gateway === 'ghost' && c.code === 1006), 'each marked lost, code 1006');
   t.same((await directory.ids()).sort(), alive.map((r) => r.id).sort(), 'the orphans are gone from KV, the live records stay');
+  t.same(
+    warnings.map((w) => [w.gateway, w.lostConnections]),
+    [['ghost', 5]],
+    'one warning names the gateway without a lease and how many of its connections were reported lost',
+  );
   t.equal(searches, 1, 'the bucket was searched once in the cluster, not once per sweeper');
   t.equal(fullListings, 0, 'and no sweeper listed every record');
   // its delete markers stay until purged: a later search finds the ghost again, and lists nothing live
