@@ -31,6 +31,11 @@ const WRITE_TIMEOUT_MS = 5_000;
  */
 const TASK_KEYS = { purge: 'purge=deletes', orphans: 'sweep=orphans' } as const;
 export type ClusterTask = keyof typeof TASK_KEYS;
+/** A task's lock: when it was last claimed, and how long after that no one may claim it (spaceTask). */
+interface TaskLock {
+  at?: number;
+  gapMs?: number;
+}
 const EMPTY = new Uint8Array(0);
 const deleteHeaders = headers();
 deleteHeaders.set('KV-Operation', 'DEL');
@@ -202,25 +207,43 @@ export class ConnectionDirectory {
 
   /**
    * One process of the cluster wins the right to run `task` for `everyMs`: a compare-and-set on the
-   * task's key in the leases bucket. False when another process ran it less than 90% of that ago.
+   * task's key in the leases bucket. False when it was claimed less than 90% of that ago (or of the
+   * gap the last run set with spaceTask, if longer).
    */
   async claim(task: ClusterTask, everyMs: number): Promise<boolean> {
     const key = TASK_KEYS[task];
     const now = Date.now();
     const entry = await this.gateways.get(key);
-    const value = this.#codec.encode(JSON.stringify({ at: now }));
     try {
       if (!entry || entry.operation !== 'PUT') {
-        await this.gateways.create(key, value);
+        await this.gateways.create(key, this.#codec.encode(JSON.stringify({ at: now })));
         return true;
       }
-      const last = (entry.json<{ at?: number }>().at ?? 0) as number;
-      if (now - last < everyMs * 0.9) return false;
-      await this.gateways.update(key, value, entry.revision);
+      const { at = 0, gapMs = 0 } = entry.json<TaskLock>();
+      if (now - at < Math.max(everyMs, gapMs) * 0.9) return false;
+      // a spacing holds once: the run claimed now sets its own, if it needs one
+      await this.gateways.update(key, this.#codec.encode(JSON.stringify({ at: now })), entry.revision);
       return true;
     } catch (err) {
       if (isCasConflict(err) || /exists/i.test((err as Error)?.message ?? '')) return false;
       throw err;
+    }
+  }
+
+  /**
+   * After a run of `task` that this process claimed: no process of the cluster claims it again for
+   * `gapMs` from that claim (or its own `everyMs`, if longer), once. For a task whose cost grows with
+   * the bucket, spaced by how long it took. A lock changed meanwhile (another claim) is left alone.
+   */
+  async spaceTask(task: ClusterTask, gapMs: number): Promise<void> {
+    const key = TASK_KEYS[task];
+    const entry = await this.gateways.get(key);
+    if (!entry || entry.operation !== 'PUT') return;
+    const { at = 0 } = entry.json<TaskLock>();
+    try {
+      await this.gateways.update(key, this.#codec.encode(JSON.stringify({ at, gapMs: Math.round(gapMs) })), entry.revision);
+    } catch (err) {
+      if (!isCasConflict(err)) throw err;
     }
   }
 

@@ -85,3 +85,27 @@ t.test('orphan records (no lease at all) are reported lost once, found by one of
   t.same(await directory.ids('ghost'), [], 'and its own listing holds no record');
   t.same((await directory.leases()).map((l) => l.id), ['alive'], 'the search lock is no gateway');
 });
+
+t.test('a task spaced after its run (spaceTask) is claimed by no process of the cluster until the gap has passed', async (t) => {
+  const prefix = uniquePrefix();
+  const [a, b] = await Promise.all(
+    [0, 1].map(async () => {
+      const nc = await connect({ servers: nats.url });
+      t.teardown(() => nc.close());
+      const directory = await ConnectionDirectory.open(nc, { prefix, replicas: 1, log: quietLog });
+      t.teardown(() => directory.close());
+      return directory;
+    }),
+  );
+  // everyMs 0: without spacing, a claim always succeeds
+  t.ok(await a.claim('orphans', 0), 'the first claim');
+  t.ok(await b.claim('orphans', 0), 'claimed again at once by another process, with no spacing');
+  await b.spaceTask('orphans', 60_000);
+  t.notOk(await a.claim('orphans', 0), 'spaced: refused to another process');
+  t.notOk(await b.claim('orphans', 0), 'and to the one that ran it');
+  t.ok(await a.claim('purge', 0), 'another task is not spaced by it');
+
+  await a.spaceTask('orphans', 300);
+  await eventually(() => a.claim('orphans', 0), 5_000, 'claimed once the shorter gap has passed');
+  t.ok(await b.claim('orphans', 0), 'a spacing holds once: the run claimed then sets its own, if any');
+});
