@@ -61,7 +61,7 @@ export class ConnectionDirectory {
 
   readonly #nc: NatsConnection;
   readonly #bucket: string;
-  /** Made on first use (the orphan search and the marker purge), then kept. */
+  /** Made on first use (the marker purge), then kept. */
   #manager: Promise<JetStreamManager> | null = null;
 
   private constructor(nc: NatsConnection, bucket: string, connections: KV, gateways: KV, log: Logger) {
@@ -145,13 +145,15 @@ export class ConnectionDirectory {
    */
   async recordGateways(): Promise<Set<string>> {
     const prefix = `$KV.${this.#bucket}.`;
-    const info = await (await this.#jsm()).streams.info(`KV_${this.#bucket}`, { subjects_filter: `${prefix}>` });
+    const request = { subjects_filter: `${prefix}>`, offset: 0 };
     const out = new Set<string>();
-    for (const subject of Object.keys(info.state.subjects ?? {})) {
-      const dot = subject.indexOf('.', prefix.length);
-      if (dot > prefix.length) out.add(subject.slice(prefix.length, dot));
+    for (;;) {
+      const answer = await this.#nc.request(`$JS.API.STREAM.INFO.KV_${this.#bucket}`, JSON.stringify(request), { timeout: WRITE_TIMEOUT_MS });
+      const { count, total } = gatewaysOfSubjects(answer.string(), prefix, out);
+      request.offset += count;
+      // a page holds at most 100k subjects; the count can change between pages, so stop on an empty one
+      if (count === 0 || request.offset >= total) return out;
     }
-    return out;
   }
 
   #jsm(): Promise<JetStreamManager> {
@@ -281,6 +283,35 @@ export class ConnectionDirectory {
     }
     return record;
   }
+}
+
+/**
+ * Reads one stream info answer with a subject map: adds each subject's gateway id (the token after
+ * `prefix`) to `into`, and returns how many subjects the page held and the total. The map (up to 100k
+ * entries of `"<prefix><gateway>.<token>":<count>`, tokens with no quote, dot or brace) is scanned in
+ * the text rather than parsed: an object with a property per key would cost tens of megabytes per
+ * page. The rest of the answer is parsed, so an API error is reported as such.
+ */
+export function gatewaysOfSubjects(text: string, prefix: string, into: Set<string>): { count: number; total: number } {
+  const open = '"subjects":{';
+  const at = text.indexOf(open);
+  const end = at < 0 ? -1 : text.indexOf('}', at + open.length);
+  const info = JSON.parse(at < 0 || end < 0 ? text : text.slice(0, at) + '"subjects":{}' + text.slice(end + 1)) as { error?: { code?: number; description?: string }; total?: number };
+  if (info.error) throw new Error(`stream info failed: ${info.error.description ?? 'unknown error'} (${info.error.code ?? '?'})`);
+  let count = 0;
+  if (at >= 0 && end >= 0) {
+    const needle = `"${prefix}`;
+    for (let i = text.indexOf(needle, at); i >= 0 && i < end; i = text.indexOf(needle, i + needle.length)) {
+      count++;
+      const from = i + needle.length;
+      const dot = text.indexOf('.', from);
+      if (dot <= from || dot >= end) continue;
+      const gateway = text.slice(from, dot);
+      // a new one is kept as a copy, not as a slice that would keep the whole answer alive
+      if (!into.has(gateway)) into.add(Buffer.from(gateway).toString());
+    }
+  }
+  return { count, total: info.total ?? count };
 }
 
 /** True when a compare-and-set write lost: the key changed since it was read. */

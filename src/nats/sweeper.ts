@@ -48,15 +48,15 @@ export function purgePolicy(goneRetentionS: number): { everyMs: number; olderTha
 
 /**
  * Orphan records (their gateway has no lease at all) are looked for every this many passes, by one
- * process of the cluster: the search reads the bucket stream's per-subject counts (about 25 ms of
- * CPU per 15k records here, 0.45 s per 120k), so each of G sweepers doing it would cost the cluster
- * G times that. Only a gateway it finds without a lease has its own records listed.
+ * process of the cluster: the search reads the bucket stream's per-subject counts (about 0.1 s of
+ * CPU per 100k records here), so each of G sweepers doing it would cost the cluster G times that. Only a gateway it finds without a lease has its own records listed.
  */
 const ORPHAN_EVERY = 5;
 /**
  * And no more often than this many times the search's own duration (so at most ~1% of the searching
- * process's time). On the AMD machine of 2026-11-27 a search took ~66 ms for 15k records, ~1.1 s for
- * 120k and ~2.1 s for 150k: every 25 s up to some tens of thousands of records, rarer beyond.
+ * process's time). On the AMD machine of 2026-11-27 a search took 0.36-0.55 s for 100k records and
+ * 0.83 s for 130k, mostly the server's: every 25 s up to some tens of thousands of records, rarer
+ * beyond.
  */
 const ORPHAN_SPACING = 100;
 
