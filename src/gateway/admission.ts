@@ -97,9 +97,9 @@ export class Admission {
     const exact = new Set<string>();
     const suffixes: Array<readonly [string, string]> = [];
     for (const o of config.origins) {
-      const star = o.indexOf('://*.') + 3;
-      if (star > 2) suffixes.push([o.slice(0, star), o.slice(star + 1)]);
-      else exact.add(o);
+      const wildcard = o.indexOf('://*.');
+      if (wildcard < 0) exact.add(o);
+      else suffixes.push([o.slice(0, wildcard + 3), o.slice(wildcard + 4)]);
     }
     this.#origins = config.origins.length ? exact : null;
     this.#originSuffixes = suffixes;

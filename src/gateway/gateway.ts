@@ -274,15 +274,18 @@ export async function createGateway(options: GatewayOptions): Promise<Gateway> {
   function record(d: ConnData): ConnectionRecord {
     return { ...openEvent(d), topics: topicList(d) };
   }
-  /** `writeRecord`: false when the caller writes the record itself (at open). */
-  function subscribeLocal(d: ConnData, topic: string, writeRecord = true): void {
-    if (d.closed || !d.ws) return;
+  /** Subscribes the socket to `topic`; false when it already was, or is gone. The record is the caller's to write. */
+  function joinTopic(d: ConnData, topic: string): boolean {
+    if (d.closed || !d.ws) return false;
     d.topics ??= new Set();
-    if (d.topics.has(topic)) return;
+    if (d.topics.has(topic)) return false;
     d.topics.add(topic);
     d.ws.subscribe(topic);
     topicRef(topic);
-    if (writeRecord) nats?.directory.put(record(d));
+    return true;
+  }
+  function subscribeLocal(d: ConnData, topic: string): void {
+    if (joinTopic(d, topic)) nats?.directory.put(record(d));
   }
   function unsubscribeLocal(d: ConnData, topic: string): void {
     if (d.closed || !d.ws || !d.topics?.delete(topic)) return;
@@ -580,7 +583,7 @@ export async function createGateway(options: GatewayOptions): Promise<Gateway> {
       metrics.opens.inc();
       if (d.authorized) {
         // the record written below carries these topics: no record write per topic
-        for (const t of d.authorized.topics) subscribeLocal(d, t, false);
+        for (const t of d.authorized.topics) joinTopic(d, t);
         if (d.authorized.message !== undefined) enqueueOut(d, d.authorized.message, d.authorized.binary);
       }
       if (nats) {

@@ -61,9 +61,9 @@ export class InboundPublisher {
   /**
    * Publishes one message (text is sent as UTF-8); returns false (and keeps nothing) when the buffer
    * is full: NATS away, or (in durable mode) the stream not acknowledging. `payload` and `headers`
-   * are copied before this returns. Durable mode needs MsgHdrs (JetStream adds its own). `msgId` de-duplicates durable
-   * publishes; `onAcked` runs once the message is handed over (core) or acknowledged by the stream
-   * (durable).
+   * are copied before this returns. Durable mode needs MsgHdrs (JetStream adds its own). `msgId`
+   * de-duplicates durable publishes; `onAcked` runs once the message is handed over (core) or
+   * acknowledged by the stream (durable).
    */
   publish(subject: string, payload: Uint8Array | string, headers: AnyHeaders | undefined, reply: string, msgId = '', onAcked?: () => void): boolean {
     if (!this.#scheduled) {

@@ -2,7 +2,7 @@ import { Kvm, type KV } from '@nats-io/kv';
 import { headers, type NatsConnection } from '@nats-io/transport-node';
 import { Requester } from './requester.js';
 import { encodeHeaders } from './raw-publish.js';
-import { jetstreamManager, type JetStreamManager } from '@nats-io/jetstream';
+import { jetstreamManager } from '@nats-io/jetstream';
 import type { Logger } from 'pino';
 import { connectionsBucket, gatewaysBucket } from '../protocol/subjects.js';
 import { assertToken } from '../protocol/tokens.js';
@@ -24,7 +24,8 @@ function openBucket(kvm: Kvm, name: string, replicas: number, description: strin
   return kvm.create(name, { history: 1, replicas, description });
 }
 
-const WRITE_TIMEOUT_MS = 5_000;
+/** How long a record write or a stream info request may wait for its answer. */
+const REQUEST_TIMEOUT_MS = 5_000;
 /**
  * Tasks one process of the cluster runs at a time, and each one's lock key in the leases bucket:
  * never a gateway id, since `=` is no token character (leaseEntries skips every such key).
@@ -60,17 +61,18 @@ export class ConnectionDirectory {
   observe: ((op: 'put' | 'delete' | 'lease', seconds: number) => void) | null = null;
 
   readonly #nc: NatsConnection;
-  readonly #bucket: string;
-  /** Made on first use (the marker purge), then kept. */
-  #manager: Promise<JetStreamManager> | null = null;
+  /** The bucket's stream, and the subject prefix of its keys (`$KV.<bucket>.`). */
+  readonly #stream: string;
+  readonly #keyPrefix: string;
 
   private constructor(nc: NatsConnection, bucket: string, connections: KV, gateways: KV, log: Logger) {
     this.#nc = nc;
-    this.#bucket = bucket;
+    this.#stream = `KV_${bucket}`;
+    this.#keyPrefix = `$KV.${bucket}.`;
     this.connections = connections;
     this.gateways = gateways;
     this.#log = log;
-    this.#writes = new Requester(nc, WRITE_TIMEOUT_MS);
+    this.#writes = new Requester(nc, REQUEST_TIMEOUT_MS);
     // the subject nats.js itself would write a key to (it differs for mirrors and JetStream domains)
     const kv = connections as unknown as { subjectForKey?: (key: string, edit: boolean) => string };
     this.#editPrefix = typeof kv.subjectForKey === 'function' ? kv.subjectForKey('k', true).slice(0, -2) : `$KV.${bucket}`;
@@ -144,25 +146,15 @@ export class ConnectionDirectory {
    * gateway whose connections all closed may be among them until its delete markers are purged.
    */
   async recordGateways(): Promise<Set<string>> {
-    const prefix = `$KV.${this.#bucket}.`;
-    const request = { subjects_filter: `${prefix}>`, offset: 0 };
+    const request = { subjects_filter: `${this.#keyPrefix}>`, offset: 0 };
     const out = new Set<string>();
     for (;;) {
-      const answer = await this.#nc.request(`$JS.API.STREAM.INFO.KV_${this.#bucket}`, JSON.stringify(request), { timeout: WRITE_TIMEOUT_MS });
-      const { count, total } = gatewaysOfSubjects(answer.string(), prefix, out);
+      const answer = await this.#nc.request(`$JS.API.STREAM.INFO.${this.#stream}`, JSON.stringify(request), { timeout: REQUEST_TIMEOUT_MS });
+      const { count, total } = gatewaysOfSubjects(answer.string(), this.#keyPrefix, out);
       request.offset += count;
       // a page holds at most 100k subjects; the count can change between pages, so stop on an empty one
       if (count === 0 || request.offset >= total) return out;
     }
-  }
-
-  #jsm(): Promise<JetStreamManager> {
-    // a failed attempt is not kept: the next call tries again
-    this.#manager ??= jetstreamManager(this.#nc).catch((err) => {
-      this.#manager = null;
-      throw err;
-    });
-    return this.#manager;
   }
 
   /** Writes a gateway lease unconditionally (start-up, or after being fenced); returns its revision. */
@@ -197,11 +189,10 @@ export class ConnectionDirectory {
     for await (const e of history) {
       if ((e.operation === 'DEL' || e.operation === 'PURGE') && e.created.getTime() < limit) old.push(e.key);
     }
-    const jsm = await this.#jsm();
-    const stream = `KV_${this.#bucket}`;
+    const jsm = await jetstreamManager(this.#nc);
     let purged = 0;
     for (let i = 0; i < old.length; i += concurrency) {
-      const done = await Promise.all(old.slice(i, i + concurrency).map((key) => jsm.streams.purge(stream, { filter: `$KV.${this.#bucket}.${key}`, keep: 0 })));
+      const done = await Promise.all(old.slice(i, i + concurrency).map((key) => jsm.streams.purge(this.#stream, { filter: this.#keyPrefix + key, keep: 0 })));
       for (const r of done) purged += r.purged;
     }
     return purged;

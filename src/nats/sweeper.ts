@@ -49,7 +49,8 @@ export function purgePolicy(goneRetentionS: number): { everyMs: number; olderTha
 /**
  * Orphan records (their gateway has no lease at all) are looked for every this many passes, by one
  * process of the cluster: the search reads the bucket stream's per-subject counts (about 0.1 s of
- * CPU per 100k records here), so each of G sweepers doing it would cost the cluster G times that. Only a gateway it finds without a lease has its own records listed.
+ * CPU per 100k records here), so each of G sweepers doing it would cost the cluster G times that.
+ * Only a gateway it finds without a lease has its own records listed.
  */
 const ORPHAN_EVERY = 5;
 /**
@@ -133,9 +134,8 @@ export function startSweeper(options: SweeperOptions): Sweeper {
     }
     if (passes % ORPHAN_EVERY === 0 && (await directory.claim('orphans', ORPHAN_EVERY * options.intervalMs))) {
       const leased = new Set(entries.map((e) => e.lease.id));
-      const orphans = new Set<string>();
       const started = performance.now();
-      for (const gw of await directory.recordGateways()) if (gw !== options.self && !leased.has(gw)) orphans.add(gw);
+      const orphans = [...(await directory.recordGateways())].filter((gw) => gw !== options.self && !leased.has(gw));
       const gapMs = (performance.now() - started) * ORPHAN_SPACING;
       if (gapMs > ORPHAN_EVERY * options.intervalMs) await directory.spaceTask('orphans', gapMs);
       const grace = Math.max(...entries.map((e) => e.lease.leaseMs), options.intervalMs * 3);
