@@ -1,6 +1,6 @@
 // `npm run bench`: every scenario in one run on this machine, each next to the bound measured in the
 // same run. Starts its own nats-server on a free port; every process it starts is stopped at the end.
-// Usage: npm run bench [-- --duration 5 --repeat 3 --only local,worker --profile]  (keys: bound local worker worker1k worker20k
+// Usage: npm run bench [-- --duration 5 --repeat 3 --only local,worker --profile]  (keys: bound bound20k local worker worker1k worker20k
 // floor floor20k bridge floorbridge pushpin httpbound httpsend httpsendgw httpbroadcast httpfloor fanoutbound fanout
 // idlelocal idle idle100k)
 import { spawn, execFileSync } from 'node:child_process';
@@ -170,6 +170,9 @@ const nats = previous ? { url: '', version: previous.machine.natsServer, stop: a
 if (previous) results.push(...previous.results);
 
 await scenario('bound', 'uWS in-process echo (bound), 64 B', () => using([() => listening('uws-echo.mjs')], ([port]) => load(`ws://127.0.0.1:${port}/`)));
+// the same echo at the fixed rate of worker20k and floor20k: the latency this machine and generator
+// add by themselves, before any NATS hop
+await scenario('bound20k', 'uWS in-process echo (bound), fixed 20k msg/s, 64 B', () => using([() => listening('uws-echo.mjs')], ([port]) => load(`ws://127.0.0.1:${port}/`, { rate: 20_000 })));
 await scenario('local', 'wsgw local echo, 64 B', () => using([() => wsgw(['local', '-p', '0', '--host', '127.0.0.1'])], ([port]) => load(`ws://127.0.0.1:${port}/ws`)));
 for (const [key, label, shape] of [
   ['worker', 'gateway → NATS → worker echo, 64 B', {}],
@@ -525,7 +528,7 @@ const pct = (v) => (v === null ? '—' : `${Math.round(100 * v)}%`);
 const goals = [
   ['gateway → NATS → worker ≥ 50% of the uWS bound', pct(ratio('worker', 'bound')), ratio('worker', 'bound'), (v) => v >= 0.5, pct(ratio('floor', 'bound'))],
   ['p99 ≤ 15 ms at 100 connections × 10 in flight (worker)', get('worker') ? `${get('worker').p99ms} ms` : '—', get('worker')?.p99ms ?? null, (v) => v <= 15, get('floor') ? `${get('floor').p99ms} ms` : '—'],
-  ['p99 ≤ 2 ms at a fixed 20k msg/s (worker)', get('worker20k') ? `${get('worker20k').p99ms} ms` : '—', get('worker20k')?.p99ms ?? null, (v) => v <= 2, get('floor20k') ? `${get('floor20k').p99ms} ms` : '—'],
+  ['p99 ≤ 2 ms at a fixed 20k msg/s (worker)', get('worker20k') ? `${get('worker20k').p99ms} ms` : '—', get('worker20k')?.p99ms ?? null, (v) => v <= 2, `${get('floor20k') ? `${get('floor20k').p99ms} ms` : '—'}${get('bound20k') ? ` (the uWS bound at the same rate: ${get('bound20k').p99ms} ms)` : ''}`],
   ['worker ≥ 10× Pushpin, zero errors', ratio('worker', 'pushpin') === null ? '—' : `${ratio('worker', 'pushpin').toFixed(1)}×, ${get('worker').errors + get('worker').closedEarly} errors`, ratio('worker', 'pushpin'), (v) => v >= 10 && get('worker').errors + get('worker').closedEarly === 0],
   ['bridge ≥ 2× Pushpin, zero errors', ratio('bridge', 'pushpin') === null ? '—' : `${ratio('bridge', 'pushpin').toFixed(1)}×, ${get('bridge').errors + get('bridge').closedEarly} errors`, ratio('bridge', 'pushpin'), (v) => v >= 2 && get('bridge').errors + get('bridge').closedEarly === 0, ratio('floorbridge', 'pushpin') === null ? '—' : `${ratio('floorbridge', 'pushpin').toFixed(1)}×`],
   ['idle: ≤ 2 KB gateway RSS per connection with KV registration', get('idle') ? `${(get('idle').rssPerConnBytes / 1024).toFixed(2)} KB idle (${(get('idle').rssPerConnJustAfterBytes / 1024).toFixed(2)} KB 1 s after connecting)` : '—', get('idle')?.rssPerConnBytes ?? null, (v) => v <= 2048],
