@@ -477,12 +477,28 @@ export async function createGateway(options: GatewayOptions): Promise<Gateway> {
       );
     }
     lease = new LeaseKeeper({ directory, id: gatewayId, leaseMs: config.leaseMs, log, connections: () => conns.size, onFenced: fence });
+    // the connections bucket deleted and created again (a NATS server back without its JetStream
+    // store): every record went with it, so all are written again, after the lease when that went too
+    // (a record with no lease looks orphaned to the other sweepers)
+    directory.onRenewed((renewed) => {
+      if (!renewed.connections) return;
+      const rewrite = () => {
+        if (!closing) for (const d of conns.values()) directory.put(record(d));
+      };
+      if (renewed.gateways) void lease!.renew().then(rewrite);
+      else rewrite();
+    });
     await lease.start();
     metrics.natsConnected.set(1);
     sweeper = startSweeper({ nc, subjects, directory, log, intervalMs: Math.max(250, Math.floor(config.leaseMs / 3)), purge: purgePolicy(config.goneRetention), self: gatewayId, onLost: (n) => metrics.lostReported.inc(n) });
-    // anti-entropy: now and then, records of ours without a live connection (a removal lost in an
-    // outage) are removed and reported; the grace covers records of connections still opening
-    reconcileTimer = setInterval(() => void sweeper!.reconcile(isLive, 2 * config.leaseMs), RECONCILE_LEASES * config.leaseMs);
+    // anti-entropy, now and then: a look at the buckets (one deleted and created again while every
+    // write succeeded, so that no failure asked for a look, is found here), and records of ours without
+    // a live connection (a removal lost in an outage) removed and reported; the grace covers records of
+    // connections still opening
+    reconcileTimer = setInterval(() => {
+      void directory.checkBuckets();
+      void sweeper!.reconcile(isLive, 2 * config.leaseMs);
+    }, RECONCILE_LEASES * config.leaseMs);
     reconcileTimer.unref();
   }
 

@@ -7,6 +7,8 @@ import type { ConnectionDirectory } from '../nats/directory.js';
 /** How many recently closed ids are remembered to answer 410 rather than 404. */
 const GONE_MEMORY = 100_000;
 const READY_TIMEOUT_MS = 5_000;
+/** How often the view checks that the bucket it watches is still the one it started on. */
+const BUCKET_CHECK_MS = 5_000;
 
 export interface ListOptions {
   readonly gateway?: string;
@@ -19,47 +21,106 @@ export interface ListOptions {
 /**
  * A live copy of the connections bucket, kept by a KV watch: listing, filtering and paging without a
  * KV read per record. It can lag the bucket by a few milliseconds; callers that need a definite
- * answer for one id fall back to the bucket itself.
+ * answer for one id fall back to the bucket itself. A bucket deleted and created again (a NATS server
+ * back without its JetStream store) is watched anew from its start, found by its creation time.
  */
 export class DirectoryView {
   readonly records = new Map<string, ConnectionRecord>();
   /** Recently closed ids and when the view saw them close. */
   readonly #gone = new Map<string, number>();
   readonly #goneMs: number;
-  readonly #watch: QueuedIterator<KvWatchEntry>;
+  readonly #directory: ConnectionDirectory;
+  readonly #log: Logger;
+  #watch: QueuedIterator<KvWatchEntry> | null = null;
+  /** When the watched bucket's stream was created. */
+  #created = '';
+  readonly #timer: NodeJS.Timeout;
+  #checking = false;
+  #stopped = false;
   #listeners = new Set<(id: string, record: ConnectionRecord | null) => void>();
 
-  private constructor(watch: QueuedIterator<KvWatchEntry>, goneMs: number) {
-    this.#watch = watch;
+  private constructor(directory: ConnectionDirectory, log: Logger, goneMs: number) {
+    this.#directory = directory;
+    this.#log = log;
     this.#goneMs = goneMs;
+    this.#timer = setInterval(() => void this.#checkBucket(), BUCKET_CHECK_MS);
+    this.#timer.unref();
   }
 
   /** `goneMs`: how long a closed id is remembered as gone (as long as its KV delete marker lives). */
   static async start(directory: ConnectionDirectory, log: Logger, goneMs = Infinity): Promise<DirectoryView> {
-    const status = await directory.connections.status();
-    const watch = await directory.connections.watch();
-    const view = new DirectoryView(watch, goneMs);
+    const view = new DirectoryView(directory, log, goneMs);
+    try {
+      await view.#watchBucket();
+    } catch (err) {
+      view.stop();
+      throw err;
+    }
+    return view;
+  }
+
+  /**
+   * Watches the bucket from its start; resolves once the watch has replayed it (or after
+   * READY_TIMEOUT_MS). Records held from an earlier watch that the replay does not bring back are
+   * removed, as closed.
+   */
+  async #watchBucket(): Promise<void> {
+    const status = await this.#directory.connections.status();
+    const watch = await this.#directory.connections.watch();
+    if (this.#stopped) {
+      watch.stop();
+      return;
+    }
+    this.#created = status.streamInfo.created;
+    this.#watch = watch;
+    const stale = new Set(this.records.keys());
     let markReady!: () => void;
     const ready = new Promise<void>((r) => (markReady = r));
-    if (status.values === 0) markReady();
+    const replayed = () => {
+      const now = Date.now();
+      for (const id of stale) this.#remove(id, now);
+      stale.clear();
+      markReady();
+    };
+    if (status.values === 0) replayed();
     void (async () => {
       for await (const e of watch) {
+        // a watch replaced by a newer one (the bucket created again) has nothing more to say
+        if (this.#watch !== watch) break;
+        stale.delete(e.key);
         if (e.operation === 'PUT') {
           try {
-            view.#set(e.key, e.json<ConnectionRecord>());
+            this.#set(e.key, e.json<ConnectionRecord>());
           } catch (err) {
-            log.warn({ err, key: e.key }, 'unreadable connection record ignored');
+            this.#log.warn({ err, key: e.key }, 'unreadable connection record ignored');
           }
         } else {
-          view.#remove(e.key, e.created.getTime());
+          this.#remove(e.key, e.created.getTime());
         }
-        if (e.delta === 0) markReady();
+        if (e.delta === 0) replayed();
       }
-    })().catch((err) => log.error({ err }, 'directory watch ended'));
+    })().catch((err) => this.#log.error({ err }, 'directory watch ended'));
     const timer = setTimeout(markReady, READY_TIMEOUT_MS);
     await ready;
     clearTimeout(timer);
-    return view;
+  }
+
+  /** Watches the bucket anew when its stream is not the one watched (deleted and created again). */
+  async #checkBucket(): Promise<void> {
+    if (this.#checking || this.#stopped) return;
+    this.#checking = true;
+    try {
+      const status = await this.#directory.connections.status();
+      if (status.streamInfo.created === this.#created || this.#stopped) return;
+      this.#log.warn({ created: status.streamInfo.created }, 'the connections bucket was created again: watching it anew');
+      this.#watch?.stop();
+      await this.#watchBucket();
+    } catch (err) {
+      // NATS away, or the bucket not there (yet): looked at again on the next tick
+      this.#log.debug({ err }, 'connections bucket check failed');
+    } finally {
+      this.#checking = false;
+    }
   }
 
   #set(id: string, record: ConnectionRecord): void {
@@ -136,7 +197,10 @@ export class DirectoryView {
   }
 
   stop(): void {
-    this.#watch.stop();
+    this.#stopped = true;
+    clearInterval(this.#timer);
+    this.#watch?.stop();
+    this.#watch = null;
     this.#listeners.clear();
   }
 }

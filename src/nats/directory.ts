@@ -1,6 +1,6 @@
 import { Kvm, type KV } from '@nats-io/kv';
 import { headers, type NatsConnection } from '@nats-io/transport-node';
-import { Requester } from './requester.js';
+import { NoRespondersError, Requester } from './requester.js';
 import { encodeHeaders } from './raw-publish.js';
 import { jetstreamManager } from '@nats-io/jetstream';
 import type { Logger } from 'pino';
@@ -26,6 +26,16 @@ function openBucket(kvm: Kvm, name: string, replicas: number, description: strin
 
 /** How long a record write or a stream info request may wait for its answer. */
 const REQUEST_TIMEOUT_MS = 5_000;
+/** The buckets are looked at at most this often (a burst of failed writes asks once), unless asked for a fresh look. */
+const BUCKET_CHECK_MS = 1_000;
+
+/** Which buckets checkBuckets() found new: created again since this process last knew them. */
+export interface RenewedBuckets {
+  readonly connections: boolean;
+  readonly gateways: boolean;
+}
+const NONE_RENEWED: RenewedBuckets = Object.freeze({ connections: false, gateways: false });
+type Bucket = keyof RenewedBuckets;
 /**
  * Tasks one process of the cluster runs at a time, and each one's lock key in the leases bucket:
  * never a gateway id, since `=` is no token character (leaseEntries skips every such key).
@@ -64,9 +74,18 @@ export class ConnectionDirectory {
   /** The bucket's stream, and the subject prefix of its keys (`$KV.<bucket>.`). */
   readonly #stream: string;
   readonly #keyPrefix: string;
+  /**
+   * Looks at one bucket's stream, creating it when missing; true when it is not the stream this
+   * process knew (null in a process that only binds to the buckets: DirectoryOptions.create false).
+   */
+  readonly #renewed: ((bucket: Bucket) => Promise<boolean>) | null;
+  readonly #onRenewed: Array<(renewed: RenewedBuckets) => void> = [];
+  #checking: Promise<RenewedBuckets> | null = null;
+  #checkedAt = 0;
 
-  private constructor(nc: NatsConnection, bucket: string, connections: KV, gateways: KV, log: Logger) {
+  private constructor(nc: NatsConnection, bucket: string, connections: KV, gateways: KV, log: Logger, renewed: ((bucket: Bucket) => Promise<boolean>) | null) {
     this.#nc = nc;
+    this.#renewed = renewed;
     this.#stream = `KV_${bucket}`;
     this.#keyPrefix = `$KV.${bucket}.`;
     this.connections = connections;
@@ -81,9 +100,76 @@ export class ConnectionDirectory {
   static async open(nc: NatsConnection, options: DirectoryOptions): Promise<ConnectionDirectory> {
     const kvm = new Kvm(nc);
     const open = (name: string, description: string) => (options.create === false ? kvm.open(name) : openBucket(kvm, name, options.replicas, description));
-    const connections = await open(connectionsBucket(options.prefix), 'wsgw: one record per open WebSocket connection');
-    const gateways = await open(gatewaysBucket(options.prefix), 'wsgw: one lease per live gateway');
-    return new ConnectionDirectory(nc, connectionsBucket(options.prefix), connections, gateways, options.log);
+    const names = { connections: connectionsBucket(options.prefix), gateways: gatewaysBucket(options.prefix) };
+    const descriptions = { connections: 'wsgw: one record per open WebSocket connection', gateways: 'wsgw: one lease per live gateway' };
+    const connections = await open(names.connections, descriptions.connections);
+    const gateways = await open(names.gateways, descriptions.gateways);
+    let renewed: ((bucket: Bucket) => Promise<boolean>) | null = null;
+    if (options.create !== false) {
+      // each stream's creation time: a bucket deleted and created again (by any process) has a new one
+      const created = { connections: (await connections.status()).streamInfo.created, gateways: (await gateways.status()).streamInfo.created };
+      renewed = async (bucket) => {
+        // no account check: two stream info requests are the whole look
+        const jsm = await jetstreamManager(nc, { checkAPI: false });
+        const stream = `KV_${names[bucket]}`;
+        let info;
+        try {
+          info = await jsm.streams.info(stream);
+        } catch (err) {
+          if (!/stream not found/i.test((err as Error)?.message ?? '')) throw err;
+          await openBucket(kvm, names[bucket], options.replicas, descriptions[bucket]);
+          info = await jsm.streams.info(stream);
+        }
+        const known = created[bucket];
+        created[bucket] = info.created;
+        return info.created !== known;
+      };
+    }
+    return new ConnectionDirectory(nc, names.connections, connections, gateways, options.log, renewed);
+  }
+
+  /**
+   * Looks at both buckets: creates either one whose stream is gone (a NATS server back without its
+   * JetStream store, one with no volume say, or a bucket deleted by hand), and finds either one
+   * created again by another process since this one last looked. Each `onRenewed` listener then writes
+   * again what went with the old bucket (a gateway: its lease, then its live connections' records).
+   * Asked when a lease renewal, a record write or a sweep finds no bucket to take it, and now and then;
+   * one look at a time, at most one a second unless `fresh` (which also waits out a look already
+   * under way, as that one may have started too early). None in a process that only binds to the
+   * buckets. Resolves with what was found new; nothing when NATS could not be asked (the next
+   * failure asks again).
+   */
+  async checkBuckets(fresh = false): Promise<RenewedBuckets> {
+    if (this.#checking) {
+      const current = await this.#checking;
+      if (!fresh) return current;
+    }
+    if (this.#renewed === null || (!fresh && Date.now() - this.#checkedAt < BUCKET_CHECK_MS)) return NONE_RENEWED;
+    // a fresh look that waited may find another already begun: join that one, begun after the wait
+    if (this.#checking) return this.#checking;
+    this.#checkedAt = Date.now();
+    const look = this.#renewed;
+    this.#checking = (async (): Promise<RenewedBuckets> => {
+      const renewed = { connections: await look('connections'), gateways: await look('gateways') };
+      if (renewed.connections || renewed.gateways) {
+        this.#log.warn({ renewed }, 'KV buckets were deleted and created again (a NATS server back without its JetStream store?): writing again what they held');
+        for (const listener of this.#onRenewed) listener(renewed);
+      }
+      return renewed;
+    })()
+      .catch((err: unknown) => {
+        this.#log.debug({ err }, 'could not look at the KV buckets');
+        return NONE_RENEWED;
+      })
+      .finally(() => {
+        this.#checking = null;
+      });
+    return this.#checking;
+  }
+
+  /** Runs `listener` (synchronously) each time checkBuckets() finds a bucket created again. */
+  onRenewed(listener: (renewed: RenewedBuckets) => void): void {
+    this.#onRenewed.push(listener);
   }
 
   /**
@@ -109,7 +195,11 @@ export class ConnectionDirectory {
   #write(id: string, data: Uint8Array | string, h: Uint8Array | undefined, what: 'put' | 'delete'): void {
     const started = performance.now();
     const answered = (err: Error | null, ack?: { data: Uint8Array; string(): string }) => {
-      if (err) return this.#log.warn({ err, conn: id }, `KV ${what} of connection record failed`);
+      if (err) {
+        // nothing took the write: the bucket's stream may be gone (created again, then the gateway writes its records again)
+        if (err instanceof NoRespondersError) void this.checkBuckets();
+        return this.#log.warn({ err, conn: id }, `KV ${what} of connection record failed`);
+      }
       this.observe?.(what, (performance.now() - started) / 1000);
       // a JetStream acknowledgement is {"stream":...,"seq":...}; a refusal carries an error
       if (ack!.data.length > 0 && ack!.string().includes('"error"')) this.#log.warn({ conn: id, ack: ack!.string() }, `KV ${what} of connection record refused`);

@@ -31,9 +31,17 @@ export class LeaseKeeper {
   #confirmedAt = 0;
   #timer: NodeJS.Timeout | null = null;
   #renewing: Promise<RenewResult> | null = null;
+  /** The leases bucket was deleted and created again: the next renewal writes the lease anew. */
+  #rewrite = false;
+  #stopped = false;
 
   constructor(options: LeaseKeeperOptions) {
     this.#o = options;
+    options.directory.onRenewed((renewed) => {
+      if (!renewed.gateways || this.#stopped) return;
+      this.#rewrite = true;
+      void this.renew();
+    });
   }
 
   #lease(): GatewayLease {
@@ -60,11 +68,17 @@ export class LeaseKeeper {
   }
 
   async #renew(): Promise<RenewResult> {
+    if (this.#rewrite) return this.#writeAnew();
     try {
       this.#revision = await this.#o.directory.updateLease(this.#lease(), this.#revision);
       this.#confirmedAt = Date.now();
       return 'ok';
     } catch (err) {
+      // the leases bucket may be gone, or deleted and created again by another process (its lease with
+      // it, so the compare fails though no sweeper took anything): then the lease is written anew. A
+      // failed compare is never taken for a fence on an older look at the bucket.
+      await this.#o.directory.checkBuckets(isCasConflict(err));
+      if (this.#rewrite) return this.#writeAnew();
       if (!isCasConflict(err)) {
         this.#o.log.warn({ err: { message: (err as Error).message } }, 'gateway lease renewal failed; retrying');
         return 'failed';
@@ -75,6 +89,23 @@ export class LeaseKeeper {
       this.#confirmedAt = Date.now();
       return 'fenced';
     }
+  }
+
+  /**
+   * The lease written unconditionally into a leases bucket created again (checkBuckets): the old one
+   * went with the old bucket, and no sweeper can have claimed what did not exist.
+   */
+  async #writeAnew(): Promise<RenewResult> {
+    try {
+      this.#revision = await this.#o.directory.putLease(this.#lease());
+    } catch (err) {
+      this.#o.log.warn({ err: { message: (err as Error).message } }, 'gateway lease could not be written again; retrying');
+      return 'failed';
+    }
+    this.#rewrite = false;
+    this.#confirmedAt = Date.now();
+    this.#o.log.warn({ gateway: this.#o.id }, 'gateway lease written again into the re-created leases bucket');
+    return 'ok';
   }
 
   /**
@@ -100,6 +131,7 @@ export class LeaseKeeper {
 
   /** Stops the heartbeat and removes the lease (unless a sweeper already took it). */
   async stop(): Promise<void> {
+    this.#stopped = true;
     if (this.#timer) clearInterval(this.#timer);
     this.#timer = null;
     try {

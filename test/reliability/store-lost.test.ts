@@ -1,0 +1,127 @@
+import t from 'tap';
+import { rmSync } from 'node:fs';
+import { join } from 'node:path';
+import { jetstreamManager, type JetStreamManager } from '@nats-io/jetstream';
+import { connect } from '@nats-io/transport-node';
+import { echoHandler } from '../../src/handlers/echo.js';
+import { connectionsBucket, gatewaysBucket } from '../../src/protocol/subjects.js';
+import { startNatsServer, type NatsServer } from '../harness/nats-server.js';
+import { startConnectionService, startGateway, startWorker, uniquePrefix, type RunningGateway, type RunningService } from '../harness/stack.js';
+import { TestClient, eventually } from '../harness/ws-client.js';
+
+// a 1.5 s lease: renewals and sweeps every 0.5 s, the gateways' periodic look at the buckets every 6 s
+const flags = { leaseMs: 1_500 };
+
+interface Cluster {
+  readonly prefix: string;
+  readonly a: RunningGateway;
+  readonly b: RunningGateway;
+  readonly svc: RunningService;
+  readonly onA: TestClient;
+  readonly onB: TestClient;
+  /** The ids of the two connections. */
+  readonly ids: string[];
+}
+
+/** Two gateways, a worker and the connection service, with a client on each gateway, both listed. */
+async function startCluster(t: Tap.Test, url: string): Promise<Cluster> {
+  const prefix = uniquePrefix();
+  const w = await startWorker({ natsUrl: url, prefix, handler: echoHandler });
+  t.teardown(() => w.close());
+  const a = await startGateway({ natsUrl: url, prefix, flags });
+  t.teardown(() => a.close());
+  const b = await startGateway({ natsUrl: url, prefix, flags });
+  t.teardown(() => b.close());
+  const svc = await startConnectionService({ natsUrl: url, prefix, flags });
+  t.teardown(() => svc.close());
+  const onA = await TestClient.connect(a.url);
+  t.teardown(() => onA.close());
+  const onB = await TestClient.connect(b.url);
+  t.teardown(() => onB.close());
+  const ids = await eventually(async () => {
+    const x = (await a.directory!.ids()).sort();
+    return x.length === 2 ? x : null;
+  }, 5_000, 'both records in KV');
+  await eventually(async () => ((await listed(svc)).length === 2 ? true : null), 5_000, 'the service lists both connections');
+  return { prefix, a, b, svc, onA, onB, ids };
+}
+
+async function listed(svc: RunningService): Promise<string[]> {
+  const r = await fetch(`${svc.url}/connections`);
+  return r.ok ? ((await r.json()) as { connections: Array<{ id: string }> }).connections.map((c) => c.id).sort() : [];
+}
+
+async function streamNames(jsm: JetStreamManager): Promise<string[]> {
+  return jsm.streams.names().next();
+}
+
+/** What must hold once the buckets are back: records, leases, clients, echo, the API. */
+async function checkRepaired(t: Tap.Test, c: Cluster, jsm: JetStreamManager): Promise<void> {
+  await eventually(async () => {
+    const names = await streamNames(jsm);
+    return names.includes(`KV_${connectionsBucket(c.prefix)}`) && names.includes(`KV_${gatewaysBucket(c.prefix)}`) ? true : null;
+  }, 15_000, 'both buckets there');
+  const ids = await eventually(async () => {
+    const x = (await c.a.directory!.ids()).sort();
+    return x.length === 2 ? x : null;
+  }, 15_000, 'the live connections registered again');
+  t.same(ids, c.ids, 'the records of both connections, which stayed open, are back');
+  const leases = await eventually(async () => {
+    const x = await c.a.directory!.leases();
+    return x.length === 2 ? x : null;
+  }, 15_000, 'both leases there');
+  t.same(leases.map((l) => l.id).sort(), [c.a.gw.id, c.b.gw.id].sort(), "both gateways' leases");
+  t.equal(c.onA.closed, null, 'the client on gateway A stayed connected (its gateway was not fenced)');
+  t.equal(c.onB.closed, null, 'the client on gateway B stayed connected');
+  for (const [name, client] of [['A', c.onA], ['B', c.onB]] as const) {
+    client.send(`still on ${name}`);
+    t.equal((await client.next(10_000)).text(), `still on ${name}`, `echo works on gateway ${name}`);
+  }
+  t.same(await eventually(async () => ((await listed(c.svc)).length === 2 ? listed(c.svc) : null), 15_000, 'the service lists both again'), c.ids, 'GET /connections lists both');
+  // a connection made after the repair is registered as usual, and the service's view, watching the
+  // bucket as it is now, lists it
+  const late = await TestClient.connect(c.b.url);
+  t.teardown(() => late.close());
+  const three = await eventually(async () => {
+    const x = await c.a.directory!.ids();
+    return x.length === 3 ? x.sort() : null;
+  }, 10_000, 'the new connection registered');
+  t.same(await eventually(async () => ((await listed(c.svc)).length === 3 ? listed(c.svc) : null), 15_000, 'the service lists the new connection'), three, 'GET /connections lists the new connection too');
+  const gateways = (await (await fetch(`${c.svc.url}/gateways`)).json()) as { gateways: Array<{ id: string }> };
+  t.same(gateways.gateways.map((x) => x.id).sort(), [c.a.gw.id, c.b.gw.id].sort(), 'GET /gateways lists both gateways');
+}
+
+t.test('nats-server back without its JetStream store: the buckets are created again, the leases and live records written again, nobody fenced, the API follows', { timeout: 90_000 }, async (t) => {
+  let nats: NatsServer = await startNatsServer();
+  const dir = nats.dir;
+  t.teardown(async () => {
+    await nats.stop();
+    rmSync(dir, { recursive: true, force: true });
+  });
+  const c = await startCluster(t, nats.url);
+
+  // the server dies and comes back on the same port with an empty store (a pod without its volume)
+  await nats.kill();
+  rmSync(join(dir, 'js'), { recursive: true, force: true });
+  nats = await nats.restart();
+  // a connection of the test's own, to look at the new server
+  const nc = await connect({ servers: nats.url });
+  t.teardown(() => nc.close());
+  const jsm = await jetstreamManager(nc);
+  t.notOk((await streamNames(jsm)).includes(`KV_${connectionsBucket(c.prefix)}`), 'the new server has no buckets at first');
+  await checkRepaired(t, c, jsm);
+});
+
+t.test('the connections bucket deleted by hand while NATS stays up: created again, every gateway writes its records again', { timeout: 90_000 }, async (t) => {
+  const nats = await startNatsServer();
+  t.teardown(() => nats.stop());
+  const c = await startCluster(t, nats.url);
+  const nc = await connect({ servers: nats.url });
+  t.teardown(() => nc.close());
+  const jsm = await jetstreamManager(nc);
+  await jsm.streams.delete(`KV_${connectionsBucket(c.prefix)}`);
+  t.notOk((await streamNames(jsm)).includes(`KV_${connectionsBucket(c.prefix)}`), 'the bucket is gone');
+  // no client writes anything: a sweep's orphan search finds the bucket gone, and each gateway's
+  // periodic look finds it created again
+  await checkRepaired(t, c, jsm);
+});
