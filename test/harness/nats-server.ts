@@ -36,6 +36,8 @@ export interface StartOptions {
   readonly dir?: string;
   /** Extra config text appended to the generated config file. */
   readonly config?: string;
+  /** Remove `dir` on stop though it was given (a restart of a server whose dir was made here). */
+  readonly ownsDir?: boolean;
 }
 
 const START_DEADLINE_MS = 10_000;
@@ -95,10 +97,11 @@ export async function startNatsServer(options: StartOptions = {}): Promise<NatsS
     process: child,
     stop: async () => {
       await stopWith('SIGTERM');
-      if (!options.dir) rmSync(dir, { recursive: true, force: true });
+      if (!options.dir || options.ownsDir) rmSync(dir, { recursive: true, force: true });
     },
     kill: () => stopWith('SIGKILL'),
-    restart: () => startNatsServer({ ...options, port, dir }),
+    // the restarted server removes the temp dir on stop when this one would have
+    restart: () => startNatsServer({ ...options, port, dir, ownsDir: !options.dir || options.ownsDir === true }),
   };
   return server;
 }

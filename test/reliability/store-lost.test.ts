@@ -117,10 +117,7 @@ async function checkRepaired(t: Tap.Test, c: Cluster, jsm: JetStreamManager): Pr
 t.test('nats-server back without its JetStream store: the buckets are created again, the leases and live records written again, nobody fenced, the API follows', { timeout: 90_000 }, async (t) => {
   let nats: NatsServer = await startNatsServer();
   const dir = nats.dir;
-  t.teardown(async () => {
-    await nats.stop();
-    rmSync(dir, { recursive: true, force: true });
-  });
+  t.teardown(() => nats.stop());
   const c = await startCluster(t, nats.url);
 
   // the server dies and comes back on the same port with an empty store (a pod without its volume)
