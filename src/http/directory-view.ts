@@ -7,7 +7,7 @@ import type { ConnectionDirectory } from '../nats/directory.js';
 /** How many recently closed ids are remembered to answer 410 rather than 404. */
 const GONE_MEMORY = 100_000;
 const READY_TIMEOUT_MS = 5_000;
-/** How often the view checks that the bucket it watches is still the one it started on. */
+/** How often the view asks its directory to look at the buckets (ConnectionDirectory.checkBuckets). */
 const BUCKET_CHECK_MS = 5_000;
 
 export interface ListOptions {
@@ -22,7 +22,8 @@ export interface ListOptions {
  * A live copy of the connections bucket, kept by a KV watch: listing, filtering and paging without a
  * KV read per record. It can lag the bucket by a few milliseconds; callers that need a definite
  * answer for one id fall back to the bucket itself. A bucket deleted and created again (a NATS server
- * back without its JetStream store) is watched anew from its start, found by its creation time.
+ * back without its JetStream store), as its directory finds it (checkBuckets, asked here every 5 s
+ * too), is watched anew from its start.
  */
 export class DirectoryView {
   readonly records = new Map<string, ConnectionRecord>();
@@ -32,10 +33,10 @@ export class DirectoryView {
   readonly #directory: ConnectionDirectory;
   readonly #log: Logger;
   #watch: QueuedIterator<KvWatchEntry> | null = null;
-  /** When the watched bucket's stream was created. */
-  #created = '';
   readonly #timer: NodeJS.Timeout;
-  #checking = false;
+  /** The bucket was created again and is not watched anew yet (a watch that failed to start is retried). */
+  #rewatch = false;
+  #rewatching = false;
   #stopped = false;
   #listeners = new Set<(id: string, record: ConnectionRecord | null) => void>();
 
@@ -43,7 +44,12 @@ export class DirectoryView {
     this.#directory = directory;
     this.#log = log;
     this.#goneMs = goneMs;
-    this.#timer = setInterval(() => void this.#checkBucket(), BUCKET_CHECK_MS);
+    directory.onRenewed((renewed) => {
+      if (!renewed.connections || this.#stopped) return;
+      this.#rewatch = true;
+      void this.#watchAnew();
+    });
+    this.#timer = setInterval(() => (this.#rewatch ? void this.#watchAnew() : void directory.checkBuckets()), BUCKET_CHECK_MS);
     this.#timer.unref();
   }
 
@@ -71,7 +77,6 @@ export class DirectoryView {
       watch.stop();
       return;
     }
-    this.#created = status.streamInfo.created;
     this.#watch = watch;
     const stale = new Set(this.records.keys());
     let markReady!: () => void;
@@ -105,21 +110,20 @@ export class DirectoryView {
     clearTimeout(timer);
   }
 
-  /** Watches the bucket anew when its stream is not the one watched (deleted and created again). */
-  async #checkBucket(): Promise<void> {
-    if (this.#checking || this.#stopped) return;
-    this.#checking = true;
+  /** Replaces the watch of a bucket that was deleted and created again. */
+  async #watchAnew(): Promise<void> {
+    if (this.#rewatching || this.#stopped) return;
+    this.#rewatching = true;
     try {
-      const status = await this.#directory.connections.status();
-      if (status.streamInfo.created === this.#created || this.#stopped) return;
-      this.#log.warn({ created: status.streamInfo.created }, 'the connections bucket was created again: watching it anew');
+      this.#log.warn('the connections bucket was created again: watching it anew');
       this.#watch?.stop();
       await this.#watchBucket();
+      this.#rewatch = false;
     } catch (err) {
-      // NATS away, or the bucket not there (yet): looked at again on the next tick
-      this.#log.debug({ err }, 'connections bucket check failed');
+      // NATS away: tried again on the next tick
+      this.#log.debug({ err }, 'could not watch the connections bucket anew');
     } finally {
-      this.#checking = false;
+      this.#rewatching = false;
     }
   }
 

@@ -75,17 +75,17 @@ export class ConnectionDirectory {
   readonly #stream: string;
   readonly #keyPrefix: string;
   /**
-   * Looks at one bucket's stream, creating it when missing; true when it is not the stream this
-   * process knew (null in a process that only binds to the buckets: DirectoryOptions.create false).
+   * Looks at both buckets' streams, creating a missing one; says which is not the stream this process
+   * knew (null in a process that only binds to the buckets: DirectoryOptions.create false).
    */
-  readonly #renewed: ((bucket: Bucket) => Promise<boolean>) | null;
+  readonly #look: (() => Promise<RenewedBuckets>) | null;
   readonly #onRenewed: Array<(renewed: RenewedBuckets) => void> = [];
   #checking: Promise<RenewedBuckets> | null = null;
   #checkedAt = 0;
 
-  private constructor(nc: NatsConnection, bucket: string, connections: KV, gateways: KV, log: Logger, renewed: ((bucket: Bucket) => Promise<boolean>) | null) {
+  private constructor(nc: NatsConnection, bucket: string, connections: KV, gateways: KV, log: Logger, look: (() => Promise<RenewedBuckets>) | null) {
     this.#nc = nc;
-    this.#renewed = renewed;
+    this.#look = look;
     this.#stream = `KV_${bucket}`;
     this.#keyPrefix = `$KV.${bucket}.`;
     this.connections = connections;
@@ -104,53 +104,56 @@ export class ConnectionDirectory {
     const descriptions = { connections: 'wsgw: one record per open WebSocket connection', gateways: 'wsgw: one lease per live gateway' };
     const connections = await open(names.connections, descriptions.connections);
     const gateways = await open(names.gateways, descriptions.gateways);
-    let renewed: ((bucket: Bucket) => Promise<boolean>) | null = null;
+    let look: (() => Promise<RenewedBuckets>) | null = null;
     if (options.create !== false) {
       // each stream's creation time: a bucket deleted and created again (by any process) has a new one
       const created = { connections: (await connections.status()).streamInfo.created, gateways: (await gateways.status()).streamInfo.created };
-      renewed = async (bucket) => {
-        // no account check: two stream info requests are the whole look
+      look = async () => {
+        // no account check: a stream info request per bucket is the whole look
         const jsm = await jetstreamManager(nc, { checkAPI: false });
-        const stream = `KV_${names[bucket]}`;
-        let info;
-        try {
-          info = await jsm.streams.info(stream);
-        } catch (err) {
-          if (!/stream not found/i.test((err as Error)?.message ?? '')) throw err;
-          await openBucket(kvm, names[bucket], options.replicas, descriptions[bucket]);
-          info = await jsm.streams.info(stream);
-        }
-        const known = created[bucket];
-        created[bucket] = info.created;
-        return info.created !== known;
+        const renewed = async (bucket: Bucket): Promise<boolean> => {
+          const stream = `KV_${names[bucket]}`;
+          let info;
+          try {
+            info = await jsm.streams.info(stream);
+          } catch (err) {
+            if (!/stream not found/i.test((err as Error)?.message ?? '')) throw err;
+            await openBucket(kvm, names[bucket], options.replicas, descriptions[bucket]);
+            info = await jsm.streams.info(stream);
+          }
+          const known = created[bucket];
+          created[bucket] = info.created;
+          return info.created !== known;
+        };
+        return { connections: await renewed('connections'), gateways: await renewed('gateways') };
       };
     }
-    return new ConnectionDirectory(nc, names.connections, connections, gateways, options.log, renewed);
+    return new ConnectionDirectory(nc, names.connections, connections, gateways, options.log, look);
   }
 
   /**
    * Looks at both buckets: creates either one whose stream is gone (a NATS server back without its
    * JetStream store, one with no volume say, or a bucket deleted by hand), and finds either one
    * created again by another process since this one last looked. Each `onRenewed` listener then writes
-   * again what went with the old bucket (a gateway: its lease, then its live connections' records).
-   * Asked when a lease renewal, a record write or a sweep finds no bucket to take it, and now and then;
-   * one look at a time, at most one a second unless `fresh` (which also waits out a look already
-   * under way, as that one may have started too early). None in a process that only binds to the
-   * buckets. Resolves with what was found new; nothing when NATS could not be asked (the next
-   * failure asks again).
+   * again what went with the old bucket (a gateway: its lease, then its live connections' records) or
+   * watches the new one (a DirectoryView). Asked when a lease renewal or a record write fails, and now
+   * and then (a gateway every four leases, a DirectoryView every 5 s); one look at a time, at most one
+   * a second unless `fresh` (which also waits out a look already under way, as that one may have
+   * started too early). None in a process that only binds to the buckets. Resolves with what was found
+   * new; nothing when NATS could not be asked (the next failure or tick asks again).
    */
   async checkBuckets(fresh = false): Promise<RenewedBuckets> {
     if (this.#checking) {
       const current = await this.#checking;
       if (!fresh) return current;
     }
-    if (this.#renewed === null || (!fresh && Date.now() - this.#checkedAt < BUCKET_CHECK_MS)) return NONE_RENEWED;
+    if (this.#look === null || (!fresh && Date.now() - this.#checkedAt < BUCKET_CHECK_MS)) return NONE_RENEWED;
     // a fresh look that waited may find another already begun: join that one, begun after the wait
     if (this.#checking) return this.#checking;
     this.#checkedAt = Date.now();
-    const look = this.#renewed;
+    const look = this.#look;
     this.#checking = (async (): Promise<RenewedBuckets> => {
-      const renewed = { connections: await look('connections'), gateways: await look('gateways') };
+      const renewed = await look();
       if (renewed.connections || renewed.gateways) {
         this.#log.warn({ renewed }, 'KV buckets were deleted and created again (a NATS server back without its JetStream store?): writing again what they held');
         for (const listener of this.#onRenewed) listener(renewed);

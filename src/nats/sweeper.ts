@@ -148,19 +148,9 @@ export function startSweeper(options: SweeperOptions): Sweeper {
     return lost;
   }
 
-  /** A pass; a bucket found missing is created again (ConnectionDirectory.checkBuckets) before the failure is logged. */
-  async function passOrRestore(): Promise<number> {
-    try {
-      return await pass();
-    } catch (err) {
-      if (/stream not found/i.test((err as Error)?.message ?? '')) await directory.checkBuckets();
-      throw err;
-    }
-  }
-
   let closed = false;
   function sweep(): Promise<number> {
-    return closed ? Promise.resolve(0) : sweeps.run(passOrRestore);
+    return closed ? Promise.resolve(0) : sweeps.run(pass);
   }
 
   // jitter spreads concurrent sweepers; correctness does not depend on it
