@@ -74,6 +74,9 @@ export class ConnectionDirectory {
   /** The bucket's stream, and the subject prefix of its keys (`$KV.<bucket>.`). */
   readonly #stream: string;
   readonly #keyPrefix: string;
+  /** The same for the leases bucket. */
+  readonly #leaseStream: string;
+  readonly #leasePrefix: string;
   /**
    * Looks at both buckets' streams, creating a missing one; says which is not the stream this process
    * knew (null in a process that only binds to the buckets: DirectoryOptions.create false).
@@ -83,11 +86,13 @@ export class ConnectionDirectory {
   #checking: Promise<RenewedBuckets> | null = null;
   #checkedAt = 0;
 
-  private constructor(nc: NatsConnection, bucket: string, connections: KV, gateways: KV, log: Logger, look: (() => Promise<RenewedBuckets>) | null) {
+  private constructor(nc: NatsConnection, bucket: string, leaseBucket: string, connections: KV, gateways: KV, log: Logger, look: (() => Promise<RenewedBuckets>) | null) {
     this.#nc = nc;
     this.#look = look;
     this.#stream = `KV_${bucket}`;
     this.#keyPrefix = `$KV.${bucket}.`;
+    this.#leaseStream = `KV_${leaseBucket}`;
+    this.#leasePrefix = `$KV.${leaseBucket}.`;
     this.connections = connections;
     this.gateways = gateways;
     this.#log = log;
@@ -128,7 +133,7 @@ export class ConnectionDirectory {
         return { connections: await renewed('connections'), gateways: await renewed('gateways') };
       };
     }
-    return new ConnectionDirectory(nc, names.connections, connections, gateways, options.log, look);
+    return new ConnectionDirectory(nc, names.connections, names.gateways, connections, gateways, options.log, look);
   }
 
   /**
@@ -225,12 +230,17 @@ export class ConnectionDirectory {
     return entry.json<ConnectionRecord>();
   }
 
-  /** Ids of open connections, optionally only those of one gateway. */
+  /**
+   * Ids of open connections, optionally only those of one gateway. nats.js's listing (a consumer) may
+   * miss a record written again while it runs, so this suits only callers that look again later (the
+   * sweeps); the connection service's listing watches the bucket instead.
+   */
   async ids(gateway?: string): Promise<string[]> {
     const filter = gateway === undefined ? '>' : `${assertToken('gateway id', gateway)}.*`;
-    const out: string[] = [];
-    for await (const key of await this.connections.keys(filter)) out.push(key);
-    return out;
+    // a set: the listing also repeats a key written again while it runs
+    const out = new Set<string>();
+    for await (const key of await this.connections.keys(filter)) out.add(key);
+    return [...out];
   }
 
   /**
@@ -247,6 +257,24 @@ export class ConnectionDirectory {
       request.offset += count;
       // a page holds at most 100k subjects; the count can change between pages, so stop on an empty one
       if (count === 0 || request.offset >= total) return out;
+    }
+  }
+
+  /**
+   * The keys of a bucket whose stream holds a message for them (delete markers included), from the
+   * stream's message count per subject: one request per 100k keys, a snapshot the server takes at once.
+   */
+  async #subjectKeys(stream: string, keyPrefix: string): Promise<string[]> {
+    const request = { subjects_filter: `${keyPrefix}>`, offset: 0 };
+    const keys = new Set<string>();
+    for (;;) {
+      const answer = await this.#nc.request(`$JS.API.STREAM.INFO.${stream}`, JSON.stringify(request), { timeout: REQUEST_TIMEOUT_MS });
+      const info = answer.json<{ error?: { code?: number; description?: string }; total?: number; state?: { subjects?: Record<string, number> } }>();
+      if (info.error) throw new Error(`stream info failed: ${info.error.description ?? 'unknown error'} (${info.error.code ?? '?'})`);
+      const subjects = Object.keys(info.state?.subjects ?? {});
+      for (const subject of subjects) if (subject.startsWith(keyPrefix)) keys.add(subject.slice(keyPrefix.length));
+      request.offset += subjects.length;
+      if (subjects.length === 0 || request.offset >= (info.total ?? 0)) return [...keys];
     }
   }
 
@@ -340,7 +368,10 @@ export class ConnectionDirectory {
   /** Live leases with their KV revisions (for compare-and-set). */
   async leaseEntries(): Promise<Array<{ lease: GatewayLease; revision: number }>> {
     const out: Array<{ lease: GatewayLease; revision: number }> = [];
-    for await (const key of await this.gateways.keys()) {
+    // the keys from the stream's own list of subjects, not from nats.js's listing (a consumer): that
+    // misses and repeats keys written while it runs, and a lease renewed meanwhile would look absent,
+    // so the orphan search would take its live gateway's records for orphans
+    for (const key of await this.#subjectKeys(this.#leaseStream, this.#leasePrefix)) {
       // a task's lock (see claim), not a gateway
       if (key.includes('=')) continue;
       const entry = await this.gateways.get(key);
