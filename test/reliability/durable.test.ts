@@ -113,6 +113,42 @@ t.test('a message that fails on every delivery is given up after MAX_DELIVER att
   t.equal(attempts, MAX_DELIVER, `tried exactly ${MAX_DELIVER} times, then terminated`);
 });
 
+t.test('the inbound stream deleted by hand: the gateway creates it again and the worker its consumer; frames sent meanwhile are echoed, nobody closed', { timeout: 60_000 }, async (t) => {
+  const prefix = uniquePrefix();
+  // this file's server holds the other tests' streams too, each reserving its --durable-max-bytes
+  const g = await startGateway({ natsUrl: nats.url, prefix, flags: { durable: true, durableMaxBytes: 64 * 1024 * 1024 } });
+  t.teardown(() => g.close());
+  const w = await startWorker({ natsUrl: nats.url, prefix, handler: echoHandler, durable: { ackWaitMs: 2_000 } });
+  t.teardown(() => w.close());
+  const c = await TestClient.connect(g.url);
+  t.teardown(() => c.close());
+  c.send('before');
+  t.equal((await c.next(5_000)).text(), 'before', 'echo through the stream');
+  const nc = await connect({ servers: nats.url });
+  t.teardown(() => nc.close());
+  const jsm = await jetstreamManager(nc);
+  await jsm.streams.delete(inboundStream(prefix));
+  // each publish fails (nothing stores the subjects now) and is retried; the first failure makes the
+  // gateway look and create the stream again, the worker's consumer finds itself gone and is created
+  // again, and the retried publishes land in the new stream
+  const sent = Array.from({ length: 10 }, (_, i) => `after ${i}`);
+  for (const text of sent) c.send(text);
+  const frames = await c.waitFrames(1 + sent.length, 20_000);
+  // a retried publish may land after later ones of the same connection (docs/reliability.md)
+  t.same(frames.slice(1).map((f) => f.text()).sort(), [...sent].sort(), 'every frame sent while the stream was missing is echoed');
+  t.equal(c.closed, null, 'the client stayed connected');
+  const info = await jsm.streams.info(inboundStream(prefix));
+  t.same(info.config.subjects.length, 3, 'the stream is back with its three subjects');
+  t.equal(info.state.messages, sent.length, 'the new stream holds each retried frame once (de-duplicated by message id)');
+  const ci = await eventually(async () => {
+    const x = await jsm.consumers.info(inboundStream(prefix), 'wsgw-workers');
+    return x.num_ack_pending === 0 && x.num_pending === 0 ? x : null;
+  }, 10_000, 'the new consumer has everything acknowledged');
+  t.equal(ci.config.durable_name, 'wsgw-workers', "the workers' durable consumer is back");
+  c.send('later');
+  t.equal((await c.waitFrames(2 + sent.length, 5_000)).at(-1)!.text(), 'later', 'and echo goes on as usual');
+});
+
 t.test('--durable with an in-process handler is refused at start', async (t) => {
   t.throws(() => testConfig('gateway', { durable: true, handler: 'x.js' }), { message: /--durable and --handler/ });
 });

@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { jetstreamManager, type JetStreamManager } from '@nats-io/jetstream';
 import { connect } from '@nats-io/transport-node';
 import { echoHandler } from '../../src/handlers/echo.js';
+import { inboundStream } from '../../src/nats/durable.js';
 import { connectionsBucket, gatewaysBucket } from '../../src/protocol/subjects.js';
 import { startNatsServer, type NatsServer } from '../harness/nats-server.js';
 import { startConnectionService, startGateway, startWorker, uniquePrefix, type RunningGateway, type RunningService } from '../harness/stack.js';
@@ -144,4 +145,35 @@ t.test('the connections bucket deleted by hand while NATS stays up: created agai
   // no client writes anything: a sweep's orphan search finds the bucket gone, and each gateway's
   // periodic look finds it created again
   await checkRepaired(t, c, jsm);
+});
+
+t.test('durable mode, nats-server back without its store: the inbound stream and the consumer are created again, echo goes on', { timeout: 90_000 }, async (t) => {
+  let nats: NatsServer = await startNatsServer();
+  const dir = nats.dir;
+  t.teardown(() => nats.stop());
+  const prefix = uniquePrefix();
+  const g = await startGateway({ natsUrl: nats.url, prefix, flags: { ...flags, durable: true } });
+  t.teardown(() => g.close());
+  const w = await startWorker({ natsUrl: nats.url, prefix, handler: echoHandler, durable: { ackWaitMs: 2_000 } });
+  t.teardown(() => w.close());
+  const c = await TestClient.connect(g.url);
+  t.teardown(() => c.close());
+  c.send('before');
+  t.equal((await c.next(5_000)).text(), 'before', 'echo through the stream');
+
+  await nats.kill();
+  rmSync(join(dir, 'js'), { recursive: true, force: true });
+  nats = await nats.restart();
+  // frames sent from now on are held while NATS is away, then published and retried until a stream
+  // stores them
+  const sent = Array.from({ length: 10 }, (_, i) => `after ${i}`);
+  for (const text of sent) c.send(text);
+  const frames = await c.waitFrames(1 + sent.length, 30_000);
+  t.same(frames.slice(1).map((f) => f.text()).sort(), [...sent].sort(), 'every frame sent across the loss is echoed');
+  t.equal(c.closed, null, 'the client stayed connected');
+  const nc = await connect({ servers: nats.url });
+  t.teardown(() => nc.close());
+  const jsm = await jetstreamManager(nc);
+  t.ok((await streamNames(jsm)).includes(inboundStream(prefix)), 'the inbound stream is back');
+  t.equal((await jsm.consumers.info(inboundStream(prefix), 'wsgw-workers')).config.durable_name, 'wsgw-workers', "the workers' durable consumer is back");
 });
