@@ -167,7 +167,7 @@ export async function createWorker(options: WorkerOptions): Promise<Worker> {
           return true;
         } catch (err) {
           if (!/stream not found/i.test((err as Error).message)) throw err;
-          if (attempt === 1 || attempt % 30 === 0) log.warn({ stream }, 'waiting for the inbound stream: start a gateway with --durable');
+          if (attempt === 1 || attempt % 30 === 0) log.warn({ stream }, 'waiting for the inbound stream (a gateway started with --durable creates it)');
           await new Promise((r) => setTimeout(r, 1_000));
           if (stopped || nc.isClosed()) return false;
         }
