@@ -1,5 +1,5 @@
 import t from 'tap';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { loadConfig } from '../../src/config/load.js';
@@ -7,6 +7,7 @@ import { envName, schema } from '../../src/config/schema.js';
 import { ConfigError } from '../../src/errors/errors.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'wsgw-config-'));
+t.teardown(() => rmSync(dir, { recursive: true, force: true }));
 function file(content: unknown): string {
   const p = join(dir, `c${Math.random().toString(36).slice(2)}.json`);
   writeFileSync(p, typeof content === 'string' ? content : JSON.stringify(content));
