@@ -244,37 +244,44 @@ export class ConnectionDirectory {
   }
 
   /**
-   * The gateways that have records in the bucket, from the stream's message count per subject (one
-   * JetStream API request per 100k keys; no consumer and no message per key, as a listing takes). A
+   * The gateways that have records in the bucket, from the stream's message count per subject. A
    * gateway whose connections all closed may be among them until its delete markers are purged.
    */
   async recordGateways(): Promise<Set<string>> {
-    const request = { subjects_filter: `${this.#keyPrefix}>`, offset: 0 };
     const out = new Set<string>();
-    for (;;) {
-      const answer = await this.#nc.request(`$JS.API.STREAM.INFO.${this.#stream}`, JSON.stringify(request), { timeout: REQUEST_TIMEOUT_MS });
-      const { count, total } = gatewaysOfSubjects(answer.string(), this.#keyPrefix, out);
-      request.offset += count;
-      // a page holds at most 100k subjects; the count can change between pages, so stop on an empty one
-      if (count === 0 || request.offset >= total) return out;
-    }
+    await this.#subjectPages(this.#stream, this.#keyPrefix, (text) => gatewaysOfSubjects(text, this.#keyPrefix, out));
+    return out;
   }
 
   /**
-   * The keys of a bucket whose stream holds a message for them (delete markers included), from the
-   * stream's message count per subject: one request per 100k keys, a snapshot the server takes at once.
+   * The keys of a small bucket (the leases) whose stream holds a message for them (delete markers
+   * included), from the stream's message count per subject: a snapshot the server takes at once.
    */
   async #subjectKeys(stream: string, keyPrefix: string): Promise<string[]> {
-    const request = { subjects_filter: `${keyPrefix}>`, offset: 0 };
     const keys = new Set<string>();
-    for (;;) {
-      const answer = await this.#nc.request(`$JS.API.STREAM.INFO.${stream}`, JSON.stringify(request), { timeout: REQUEST_TIMEOUT_MS });
-      const info = answer.json<{ error?: { code?: number; description?: string }; total?: number; state?: { subjects?: Record<string, number> } }>();
+    await this.#subjectPages(stream, keyPrefix, (text) => {
+      const info = JSON.parse(text) as { error?: { code?: number; description?: string }; total?: number; state?: { subjects?: Record<string, number> } };
       if (info.error) throw new Error(`stream info failed: ${info.error.description ?? 'unknown error'} (${info.error.code ?? '?'})`);
       const subjects = Object.keys(info.state?.subjects ?? {});
       for (const subject of subjects) if (subject.startsWith(keyPrefix)) keys.add(subject.slice(keyPrefix.length));
-      request.offset += subjects.length;
-      if (subjects.length === 0 || request.offset >= (info.total ?? 0)) return [...keys];
+      return { count: subjects.length, total: info.total ?? 0 };
+    });
+    return [...keys];
+  }
+
+  /**
+   * Pages through a stream's subjects under `keyPrefix` (`$JS.API.STREAM.INFO` with `subjects_filter`,
+   * one JetStream API request per 100k subjects; no consumer and no message per key, as a listing
+   * takes); `page` reads one answer and says how many subjects it held and how many there are.
+   */
+  async #subjectPages(stream: string, keyPrefix: string, page: (text: string) => { count: number; total: number }): Promise<void> {
+    const request = { subjects_filter: `${keyPrefix}>`, offset: 0 };
+    for (;;) {
+      const answer = await this.#nc.request(`$JS.API.STREAM.INFO.${stream}`, JSON.stringify(request), { timeout: REQUEST_TIMEOUT_MS });
+      const { count, total } = page(answer.string());
+      request.offset += count;
+      // the count can change between pages, so stop on an empty one
+      if (count === 0 || request.offset >= total) return;
     }
   }
 
