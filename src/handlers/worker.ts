@@ -10,8 +10,7 @@ import { assertToken } from '../protocol/tokens.js';
 import { parseConnectionId } from '../protocol/ids.js';
 import type { ConnectionDirectory } from '../nats/directory.js';
 import { FrameMessage, HandlerRuntime, HostConn, type ConnectionHost, type Done } from './runtime.js';
-import { jetstream, jetstreamManager, type ConsumerMessages, type JsMsg } from '@nats-io/jetstream';
-import { ensureDurableConsumer, inboundStream, MAX_DELIVER } from '../nats/durable.js';
+import { consumeDurable, MAX_DELIVER, type DurableConsumer } from '../nats/durable.js';
 import type { Handler } from './types.js';
 import type { Metrics } from '../metrics/metrics.js';
 
@@ -151,78 +150,30 @@ export async function createWorker(options: WorkerOptions): Promise<Worker> {
   }
 
   const subs: Subscription[] = [];
-  let consuming: ConsumerMessages | null = null;
-  /** close() was called: a consumer repair under way gives up. */
-  let stopped = false;
+  let durable: DurableConsumer | null = null;
   if (options.durable) {
     // durable mode: one durable consumer per queue group; ack after the handler, nak on failure
-    const jsm = await jetstreamManager(nc);
-    const ackWaitMs = options.durable.ackWaitMs;
-    const stream = inboundStream(subjects.prefix);
-    /** Creates or updates the group's consumer, waiting for the stream (which a --durable gateway creates). */
-    const ensureConsumer = async (): Promise<boolean> => {
-      for (let attempt = 1; ; attempt++) {
-        try {
-          await ensureDurableConsumer(jsm, subjects.prefix, queue, ackWaitMs);
-          return true;
-        } catch (err) {
-          if (!/stream not found/i.test((err as Error).message)) throw err;
-          if (attempt === 1 || attempt % 30 === 0) log.warn({ stream }, 'waiting for the inbound stream (a gateway started with --durable creates it)');
-          await new Promise((r) => setTimeout(r, 1_000));
-          if (stopped || nc.isClosed()) return false;
-        }
-      }
-    };
-    const handle = (m: JsMsg): void => {
-      const done: Done = (err) => {
-        if (err === undefined) return m.ack();
-        if (m.info.deliveryCount >= MAX_DELIVER) {
-          log.error({ err, subject: m.subject, deliveries: m.info.deliveryCount }, 'event failed on every delivery; given up');
-          return m.term('handler failed');
-        }
-        m.nak(1_000);
-      };
-      const event: Inbound = { subject: m.subject, data: m.data, headers: m.headers, json: <T>() => m.json<T>() };
-      if (m.subject === subjects.inOpen) onOpen(event, done);
-      else if (m.subject === subjects.inClose) onClose(event, done);
-      else onMessage(event, done);
-    };
-    let repairing = false;
-    /**
-     * The consumer (or the whole stream) went: deleted by hand, or lost with a nats-server's store.
-     * nats.js keeps asking for it, but only every 15-45 s; instead, once a gateway has created the
-     * stream again, the consumer is created again and consumed anew at once.
-     */
-    const repair = async (old: ConsumerMessages): Promise<void> => {
-      if (repairing || stopped) return;
-      repairing = true;
-      try {
-        log.warn({ stream, consumer: queue }, 'durable consumer missing: creating it again');
-        if (!(await ensureConsumer()) || stopped || consuming !== old) return;
-        old.stop();
-        await consume();
-        log.info({ stream, consumer: queue }, 'durable consumer created again; consuming');
-      } catch (err) {
-        log.error({ err }, 'durable consumer could not be created again');
-      } finally {
-        repairing = false;
-      }
-    };
-    const consume = async (): Promise<void> => {
-      const consumer = await jetstream(nc).consumers.get(stream, queue);
-      const messages = await consumer.consume({ max_messages: 256 });
-      consuming = messages;
-      void (async () => {
-        for await (const s of messages.status()) {
-          if (s.type === 'consumer_deleted' || s.type === 'consumer_not_found' || s.type === 'stream_not_found') void repair(messages);
-        }
-      })();
-      void (async () => {
-        for await (const m of messages) handle(m);
-      })().catch((err) => log.error({ err }, 'durable consumer stopped'));
-    };
-    await ensureConsumer();
-    await consume();
+    durable = await consumeDurable({
+      nc,
+      prefix: subjects.prefix,
+      name: queue,
+      ackWaitMs: options.durable.ackWaitMs,
+      log,
+      handle(m) {
+        const done: Done = (err) => {
+          if (err === undefined) return m.ack();
+          if (m.info.deliveryCount >= MAX_DELIVER) {
+            log.error({ err, subject: m.subject, deliveries: m.info.deliveryCount }, 'event failed on every delivery; given up');
+            return m.term('handler failed');
+          }
+          m.nak(1_000);
+        };
+        const event: Inbound = { subject: m.subject, data: m.data, headers: m.headers, json: <T>() => m.json<T>() };
+        if (m.subject === subjects.inOpen) onOpen(event, done);
+        else if (m.subject === subjects.inClose) onClose(event, done);
+        else onMessage(event, done);
+      },
+    });
   } else {
     const sub = (subject: string, handle: (m: Msg) => void) =>
       subs.push(
@@ -247,8 +198,7 @@ export async function createWorker(options: WorkerOptions): Promise<Worker> {
       return handled;
     },
     async close() {
-      stopped = true;
-      await consuming?.close().catch(() => undefined);
+      await durable?.close();
       await Promise.all(subs.map((s) => s.drain().catch(() => undefined)));
     },
   };

@@ -1,4 +1,4 @@
-import { AckPolicy, DeliverPolicy, jetstreamManager, type JetStreamManager } from '@nats-io/jetstream';
+import { AckPolicy, DeliverPolicy, jetstream, jetstreamManager, type ConsumerMessages, type JetStreamManager, type JsMsg } from '@nats-io/jetstream';
 import type { NatsConnection } from '@nats-io/transport-node';
 import type { Logger } from 'pino';
 import { assertToken } from '../protocol/tokens.js';
@@ -124,7 +124,7 @@ export class InboundStreamKeeper {
 export const MAX_DELIVER = 5;
 
 /** Creates (or updates) the durable consumer a group of durable workers shares. */
-export async function ensureDurableConsumer(jsm: JetStreamManager, prefix: string, name: string, ackWaitMs: number): Promise<void> {
+export async function ensureDurableConsumer(jsm: JetStreamManager, prefix: string, name: string, ackWaitMs: number, maxAckPending = 10_000): Promise<void> {
   const stream = inboundStream(prefix);
   const config = {
     durable_name: assertToken('queue', name),
@@ -132,7 +132,7 @@ export async function ensureDurableConsumer(jsm: JetStreamManager, prefix: strin
     ack_wait: ackWaitMs * 1_000_000,
     deliver_policy: DeliverPolicy.All,
     max_deliver: MAX_DELIVER,
-    max_ack_pending: 10_000,
+    max_ack_pending: maxAckPending,
   };
   try {
     await jsm.consumers.info(stream, name);
@@ -141,4 +141,92 @@ export async function ensureDurableConsumer(jsm: JetStreamManager, prefix: strin
     if (!/consumer not found/i.test((err as Error).message)) throw err;
     await jsm.consumers.add(stream, config);
   }
+}
+
+export interface DurableConsumerOptions {
+  readonly nc: NatsConnection;
+  readonly prefix: string;
+  /** The consumer's name: the queue group of the workers (or bridges) that share it. */
+  readonly name: string;
+  readonly ackWaitMs: number;
+  /** Messages delivered and not yet acknowledged, over everyone sharing the consumer. */
+  readonly maxAckPending?: number;
+  readonly log: Logger;
+  /** Runs for every message; acknowledging it is the caller's. */
+  readonly handle: (m: JsMsg) => void;
+}
+
+export interface DurableConsumer {
+  /** Stops consuming; messages not acknowledged are redelivered after the ack wait. */
+  close(): Promise<void>;
+}
+
+/**
+ * Consumes the inbound stream through the durable consumer `name`, created (or updated) first, once
+ * the stream exists (a gateway with `--durable` creates it). When nats.js says the consumer is gone
+ * (deleted, not found, or its stream not found: the stream deleted by hand, or lost with a
+ * nats-server's store), it waits for the stream, creates the consumer again and consumes anew at
+ * once; nats.js alone would ask again only every 15-45 s.
+ */
+export async function consumeDurable(o: DurableConsumerOptions): Promise<DurableConsumer> {
+  const { nc, log, name } = o;
+  const jsm = await jetstreamManager(nc);
+  const stream = inboundStream(o.prefix);
+  let consuming: ConsumerMessages | null = null;
+  let stopped = false;
+  let repairing = false;
+
+  /** Creates or updates the consumer, waiting for the stream; false when stopped meanwhile. */
+  const ensure = async (): Promise<boolean> => {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        await ensureDurableConsumer(jsm, o.prefix, name, o.ackWaitMs, o.maxAckPending);
+        return true;
+      } catch (err) {
+        if (!/stream not found/i.test((err as Error).message)) throw err;
+        if (attempt === 1 || attempt % 30 === 0) log.warn({ stream }, 'waiting for the inbound stream (a gateway started with --durable creates it)');
+        await new Promise((r) => setTimeout(r, 1_000));
+        if (stopped || nc.isClosed()) return false;
+      }
+    }
+  };
+
+  const repair = async (old: ConsumerMessages): Promise<void> => {
+    if (repairing || stopped) return;
+    repairing = true;
+    try {
+      log.warn({ stream, consumer: name }, 'durable consumer missing: creating it again');
+      if (!(await ensure()) || stopped || consuming !== old) return;
+      old.stop();
+      await consume();
+      log.info({ stream, consumer: name }, 'durable consumer created again; consuming');
+    } catch (err) {
+      log.error({ err }, 'durable consumer could not be created again');
+    } finally {
+      repairing = false;
+    }
+  };
+
+  const consume = async (): Promise<void> => {
+    const consumer = await jetstream(nc).consumers.get(stream, name);
+    const messages = await consumer.consume({ max_messages: 256 });
+    consuming = messages;
+    void (async () => {
+      for await (const s of messages.status()) {
+        if (s.type === 'consumer_deleted' || s.type === 'consumer_not_found' || s.type === 'stream_not_found') void repair(messages);
+      }
+    })();
+    void (async () => {
+      for await (const m of messages) o.handle(m);
+    })().catch((err) => log.error({ err }, 'durable consumer stopped'));
+  };
+
+  await ensure();
+  await consume();
+  return {
+    async close() {
+      stopped = true;
+      await consuming?.close().catch(() => undefined);
+    },
+  };
 }
