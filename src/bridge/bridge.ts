@@ -11,6 +11,8 @@ import type { Subjects } from '../protocol/subjects.js';
 import { isToken } from '../protocol/tokens.js';
 import { within } from '../nats/connect.js';
 import { RawPublisher } from '../nats/raw-publish.js';
+import { consumeDurable, type DurableConsumer } from '../nats/durable.js';
+import type { JsMsg } from '@nats-io/jetstream';
 import { OrderedQueue } from './ordered-queue.js';
 import { sign } from './signature.js';
 import type { Metrics } from '../metrics/metrics.js';
@@ -50,6 +52,8 @@ interface BridgeEvent {
   readonly seq?: string;
   /** Set for the pre-upgrade authorization (`P.auth`): the gateway waits for our answer. */
   readonly authorize?: Msg;
+  /** Durable mode: the stream's message, acknowledged once the event is done (answered or given up). */
+  readonly durable?: JsMsg;
 }
 
 /** Application answer headers (lower-case, as undici gives them). */
@@ -108,7 +112,20 @@ export async function createBridge(options: BridgeOptions): Promise<Bridge> {
   // its own I/O callback, and nats.js would otherwise write its socket once per answer
   const out = new RawPublisher(nc, setImmediate, true);
   const stats = { delivered: 0, retried: 0, givenUp: 0 };
-  const queue = new OrderedQueue<BridgeEvent>(config.bridgeConcurrency, config.bridgeQueue, (_key, ev, done) => deliver(ev, done, 0));
+  const queue = new OrderedQueue<BridgeEvent>(config.bridgeConcurrency, config.bridgeQueue, (_key, ev, done) =>
+    deliver(ev, ev.durable ? () => (settle(ev.durable!, 'ack'), done()) : done, 0),
+  );
+  /** Durable mode: the stream's messages this bridge holds (queued or in flight), kept from redelivery while it lives. */
+  const held = new Set<JsMsg>();
+  /**
+   * Durable mode: done with a message. An event answered or given up (visibly, as in core mode) is
+   * acknowledged; one that found the queue full is handed back, to be delivered again in a second.
+   */
+  function settle(m: JsMsg, how: 'ack' | 'nak'): void {
+    held.delete(m);
+    if (how === 'ack') m.ack();
+    else m.nak(1_000);
+  }
   // counted as plain numbers, copied into the counter at scrape (prom-client hashes labels per inc)
   const hot = options.metrics?.hot;
 
@@ -309,59 +326,114 @@ export async function createBridge(options: BridgeOptions): Promise<Bridge> {
   }
 
   function enqueue(ev: BridgeEvent): void {
-    if (!queue.push(ev.id, ev)) giveUp(ev, `bridge queue full (${config.bridgeQueue} events waiting)`);
+    if (queue.push(ev.id, ev)) return;
+    // durable: the stream keeps it, and delivers it again in a second
+    if (ev.durable) return settle(ev.durable, 'nak');
+    giveUp(ev, `bridge queue full (${config.bridgeQueue} events waiting)`);
+  }
+
+  /** The event an inbound message stands for, or null (logged) when it is malformed or not for the application. */
+  function openEvent(msg: Pick<Msg, 'json' | 'data'>): BridgeEvent | null {
+    let ev: OpenEvent & { authorized?: boolean };
+    try {
+      ev = msg.json();
+    } catch {
+      log.warn('malformed open event ignored');
+      return null;
+    }
+    if (!isConnectionId(ev.id)) {
+      log.warn('open event without a valid id ignored');
+      return null;
+    }
+    // the application already saw this connection at authorization time
+    if (ev.authorized) return null;
+    return { kind: 'open', id: ev.id, gateway: ev.gateway, body: msg.data };
+  }
+  function frameEvent(msg: Pick<Msg, 'subject' | 'data' | 'headers'>): BridgeEvent | null {
+    const frame = readFrameMeta(msg);
+    if (!frame || !isConnectionId(frame.conn)) {
+      log.warn({ subject: msg.subject }, 'frame without a valid connection id ignored');
+      return null;
+    }
+    return {
+      kind: 'message',
+      id: frame.conn,
+      gateway: frame.gateway,
+      body: msg.data,
+      route: msg.subject.slice(subjects.inMsgAll.length - 1),
+      binary: frame.binary,
+      seq: String(frame.seq),
+    };
+  }
+  function closeEvent(msg: Pick<Msg, 'json' | 'data'>): BridgeEvent | null {
+    let ev: CloseEvent;
+    try {
+      ev = msg.json();
+    } catch {
+      log.warn('malformed close event ignored');
+      return null;
+    }
+    if (!isConnectionId(ev.id)) return null;
+    return { kind: 'close', id: ev.id, gateway: ev.gateway, body: msg.data };
   }
 
   const subs: Subscription[] = [];
   const queueGroup = config.queue;
+  let durable: DurableConsumer | null = null;
+  let working: NodeJS.Timeout | null = null;
+  if (config.durable) {
+    // durable mode: the group's durable consumer on the inbound stream; a message is acknowledged once
+    // its event is done, so events of a bridge that dies are delivered again to another; at most
+    // --bridge-queue unacknowledged over the group, so the stream never overfills a bridge's queue
+    durable = await consumeDurable({
+      nc,
+      prefix: subjects.prefix,
+      name: queueGroup,
+      ackWaitMs: config.durableAckWait,
+      maxAckPending: config.bridgeQueue,
+      log,
+      handle(m) {
+        const ev = m.subject === subjects.inOpen ? openEvent(m) : m.subject === subjects.inClose ? closeEvent(m) : frameEvent(m);
+        if (!ev) return m.ack();
+        held.add(m);
+        enqueue({ ...ev, durable: m });
+      },
+    });
+    // an event can wait longer than the ack wait (behind a slow event of its connection, or retried):
+    // tell the stream it is being worked on, so it is not delivered again while this bridge lives
+    working = setInterval(() => {
+      for (const m of held) m.working();
+    }, Math.max(250, Math.floor(config.durableAckWait / 3)));
+    working.unref();
+  } else {
+    subs.push(
+      nc.subscribe(subjects.inOpen, {
+        queue: queueGroup,
+        callback: (err, msg) => {
+          if (err) return log.warn({ err }, 'open subscription failed');
+          const ev = openEvent(msg);
+          if (ev) enqueue(ev);
+        },
+      }),
+      nc.subscribe(subjects.inMsgAll, {
+        queue: queueGroup,
+        callback: (err, msg) => {
+          if (err) return log.warn({ err }, 'message subscription failed');
+          const ev = frameEvent(msg);
+          if (ev) enqueue(ev);
+        },
+      }),
+      nc.subscribe(subjects.inClose, {
+        queue: queueGroup,
+        callback: (err, msg) => {
+          if (err) return log.warn({ err }, 'close subscription failed');
+          const ev = closeEvent(msg);
+          if (ev) enqueue(ev);
+        },
+      }),
+    );
+  }
   subs.push(
-    nc.subscribe(subjects.inOpen, {
-      queue: queueGroup,
-      callback: (err, msg) => {
-        if (err) return log.warn({ err }, 'open subscription failed');
-        let ev: OpenEvent & { authorized?: boolean };
-        try {
-          ev = msg.json();
-        } catch {
-          return log.warn('malformed open event ignored');
-        }
-        if (!isConnectionId(ev.id)) return log.warn('open event without a valid id ignored');
-        // the application already saw this connection at authorization time
-        if (ev.authorized) return;
-        enqueue({ kind: 'open', id: ev.id, gateway: ev.gateway, body: msg.data });
-      },
-    }),
-    nc.subscribe(subjects.inMsgAll, {
-      queue: queueGroup,
-      callback: (err, msg) => {
-        if (err) return log.warn({ err }, 'message subscription failed');
-        const frame = readFrameMeta(msg);
-        if (!frame || !isConnectionId(frame.conn)) return log.warn({ subject: msg.subject }, 'frame without a valid connection id ignored');
-        enqueue({
-          kind: 'message',
-          id: frame.conn,
-          gateway: frame.gateway,
-          body: msg.data,
-          route: msg.subject.slice(subjects.inMsgAll.length - 1),
-          binary: frame.binary,
-          seq: String(frame.seq),
-        });
-      },
-    }),
-    nc.subscribe(subjects.inClose, {
-      queue: queueGroup,
-      callback: (err, msg) => {
-        if (err) return log.warn({ err }, 'close subscription failed');
-        let ev: CloseEvent;
-        try {
-          ev = msg.json();
-        } catch {
-          return log.warn('malformed close event ignored');
-        }
-        if (!isConnectionId(ev.id)) return;
-        enqueue({ kind: 'close', id: ev.id, gateway: ev.gateway, body: msg.data });
-      },
-    }),
     nc.subscribe(subjects.auth, {
       queue: queueGroup,
       callback: (err, msg) => {
@@ -381,13 +453,16 @@ export async function createBridge(options: BridgeOptions): Promise<Bridge> {
     }),
   );
   await nc.flush();
-  log.info({ target: target.origin + target.pathname, queue: queueGroup, signed: config.secret !== '' }, 'bridge subscribed');
+  log.info({ target: target.origin + target.pathname, queue: queueGroup, signed: config.secret !== '', durable: config.durable }, 'bridge subscribed');
 
   return {
     stats,
     async close() {
+      await durable?.close();
       await Promise.all(subs.map((s) => s.drain().catch(() => undefined)));
       await within(queue.idle(), config.bridgeTimeout);
+      if (working) clearInterval(working);
+      // durable: what is still held is delivered again, after the ack wait, to another bridge
       out.flush(); // the last answers' publishes go out
       await pool.close();
     },
