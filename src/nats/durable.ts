@@ -53,8 +53,16 @@ export async function ensureInboundStream(nc: NatsConnection, o: InboundStreamOp
   try {
     const info = await jsm.streams.info(name);
     if (info.config.max_age !== config.max_age || info.config.max_bytes !== config.max_bytes) {
-      await jsm.streams.update(name, { ...info.config, max_age: config.max_age, max_bytes: config.max_bytes });
-      o.log.info({ stream: name, maxAgeS: o.maxAgeS, maxBytes: o.maxBytes }, 'inbound stream limits updated');
+      try {
+        await jsm.streams.update(name, { ...info.config, max_age: config.max_age, max_bytes: config.max_bytes });
+        o.log.info({ stream: name, maxAgeS: o.maxAgeS, maxBytes: o.maxBytes }, 'inbound stream limits updated');
+      } catch (err) {
+        // a least-privilege user may not update streams (deploy/nats): the stream works as it is
+        o.log.warn(
+          { err: { message: (err as Error).message }, stream: name, maxAgeS: o.maxAgeS, maxBytes: o.maxBytes, current: { maxAgeS: info.config.max_age / NANOS, maxBytes: info.config.max_bytes } },
+          'inbound stream limits differ from --durable-max-age/--durable-max-bytes and could not be updated; keeping the current ones',
+        );
+      }
     }
   } catch (err) {
     if (!/stream not found/i.test((err as Error).message)) throw err;

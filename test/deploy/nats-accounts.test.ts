@@ -2,7 +2,8 @@ import t from 'tap';
 import { readFileSync } from 'node:fs';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { startNatsServer } from '../harness/nats-server.js';
-import { startConnectionService, startGateway, startWorker } from '../harness/stack.js';
+import { startBridge, startConnectionService, startGateway, startWorker } from '../harness/stack.js';
+import { startTestApp } from '../harness/http-app.js';
 import { TestClient, eventually } from '../harness/ws-client.js';
 import { spawnWsgw } from '../harness/process.js';
 
@@ -55,6 +56,32 @@ t.test('every service works with its own least-privilege user', async (t) => {
   const [id] = await g.directory!.ids();
   t.equal((await fetch(`${svc.url}/connections/${id}/messages`, { method: 'POST', body: 'via API' })).status, 200, 'the connection service reaches it');
   t.equal((await c.next()).text(), 'via API');
+});
+
+t.test('durable mode with the shipped users: the gateway creates the stream, a durable worker and a durable bridge consume it', async (t) => {
+  const prefix = 'wsgw';
+  // the shipped server has no limits of its own here: keep the stream's reservation small
+  const g = await startGateway({ natsUrl: nats.url, prefix, nats: as('gateway'), flags: { durable: true, durableMaxBytes: 64 * 1024 * 1024 } });
+  t.teardown(() => g.close());
+  const w = await startWorker({ natsUrl: nats.url, prefix, handler: { message: (conn, m) => conn.send(`worker: ${m.text()}`) }, durable: { ackWaitMs: 5_000 }, nats: as('worker') });
+  t.teardown(() => w.close());
+  const app = await startTestApp((r, res) => void res.writeHead(204).end());
+  t.teardown(() => app.stop().catch(() => undefined));
+  const b = await startBridge({ natsUrl: nats.url, prefix, target: app.url, flags: { durable: true }, nats: as('bridge') });
+  t.teardown(() => b.close());
+  const c = await TestClient.connect(g.url);
+  t.teardown(() => c.close());
+  c.send('stored');
+  t.equal((await c.next(10_000)).text(), 'worker: stored', 'the durable worker consumed and answered');
+  await eventually(() => app.requests.some((r) => r.event === 'message' && r.body.toString() === 'stored'), 10_000, 'the durable bridge posted the frame');
+  t.pass('the durable bridge consumed it too (its own consumer, wsgw-bridge)');
+  // a restart with other limits: the gateway user may not update streams, so it keeps the current ones
+  const again = await startGateway({ natsUrl: nats.url, prefix, nats: as('gateway'), flags: { durable: true, durableMaxBytes: 32 * 1024 * 1024 } });
+  t.teardown(() => again.close());
+  const c2 = await TestClient.connect(again.url);
+  t.teardown(() => c2.close());
+  c2.send('still stored');
+  t.equal((await c2.next(10_000)).text(), 'worker: still stored', 'a gateway started with other limits still runs, on the stream as it is');
 });
 
 t.test('the CLI takes NATS credentials from the environment; a wrong password is retried and named', async (t) => {
