@@ -8,6 +8,7 @@ package main
 
 import (
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
 	"log"
@@ -70,12 +71,19 @@ func main() {
 	prefix := flag.String("prefix", env("WSGW_PREFIX", "wsgw"), "subject prefix P (as the gateways' --prefix)")
 	mode := flag.String("mode", env("WSGW_MODE", "echo"), "echo or chat")
 	queue := flag.String("queue", env("WSGW_QUEUE", "wsgw-workers"), "queue group shared by the workers")
+	durable := flag.Bool("durable", env("WSGW_DURABLE", "") == "1", "echo mode only: consume the --durable gateways' stream P_inbound through the durable consumer named after -queue, acking each frame once answered")
 	flag.Parse()
 	if !safe.MatchString(*prefix) {
 		log.Fatalf("prefix %q is not a safe token (A-Z a-z 0-9 _ -)", *prefix)
 	}
 	if *mode != "echo" && *mode != "chat" {
 		log.Fatalf("mode must be echo or chat, not %q", *mode)
+	}
+	if *durable && *mode != "echo" {
+		log.Fatalf("-durable works with -mode echo only")
+	}
+	if !safe.MatchString(*queue) {
+		log.Fatalf("queue %q is not a safe token (A-Z a-z 0-9 _ -)", *queue)
 	}
 
 	nc, err := nats.Connect(*natsURL,
@@ -95,7 +103,9 @@ func main() {
 			log.Fatalf("subscribe %s: %v", subject, err)
 		}
 	}
-	if *mode == "echo" {
+	if *mode == "echo" && *durable {
+		w.consumeDurable(*prefix+"_inbound", *queue)
+	} else if *mode == "echo" {
 		subscribe(*prefix+".in.msg.>", w.echo)
 	} else {
 		js, err := nc.JetStream()
@@ -136,6 +146,69 @@ func (w *worker) echo(m *nats.Msg) {
 	}
 	if err := w.nc.PublishMsg(out); err != nil {
 		log.Printf("reply to %s: %v", m.Header.Get("Wsgw-Conn"), err)
+	}
+}
+
+// consumeDurable pulls from the durable consumer `name` on the inbound stream (created here when
+// missing, once a gateway started with --durable has created the stream), as `wsgw worker --durable`
+// does: explicit acks, a frame not acked within 30 s is delivered again, 5 deliveries at most.
+// Durable messages carry no reply subject: the answer goes to P.out.<Wsgw-Conn>.
+func (w *worker) consumeDurable(stream, name string) {
+	js, err := w.nc.JetStream()
+	if err != nil {
+		log.Fatalf("jetstream: %v", err)
+	}
+	for attempt := 0; ; attempt++ {
+		_, err = js.ConsumerInfo(stream, name)
+		if errors.Is(err, nats.ErrConsumerNotFound) {
+			_, err = js.AddConsumer(stream, &nats.ConsumerConfig{Durable: name, AckPolicy: nats.AckExplicitPolicy, AckWait: 30 * time.Second, DeliverPolicy: nats.DeliverAllPolicy, MaxDeliver: 5, MaxAckPending: 10000})
+		}
+		if err == nil {
+			break
+		}
+		if !errors.Is(err, nats.ErrStreamNotFound) {
+			log.Fatalf("durable consumer %s on %s: %v", name, stream, err)
+		}
+		if attempt%30 == 0 {
+			log.Printf("waiting for the stream %s (a gateway started with --durable creates it)", stream)
+		}
+		time.Sleep(time.Second)
+	}
+	sub, err := js.PullSubscribe("", name, nats.Bind(stream, name))
+	if err != nil {
+		log.Fatalf("pull subscribe %s on %s: %v", name, stream, err)
+	}
+	go func() {
+		for {
+			msgs, err := sub.Fetch(256, nats.MaxWait(time.Second))
+			if errors.Is(err, nats.ErrConnectionClosed) || errors.Is(err, nats.ErrBadSubscription) {
+				return
+			}
+			for _, m := range msgs {
+				w.durableEcho(m)
+			}
+		}
+	}()
+}
+
+// durableEcho answers a frame from the stream on P.out.<Wsgw-Conn>, then acks it; opens and closes
+// are acked as they are.
+func (w *worker) durableEcho(m *nats.Msg) {
+	conn := m.Header.Get("Wsgw-Conn")
+	if strings.HasPrefix(m.Subject, w.prefix+".in.msg.") && conn != "" {
+		out := nats.NewMsg(w.prefix + ".out." + conn)
+		out.Data = m.Data
+		if m.Header.Get("Wsgw-Binary") == "1" {
+			out.Header.Set("Wsgw-Binary", "1")
+		}
+		if err := w.nc.PublishMsg(out); err != nil {
+			log.Printf("reply to %s: %v", conn, err)
+			_ = m.Nak()
+			return
+		}
+	}
+	if err := m.Ack(); err != nil {
+		log.Printf("ack: %v", err)
 	}
 }
 

@@ -5,7 +5,10 @@ import { join } from 'node:path';
 import { startNatsServer } from '../harness/nats-server.js';
 import { startGateway, uniquePrefix } from '../harness/stack.js';
 import { build, have, startProgram } from '../harness/toolchain.js';
-import { TestClient } from '../harness/ws-client.js';
+import { TestClient, eventually } from '../harness/ws-client.js';
+import { connect } from '@nats-io/transport-node';
+import { jetstreamManager } from '@nats-io/jetstream';
+import { inboundStream } from '../../src/nats/durable.js';
 
 // The Go worker (services/go-worker) builds offline in GOPATH mode against Debian's nats.go
 // (golang-go, golang-github-nats-io-go-nats-dev); test/preflight.mjs installs them when it can.
@@ -36,6 +39,30 @@ t.test('echo: text and binary frames come back on the reply subject, binary kept
   const binFrame = await c.next();
   t.equal(binFrame.binary, true, 'Wsgw-Binary honoured both ways');
   t.same([...binFrame.data], [0, 1, 2, 255]);
+});
+
+t.test('durable echo (-durable): a frame sent before the Go worker runs waits in the stream and is answered once it starts; each acked', async (t) => {
+  const prefix = uniquePrefix();
+  const g = await startGateway({ natsUrl: nats.url, prefix, flags: { durable: true, durableMaxBytes: 64 * 1024 * 1024 } });
+  t.teardown(() => g.close());
+  const c = await TestClient.connect(g.url);
+  t.teardown(() => c.close());
+  c.send('sent before any worker');
+  const w = await startProgram(bin, ['-mode', 'echo', '-durable'], { NATS_URL: nats.url, WSGW_PREFIX: prefix });
+  t.teardown(() => w.stop());
+  t.equal((await c.next(10_000)).text(), 'sent before any worker', 'taken from the stream and answered on P.out.<Wsgw-Conn>');
+  c.send(Buffer.from([7, 0, 255]));
+  const bin2 = await c.next(10_000);
+  t.equal(bin2.binary, true, 'binary kept binary');
+  t.same([...bin2.data], [7, 0, 255], 'byte-exact');
+  const nc = await connect({ servers: nats.url });
+  t.teardown(() => nc.close());
+  const jsm = await jetstreamManager(nc);
+  const ci = await eventually(async () => {
+    const x = await jsm.consumers.info(inboundStream(prefix), 'wsgw-workers');
+    return x.num_ack_pending === 0 && x.num_pending === 0 ? x : null;
+  }, 10_000, 'everything acknowledged');
+  t.equal(ci.config.ack_policy, 'explicit', 'the same consumer wsgw worker --durable uses: explicit acks');
 });
 
 t.test('chat: rooms are topics (subscribe over P.ctl), joins, messages and leaves across two gateways; close control', async (t) => {
