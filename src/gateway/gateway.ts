@@ -23,7 +23,7 @@ import { FrameHeaderEncoder, frameHeaders } from './frame-headers.js';
 import { Metrics } from '../metrics/metrics.js';
 import { mountOpsRoutes } from '../metrics/ops-routes.js';
 import { jetstream, type JetStreamClient } from '@nats-io/jetstream';
-import { ensureInboundStream, InboundStreamKeeper } from '../nats/durable.js';
+import { ensureInboundStream, inboundStreamConfig } from '../nats/durable.js';
 import { mountConnectionsApi } from '../http/connections-api.js';
 import { mountPage } from '../http/ui.js';
 import { createApp, tlsFiles } from '../http/app.js';
@@ -385,8 +385,6 @@ export async function createGateway(options: GatewayOptions): Promise<Gateway> {
   let lease: LeaseKeeper | null = null;
   let sweeper: Sweeper | null = null;
   let reconcileTimer: NodeJS.Timeout | null = null;
-  /** Durable mode: creates the inbound stream again when it is lost. */
-  let streamKeeper: InboundStreamKeeper | null = null;
   /**
    * A sweeper declared this gateway dead while NATS was away and published a lost close for each of
    * its connections: drop them all without publishing or removing anything again.
@@ -437,12 +435,13 @@ export async function createGateway(options: GatewayOptions): Promise<Gateway> {
         const streamOptions = { subjects, replicas: config.kvReplicas, maxAgeS: config.durableMaxAge, maxBytes: config.durableMaxBytes, log };
         await ensureInboundStream(nc, streamOptions);
         js = jetstream(nc);
-        streamKeeper = new InboundStreamKeeper(nc, streamOptions);
+        // lost with a store, or deleted by hand: created again by the directory's looks at its buckets
+        directory.keepStream(inboundStreamConfig(streamOptions));
       }
       publisher = new InboundPublisher(nc, config.outageBuffer, log, js, () => {
         metrics.publishFailures.inc();
         // in durable mode, a failed publish may mean the stream is gone: look (at most once a second)
-        streamKeeper?.check();
+        if (js) void directory.checkBuckets();
       });
     }
     commands = subscribeCommands(
@@ -489,8 +488,6 @@ export async function createGateway(options: GatewayOptions): Promise<Gateway> {
     // store): every record went with it, so all are written again, after the lease when that went too
     // (a record with no lease looks orphaned to the other sweepers)
     directory.onRenewed((renewed) => {
-      // buckets lost with the store: the inbound stream most likely went with them
-      streamKeeper?.check();
       if (!renewed.connections) return;
       const rewrite = () => {
         if (!closing) for (const d of conns.values()) directory.put(record(d));
@@ -507,7 +504,6 @@ export async function createGateway(options: GatewayOptions): Promise<Gateway> {
     // connections still opening
     reconcileTimer = setInterval(() => {
       void directory.checkBuckets();
-      streamKeeper?.check();
       void sweeper!.reconcile(isLive, 2 * config.leaseMs);
     }, RECONCILE_LEASES * config.leaseMs);
     reconcileTimer.unref();

@@ -2,7 +2,7 @@ import { Kvm, type KV } from '@nats-io/kv';
 import { headers, type NatsConnection } from '@nats-io/transport-node';
 import { NoRespondersError, Requester } from './requester.js';
 import { encodeHeaders } from './raw-publish.js';
-import { jetstreamManager } from '@nats-io/jetstream';
+import { jetstreamManager, type JetStreamManager } from '@nats-io/jetstream';
 import type { Logger } from 'pino';
 import { connectionsBucket, gatewaysBucket } from '../protocol/subjects.js';
 import { assertToken } from '../protocol/tokens.js';
@@ -36,6 +36,8 @@ export interface RenewedBuckets {
 }
 const NONE_RENEWED: RenewedBuckets = Object.freeze({ connections: false, gateways: false });
 type Bucket = keyof RenewedBuckets;
+/** A stream kept there with the buckets: its configuration, as JetStream's stream create takes it. */
+type KeptStream = Parameters<JetStreamManager['streams']['add']>[0] & { readonly name: string };
 /**
  * Tasks one process of the cluster runs at a time, and each one's lock key in the leases bucket:
  * never a gateway id, since `=` is no token character (leaseEntries skips every such key).
@@ -83,6 +85,8 @@ export class ConnectionDirectory {
    */
   readonly #look: (() => Promise<RenewedBuckets>) | null;
   readonly #onRenewed: Array<(renewed: RenewedBuckets) => void> = [];
+  /** Streams besides the buckets this process keeps there (keepStream). */
+  readonly #kept: Array<KeptStream> = [];
   #checking: Promise<RenewedBuckets> | null = null;
   #checkedAt = 0;
 
@@ -137,7 +141,7 @@ export class ConnectionDirectory {
   }
 
   /**
-   * Looks at both buckets: creates either one whose stream is gone (a NATS server back without its
+   * Looks at both buckets (and at the streams kept with them, keepStream): creates either one whose stream is gone (a NATS server back without its
    * JetStream store, one with no volume say, or a bucket deleted by hand), and finds either one
    * created again by another process since this one last looked. Each `onRenewed` listener then writes
    * again what went with the old bucket (a gateway: its lease, then its live connections' records) or
@@ -159,6 +163,7 @@ export class ConnectionDirectory {
     const look = this.#look;
     this.#checking = (async (): Promise<RenewedBuckets> => {
       const renewed = await look();
+      if (this.#kept.length > 0) await this.#keepStreams();
       if (renewed.connections || renewed.gateways) {
         this.#log.warn({ renewed }, 'KV buckets were deleted and created again (a NATS server back without its JetStream store?): writing again what they held');
         for (const listener of this.#onRenewed) listener(renewed);
@@ -173,6 +178,33 @@ export class ConnectionDirectory {
         this.#checking = null;
       });
     return this.#checking;
+  }
+
+  /**
+   * Keeps a stream besides the buckets there (a durable gateway's inbound stream): every look of
+   * checkBuckets() creates it again when it is gone, with `config`. Only in a process that may create
+   * the buckets.
+   */
+  keepStream(config: KeptStream): void {
+    this.#kept.push(config);
+  }
+
+  /** Creates again each kept stream that is gone; a failure is logged (the next look tries again). */
+  async #keepStreams(): Promise<void> {
+    const jsm = await jetstreamManager(this.#nc, { checkAPI: false });
+    for (const config of this.#kept) {
+      try {
+        await jsm.streams.info(config.name);
+      } catch (err) {
+        try {
+          if (!/stream not found/i.test((err as Error)?.message ?? '')) throw err;
+          await jsm.streams.add(config);
+          this.#log.warn({ stream: config.name }, 'stream was missing: created again (what it held is lost)');
+        } catch (e) {
+          this.#log.debug({ err: e, stream: config.name }, 'could not look at or create a kept stream');
+        }
+      }
+    }
   }
 
   /** Runs `listener` (synchronously) each time checkBuckets() finds a bucket created again. */

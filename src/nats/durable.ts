@@ -30,9 +30,10 @@ const NANOS = 1_000_000_000;
 /** Publishes repeated within this window (same msgID) are stored once. */
 const DUPLICATE_WINDOW_S = 120;
 
-function inboundConfig(name: string, o: InboundStreamOptions) {
+/** The inbound stream's configuration (also what a gateway's directory creates again when it is lost: ConnectionDirectory.keepStream). */
+export function inboundStreamConfig(o: InboundStreamOptions) {
   return {
-    name,
+    name: inboundStream(o.subjects.prefix),
     subjects: [o.subjects.inOpen, o.subjects.inMsgAll, o.subjects.inClose],
     max_age: o.maxAgeS * NANOS,
     max_bytes: o.maxBytes,
@@ -48,8 +49,8 @@ function inboundConfig(name: string, o: InboundStreamOptions) {
  */
 export async function ensureInboundStream(nc: NatsConnection, o: InboundStreamOptions): Promise<JetStreamManager> {
   const jsm = await jetstreamManager(nc);
-  const name = inboundStream(o.subjects.prefix);
-  const config = inboundConfig(name, o);
+  const config = inboundStreamConfig(o);
+  const name = config.name;
   try {
     const info = await jsm.streams.info(name);
     if (info.config.max_age !== config.max_age || info.config.max_bytes !== config.max_bytes) {
@@ -74,58 +75,6 @@ export async function ensureInboundStream(nc: NatsConnection, o: InboundStreamOp
     o.log.info({ stream: name }, 'inbound stream created');
   }
   return jsm;
-}
-
-/** Looks at the inbound stream at most this often. */
-const LOOK_INTERVAL_MS = 1_000;
-
-/**
- * Keeps the inbound stream there while a durable gateway runs. The stream can go while everything
- * else stays up: a nats-server back without its JetStream store, or the stream deleted by hand. Then
- * every durable publish fails (nothing answers on the inbound subjects) and is retried; `check()`
- * looks (one look at a time, at most one a second) and creates the stream again when it is missing,
- * so the retried publishes land in it. Events stored in the old stream and not yet acknowledged by
- * a worker were lost with it.
- */
-export class InboundStreamKeeper {
-  readonly #nc: NatsConnection;
-  readonly #o: InboundStreamOptions;
-  #looking = false;
-  #last = 0;
-
-  constructor(nc: NatsConnection, o: InboundStreamOptions) {
-    this.#nc = nc;
-    this.#o = o;
-  }
-
-  /** Looks at the stream soon, unless a look is running or ran less than a second ago. */
-  check(): void {
-    const now = Date.now();
-    if (this.#looking || now - this.#last < LOOK_INTERVAL_MS || this.#nc.isClosed()) return;
-    this.#looking = true;
-    this.#last = now;
-    void this.#look().finally(() => {
-      this.#looking = false;
-    });
-  }
-
-  async #look(): Promise<void> {
-    const name = inboundStream(this.#o.subjects.prefix);
-    try {
-      const jsm = await jetstreamManager(this.#nc);
-      try {
-        await jsm.streams.info(name);
-        return;
-      } catch (err) {
-        if (!/stream not found/i.test((err as Error).message)) throw err;
-      }
-      await jsm.streams.add(inboundConfig(name, this.#o));
-      this.#o.log.warn({ stream: name }, 'inbound stream was missing: created again (events it held that no worker had acknowledged are lost)');
-    } catch (err) {
-      // NATS away, or JetStream not ready yet: the next failed publish or periodic look asks again
-      this.#o.log.debug({ err: { message: (err as Error).message }, stream: name }, 'inbound stream look failed');
-    }
-  }
 }
 
 /** Redeliveries before a message that keeps failing is given up (terminated, and logged). */
