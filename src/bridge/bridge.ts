@@ -332,8 +332,11 @@ export async function createBridge(options: BridgeOptions): Promise<Bridge> {
     giveUp(ev, `bridge queue full (${config.bridgeQueue} events waiting)`);
   }
 
-  /** The event an inbound message stands for, or null (logged) when it is malformed or not for the application. */
-  function openEvent(msg: Pick<Msg, 'json' | 'data'>): BridgeEvent | null {
+  /**
+   * The event an inbound message stands for, or null (logged) when it is malformed or not for the
+   * application; `durable` is the stream's message in durable mode.
+   */
+  function openEvent(msg: Pick<Msg, 'json' | 'data'>, durable?: JsMsg): BridgeEvent | null {
     let ev: OpenEvent & { authorized?: boolean };
     try {
       ev = msg.json();
@@ -347,9 +350,9 @@ export async function createBridge(options: BridgeOptions): Promise<Bridge> {
     }
     // the application already saw this connection at authorization time
     if (ev.authorized) return null;
-    return { kind: 'open', id: ev.id, gateway: ev.gateway, body: msg.data };
+    return { kind: 'open', id: ev.id, gateway: ev.gateway, body: msg.data, durable };
   }
-  function frameEvent(msg: Pick<Msg, 'subject' | 'data' | 'headers'>): BridgeEvent | null {
+  function frameEvent(msg: Pick<Msg, 'subject' | 'data' | 'headers'>, durable?: JsMsg): BridgeEvent | null {
     const frame = readFrameMeta(msg);
     if (!frame || !isConnectionId(frame.conn)) {
       log.warn({ subject: msg.subject }, 'frame without a valid connection id ignored');
@@ -363,9 +366,10 @@ export async function createBridge(options: BridgeOptions): Promise<Bridge> {
       route: msg.subject.slice(subjects.inMsgAll.length - 1),
       binary: frame.binary,
       seq: String(frame.seq),
+      durable,
     };
   }
-  function closeEvent(msg: Pick<Msg, 'json' | 'data'>): BridgeEvent | null {
+  function closeEvent(msg: Pick<Msg, 'json' | 'data'>, durable?: JsMsg): BridgeEvent | null {
     let ev: CloseEvent;
     try {
       ev = msg.json();
@@ -374,8 +378,13 @@ export async function createBridge(options: BridgeOptions): Promise<Bridge> {
       return null;
     }
     if (!isConnectionId(ev.id)) return null;
-    return { kind: 'close', id: ev.id, gateway: ev.gateway, body: msg.data };
+    return { kind: 'close', id: ev.id, gateway: ev.gateway, body: msg.data, durable };
   }
+  const inbound: ReadonlyArray<readonly [subject: string, kind: EventKind, parse: (msg: Msg, durable?: JsMsg) => BridgeEvent | null]> = [
+    [subjects.inOpen, 'open', openEvent],
+    [subjects.inMsgAll, 'message', frameEvent],
+    [subjects.inClose, 'close', closeEvent],
+  ];
 
   const subs: Subscription[] = [];
   const queueGroup = config.queue;
@@ -393,10 +402,10 @@ export async function createBridge(options: BridgeOptions): Promise<Bridge> {
       maxAckPending: config.bridgeQueue,
       log,
       handle(m) {
-        const ev = m.subject === subjects.inOpen ? openEvent(m) : m.subject === subjects.inClose ? closeEvent(m) : frameEvent(m);
+        const ev = m.subject === subjects.inOpen ? openEvent(m, m) : m.subject === subjects.inClose ? closeEvent(m, m) : frameEvent(m, m);
         if (!ev) return m.ack();
         held.add(m);
-        enqueue({ ...ev, durable: m });
+        enqueue(ev);
       },
     });
     // an event can wait longer than the ack wait (behind a slow event of its connection, or retried):
@@ -406,32 +415,18 @@ export async function createBridge(options: BridgeOptions): Promise<Bridge> {
     }, Math.max(250, Math.floor(config.durableAckWait / 3)));
     working.unref();
   } else {
-    subs.push(
-      nc.subscribe(subjects.inOpen, {
-        queue: queueGroup,
-        callback: (err, msg) => {
-          if (err) return log.warn({ err }, 'open subscription failed');
-          const ev = openEvent(msg);
-          if (ev) enqueue(ev);
-        },
-      }),
-      nc.subscribe(subjects.inMsgAll, {
-        queue: queueGroup,
-        callback: (err, msg) => {
-          if (err) return log.warn({ err }, 'message subscription failed');
-          const ev = frameEvent(msg);
-          if (ev) enqueue(ev);
-        },
-      }),
-      nc.subscribe(subjects.inClose, {
-        queue: queueGroup,
-        callback: (err, msg) => {
-          if (err) return log.warn({ err }, 'close subscription failed');
-          const ev = closeEvent(msg);
-          if (ev) enqueue(ev);
-        },
-      }),
-    );
+    for (const [subject, kind, parse] of inbound) {
+      subs.push(
+        nc.subscribe(subject, {
+          queue: queueGroup,
+          callback: (err, msg) => {
+            if (err) return log.warn({ err }, `${kind} subscription failed`);
+            const ev = parse(msg);
+            if (ev) enqueue(ev);
+          },
+        }),
+      );
+    }
   }
   subs.push(
     nc.subscribe(subjects.auth, {
