@@ -105,18 +105,25 @@ export interface RemoteStack {
   readonly gateway: RunningGateway;
 }
 
-/** Remote-handler mode in one call: a worker running `handler`, then a gateway, torn down with the test. */
+/**
+ * Remote-handler mode in one call: a worker running `handler`, then a gateway, torn down with the
+ * test. With `durable` the worker is a durable one and the gateway (flags.durable) starts first: it
+ * creates the stream the worker's consumer waits for.
+ */
 export async function startRemoteStack(
   t: { teardown(fn: () => unknown): void },
   natsUrl: string,
   handler: Handler,
   flags: Partial<Record<ConfigKey, unknown>> = {},
+  durable?: { ackWaitMs: number },
 ): Promise<RemoteStack> {
   const prefix = uniquePrefix();
-  const worker = await startWorker({ natsUrl, prefix, handler });
+  const gatewayFirst = durable ? await startGateway({ natsUrl, prefix, flags }) : null;
+  if (gatewayFirst) t.teardown(() => gatewayFirst.close());
+  const worker = await startWorker({ natsUrl, prefix, handler, durable });
   t.teardown(() => worker.close());
-  const gateway = await startGateway({ natsUrl, prefix, flags });
-  t.teardown(() => gateway.close());
+  const gateway = gatewayFirst ?? (await startGateway({ natsUrl, prefix, flags }));
+  if (!gatewayFirst) t.teardown(() => gateway.close());
   return { prefix, worker, gateway };
 }
 

@@ -5,7 +5,7 @@ import { echoHandler } from '../../src/handlers/echo.js';
 import { inboundStream, MAX_DELIVER } from '../../src/nats/durable.js';
 import { startNatsServer } from '../harness/nats-server.js';
 import { spawnWsgw } from '../harness/process.js';
-import { startGateway, startWorker, testConfig, uniquePrefix } from '../harness/stack.js';
+import { startGateway, startRemoteStack, startWorker, testConfig, uniquePrefix } from '../harness/stack.js';
 import { TestClient, eventually } from '../harness/ws-client.js';
 
 const nats = await startNatsServer();
@@ -114,12 +114,8 @@ t.test('a message that fails on every delivery is given up after MAX_DELIVER att
 });
 
 t.test('the inbound stream deleted by hand: the gateway creates it again and the worker its consumer; frames sent meanwhile are echoed, nobody closed', { timeout: 60_000 }, async (t) => {
-  const prefix = uniquePrefix();
   // this file's server holds the other tests' streams too, each reserving its --durable-max-bytes
-  const g = await startGateway({ natsUrl: nats.url, prefix, flags: { durable: true, durableMaxBytes: 64 * 1024 * 1024 } });
-  t.teardown(() => g.close());
-  const w = await startWorker({ natsUrl: nats.url, prefix, handler: echoHandler, durable: { ackWaitMs: 2_000 } });
-  t.teardown(() => w.close());
+  const { prefix, gateway: g } = await startRemoteStack(t, nats.url, echoHandler, { durable: true, durableMaxBytes: 64 * 1024 * 1024 }, { ackWaitMs: 2_000 });
   const c = await TestClient.connect(g.url);
   t.teardown(() => c.close());
   c.send('before');

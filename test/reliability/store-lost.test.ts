@@ -7,7 +7,7 @@ import { echoHandler } from '../../src/handlers/echo.js';
 import { inboundStream } from '../../src/nats/durable.js';
 import { connectionsBucket, gatewaysBucket } from '../../src/protocol/subjects.js';
 import { startNatsServer, type NatsServer } from '../harness/nats-server.js';
-import { startConnectionService, startGateway, startWorker, uniquePrefix, type RunningGateway, type RunningService } from '../harness/stack.js';
+import { startConnectionService, startGateway, startRemoteStack, startWorker, uniquePrefix, type RunningGateway, type RunningService } from '../harness/stack.js';
 import { TestClient, eventually } from '../harness/ws-client.js';
 
 // a 1.5 s lease: renewals and sweeps every 0.5 s, the gateways' periodic look at the buckets every 6 s
@@ -161,11 +161,7 @@ t.test('durable mode, nats-server back without its store: the inbound stream and
   let nats: NatsServer = await startNatsServer();
   const dir = nats.dir;
   t.teardown(() => nats.stop());
-  const prefix = uniquePrefix();
-  const g = await startGateway({ natsUrl: nats.url, prefix, flags: { ...flags, durable: true } });
-  t.teardown(() => g.close());
-  const w = await startWorker({ natsUrl: nats.url, prefix, handler: echoHandler, durable: { ackWaitMs: 2_000 } });
-  t.teardown(() => w.close());
+  const { prefix, gateway: g } = await startRemoteStack(t, nats.url, echoHandler, { ...flags, durable: true }, { ackWaitMs: 2_000 });
   const c = await TestClient.connect(g.url);
   t.teardown(() => c.close());
   c.send('before');
