@@ -139,14 +139,21 @@ func main() {
 
 // echo answers a frame on its reply subject (P.out.<connId>), keeping it binary if it was.
 func (w *worker) echo(m *nats.Msg) {
-	out := nats.NewMsg(m.Reply)
+	_ = w.echoTo(m.Reply, m)
+}
+
+// echoTo sends frame m back as it came (binary kept binary) to subject, the connection's P.out.
+func (w *worker) echoTo(subject string, m *nats.Msg) error {
+	out := nats.NewMsg(subject)
 	out.Data = m.Data
 	if m.Header.Get("Wsgw-Binary") == "1" {
 		out.Header.Set("Wsgw-Binary", "1")
 	}
-	if err := w.nc.PublishMsg(out); err != nil {
+	err := w.nc.PublishMsg(out)
+	if err != nil {
 		log.Printf("reply to %s: %v", m.Header.Get("Wsgw-Conn"), err)
 	}
+	return err
 }
 
 // consumeDurable pulls from the durable consumer `name` on the inbound stream (created here when
@@ -196,13 +203,7 @@ func (w *worker) consumeDurable(stream, name string) {
 func (w *worker) durableEcho(m *nats.Msg) {
 	conn := m.Header.Get("Wsgw-Conn")
 	if strings.HasPrefix(m.Subject, w.prefix+".in.msg.") && conn != "" {
-		out := nats.NewMsg(w.prefix + ".out." + conn)
-		out.Data = m.Data
-		if m.Header.Get("Wsgw-Binary") == "1" {
-			out.Header.Set("Wsgw-Binary", "1")
-		}
-		if err := w.nc.PublishMsg(out); err != nil {
-			log.Printf("reply to %s: %v", conn, err)
+		if err := w.echoTo(w.prefix+".out."+conn, m); err != nil {
 			_ = m.Nak()
 			return
 		}
