@@ -292,8 +292,7 @@ export class ConnectionDirectory {
   async #subjectKeys(stream: string, keyPrefix: string): Promise<string[]> {
     const keys = new Set<string>();
     await this.#subjectPages(stream, keyPrefix, (text) => {
-      const info = JSON.parse(text) as { error?: { code?: number; description?: string }; total?: number; state?: { subjects?: Record<string, number> } };
-      if (info.error) throw new Error(`stream info failed: ${info.error.description ?? 'unknown error'} (${info.error.code ?? '?'})`);
+      const info = streamInfoAnswer<{ state?: { subjects?: Record<string, number> } }>(text);
       const subjects = Object.keys(info.state?.subjects ?? {});
       for (const subject of subjects) if (subject.startsWith(keyPrefix)) keys.add(subject.slice(keyPrefix.length));
       return { count: subjects.length, total: info.total ?? 0 };
@@ -439,6 +438,13 @@ export class ConnectionDirectory {
   }
 }
 
+/** A `$JS.API.STREAM.INFO` answer, parsed; an API error is thrown with its description. */
+function streamInfoAnswer<T extends object = object>(text: string): T & { total?: number } {
+  const info = JSON.parse(text) as T & { total?: number; error?: { code?: number; description?: string } };
+  if (info.error) throw new Error(`stream info failed: ${info.error.description ?? 'unknown error'} (${info.error.code ?? '?'})`);
+  return info;
+}
+
 /**
  * Reads one stream info answer with a subject map: adds each subject's gateway id (the token after
  * `prefix`) to `into`, and returns how many subjects the page held and the total. The map (up to 100k
@@ -450,8 +456,7 @@ export function gatewaysOfSubjects(text: string, prefix: string, into: Set<strin
   const open = '"subjects":{';
   const at = text.indexOf(open);
   const end = at < 0 ? -1 : text.indexOf('}', at + open.length);
-  const info = JSON.parse(at < 0 || end < 0 ? text : text.slice(0, at) + '"subjects":{}' + text.slice(end + 1)) as { error?: { code?: number; description?: string }; total?: number };
-  if (info.error) throw new Error(`stream info failed: ${info.error.description ?? 'unknown error'} (${info.error.code ?? '?'})`);
+  const info = streamInfoAnswer(at < 0 || end < 0 ? text : text.slice(0, at) + '"subjects":{}' + text.slice(end + 1));
   let count = 0;
   if (at >= 0 && end >= 0) {
     const needle = `"${prefix}`;
