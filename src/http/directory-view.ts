@@ -3,6 +3,7 @@ import type { QueuedIterator } from '@nats-io/transport-node';
 import type { KvWatchEntry } from '@nats-io/kv';
 import type { ConnectionRecord, GatewayLease } from '../protocol/events.js';
 import type { ConnectionDirectory } from '../nats/directory.js';
+import { SortedIds } from './sorted-ids.js';
 
 /** How many recently closed ids are remembered to answer 410 rather than 404. */
 const GONE_MEMORY = 100_000;
@@ -27,6 +28,8 @@ export interface ListOptions {
  */
 export class DirectoryView {
   readonly records = new Map<string, ConnectionRecord>();
+  /** The ids of `records` in order, for paging. */
+  readonly #ids = new SortedIds();
   /** Recently closed ids and when the view saw them close. */
   readonly #gone = new Map<string, number>();
   readonly #goneMs: number;
@@ -128,13 +131,14 @@ export class DirectoryView {
   }
 
   #set(id: string, record: ConnectionRecord): void {
+    if (!this.records.has(id)) this.#ids.add(id);
     this.records.set(id, record);
     this.#gone.delete(id);
     for (const l of this.#listeners) l(id, record);
   }
 
   #remove(id: string, closedAt: number): void {
-    this.records.delete(id);
+    if (this.records.delete(id)) this.#ids.delete(id);
     this.#gone.delete(id);
     this.#gone.set(id, closedAt);
     if (this.#gone.size > GONE_MEMORY) this.#gone.delete(this.#gone.keys().next().value!);
@@ -155,28 +159,18 @@ export class DirectoryView {
   }
 
   list(options: ListOptions): { connections: ConnectionRecord[]; next: string | null } {
-    const ids = [...this.records.keys()].sort();
-    let start = 0;
-    if (options.cursor !== undefined) {
-      // first id after the cursor (binary search keeps paging cheap on big lists)
-      let lo = 0;
-      let hi = ids.length;
-      while (lo < hi) {
-        const mid = (lo + hi) >> 1;
-        if (ids[mid]! <= options.cursor) lo = mid + 1;
-        else hi = mid;
-      }
-      start = lo;
-    }
     const out: ConnectionRecord[] = [];
-    let i = start;
-    for (; i < ids.length && out.length < options.limit; i++) {
-      const r = this.records.get(ids[i]!)!;
+    let more = false;
+    for (const id of this.#ids.after(options.cursor)) {
+      if (out.length === options.limit) {
+        more = true;
+        break;
+      }
+      const r = this.records.get(id)!;
       if (options.gateway !== undefined && r.gateway !== options.gateway) continue;
       if (options.topic !== undefined && !r.topics.includes(options.topic)) continue;
       out.push(r);
     }
-    const more = out.length === options.limit && i < ids.length;
     return { connections: out, next: more ? out[out.length - 1]!.id : null };
   }
 

@@ -1,0 +1,101 @@
+import t from 'tap';
+import { connect } from '@nats-io/transport-node';
+import { ConnectionDirectory } from '../../src/nats/directory.js';
+import { DirectoryView } from '../../src/http/directory-view.js';
+import type { ConnectionRecord } from '../../src/protocol/events.js';
+import { startNatsServer } from '../harness/nats-server.js';
+import { quietLog, uniquePrefix } from '../harness/stack.js';
+import { eventually } from '../harness/ws-client.js';
+
+const record = (id: string, topics: string[] = []): ConnectionRecord => ({
+  id,
+  gateway: id.slice(0, id.indexOf('.')),
+  connectedAt: 0,
+  topics,
+  path: '/ws',
+  query: '',
+  headers: {},
+  remoteAddress: '127.0.0.1',
+  subprotocol: '',
+  identity: null,
+});
+
+/** Every id the view lists, page after page of `limit`, with the filters given. */
+function pageThrough(view: DirectoryView, limit: number, filter: { gateway?: string; topic?: string } = {}): string[] {
+  const out: string[] = [];
+  let cursor: string | undefined;
+  for (let pages = 0; pages < 10_000; pages++) {
+    const page = view.list({ ...filter, cursor, limit });
+    out.push(...page.connections.map((r) => r.id));
+    if (page.next === null) return out;
+    cursor = page.next;
+  }
+  throw new Error('paging did not end');
+}
+
+t.test('paging stays in id order, every open id once, while connections open, close and change between listings', async (t) => {
+  const nats = await startNatsServer();
+  t.teardown(() => nats.stop());
+  const nc = await connect({ servers: nats.url });
+  t.teardown(() => nc.close());
+  const dir = await ConnectionDirectory.open(nc, { prefix: uniquePrefix(), replicas: 1, log: quietLog });
+  t.teardown(() => dir.close());
+  const view = await DirectoryView.start(dir, quietLog);
+  t.teardown(() => view.stop());
+
+  const open = new Map<string, string[]>();
+  let n = 0;
+  const add = () => {
+    // ids of two gateways, tokens in no particular order
+    const id = `gw${n % 2}.t${((n * 7919) % 10007).toString(36)}x${n++}`;
+    const topics = n % 3 === 0 ? ['news'] : [];
+    open.set(id, topics);
+    dir.put(record(id, topics));
+  };
+  const settled = () => eventually(() => (view.records.size === open.size && [...open.keys()].every((id) => view.records.has(id)) ? true : null), 5_000, 'the view caught up');
+  const expect = (filter: (id: string, topics: string[]) => boolean = () => true) => [...open].filter(([id, topics]) => filter(id, topics)).map(([id]) => id).sort();
+
+  for (let i = 0; i < 400; i++) add();
+  await settled();
+  t.same(pageThrough(view, 37), expect(), 'the first listing');
+
+  for (let round = 0; round < 6; round++) {
+    // closes, opens, and records rewritten with other topics (an update, not a new id)
+    const ids = [...open.keys()];
+    for (let i = round; i < ids.length; i += 7) {
+      open.delete(ids[i]!);
+      dir.remove(ids[i]!);
+    }
+    for (let i = 0; i < 50; i++) add();
+    for (let i = round; i < ids.length; i += 11) {
+      if (!open.has(ids[i]!)) continue;
+      open.set(ids[i]!, ['news']);
+      dir.put(record(ids[i]!, ['news']));
+    }
+    await settled();
+    t.same(pageThrough(view, 1 + round * 13), expect(), `round ${round}: every id once, in order`);
+    t.same(pageThrough(view, 25, { topic: 'news' }), expect((_id, topics) => topics.includes('news')), `round ${round}: filtered by topic`);
+    t.same(pageThrough(view, 1000, { gateway: 'gw1' }), expect((id) => id.startsWith('gw1.')), `round ${round}: filtered by gateway`);
+  }
+
+  // an id closed and opened again before the next listing (a record written again after a repair) is listed once
+  const again = [...open.keys()][3]!;
+  dir.remove(again);
+  await eventually(() => (view.records.has(again) ? null : true), 5_000, 'closed');
+  dir.put(record(again, open.get(again)));
+  await settled();
+  t.same(pageThrough(view, 50), expect(), 'an id removed and added again: once');
+
+  // enough opens to split the view's order into several chunks, then most of them closed
+  for (let i = 0; i < 3000; i++) add();
+  await settled();
+  t.same(pageThrough(view, 1000), expect(), 'after 3,000 more opens');
+  const all = [...open.keys()];
+  for (let i = 0; i < all.length; i++) {
+    if (i % 10 === 0) continue;
+    open.delete(all[i]!);
+    dir.remove(all[i]!);
+  }
+  await settled();
+  t.same(pageThrough(view, 7), expect(), 'after nine in ten closed');
+});

@@ -1,0 +1,72 @@
+import t from 'tap';
+import { SortedIds } from '../../src/http/sorted-ids.js';
+
+/** A reproducible pseudo-random sequence (the same ids and operations on every run). */
+function random(seed: number): () => number {
+  let s = seed;
+  return () => ((s = (s * 1103515245 + 12345) % 2 ** 31) / 2 ** 31);
+}
+
+t.test('adds, removes and pages like a sorted array, across chunk splits and emptied chunks', async (t) => {
+  const ids = new SortedIds();
+  const model = new Set<string>();
+  const next = random(42);
+  const sorted = () => [...model].sort();
+  let mismatches = 0;
+  for (let round = 0; round < 40; round++) {
+    // rounds that grow (past a chunk's 1,024) and rounds that shrink (chunks emptied)
+    const adding = round % 8 < 5 ? 0.8 : 0.15;
+    for (let op = 0; op < 600; op++) {
+      const id = `gw${Math.floor(next() * 3)}.${Math.floor(next() * 5000).toString(36)}`;
+      if (next() < adding) {
+        if (ids.add(id) !== !model.has(id)) mismatches++;
+        model.add(id);
+      } else {
+        if (ids.delete(id) !== model.delete(id)) mismatches++;
+      }
+    }
+    const expected = sorted();
+    if (ids.size !== model.size || [...ids.after()].join() !== expected.join()) mismatches++;
+    // from a cursor that is an id, and from one that falls between ids
+    const at = expected[Math.floor(next() * expected.length)];
+    if (at !== undefined) {
+      if ([...ids.after(at)].join() !== expected.filter((x) => x > at).join()) mismatches++;
+      const between = at + '0';
+      if ([...ids.after(between)].join() !== expected.filter((x) => x > between).join()) mismatches++;
+    }
+  }
+  t.equal(mismatches, 0, 'every answer and listing as the sorted set');
+  t.ok(model.size > 2048, `ended holding ${model.size} ids (several chunks)`);
+});
+
+t.test('a run of ids removed whole chunks at a time, then added again', async (t) => {
+  const ids = new SortedIds();
+  const all = Array.from({ length: 5000 }, (_, i) => `c${String(i).padStart(5, '0')}`);
+  for (const id of all) ids.add(id);
+  // everything from 1,000 to 3,999: the chunks holding only those go
+  for (const id of all.slice(1000, 4000)) ids.delete(id);
+  const left = [...all.slice(0, 1000), ...all.slice(4000)];
+  t.same([...ids.after()], left);
+  t.same([...ids.after('c00999')], all.slice(4000), 'a cursor at the gap');
+  t.same([...ids.after('c02500')], all.slice(4000), 'a cursor inside the gap');
+  t.equal(all.slice(2000, 2100).filter((id) => ids.add(id)).length, 100, 'a hundred added back');
+  t.same([...ids.after('c00999')].slice(0, 101), [...all.slice(2000, 2100), 'c04000'], 'in the gap, in order');
+  for (const id of all) ids.delete(id);
+  t.equal(ids.size, 0);
+  t.same([...ids.after()], []);
+});
+
+t.test('empty, one id, a cursor past the end', async (t) => {
+  const ids = new SortedIds();
+  t.same([...ids.after()], []);
+  t.equal(ids.delete('a'), false, 'nothing to remove');
+  t.equal(ids.add('b'), true);
+  t.equal(ids.add('b'), false, 'once');
+  t.same([...ids.after()], ['b']);
+  t.same([...ids.after('a')], ['b']);
+  t.same([...ids.after('b')], [], 'exclusive');
+  t.same([...ids.after('z')], []);
+  t.equal(ids.delete('b'), true);
+  t.equal(ids.size, 0);
+  t.same([...ids.after('a')], []);
+});
