@@ -19,6 +19,11 @@ export interface ListOptions {
   readonly limit: number;
 }
 
+/** A record's topics (none when a record written by something else has no list). */
+function topicsOf(topics: readonly string[] | undefined): readonly string[] {
+  return Array.isArray(topics) ? topics : [];
+}
+
 /**
  * A live copy of the connections bucket, kept by a KV watch: listing, filtering and paging without a
  * KV read per record. It can lag the bucket by a few milliseconds; callers that need a definite
@@ -28,8 +33,12 @@ export interface ListOptions {
  */
 export class DirectoryView {
   readonly records = new Map<string, ConnectionRecord>();
-  /** The ids of `records` in order, for paging. */
-  readonly #ids = new SortedIds();
+  /**
+   * The ids of `records` in order, for paging, and the same per topic (who is in a room, without a
+   * pass over every connection). Made by the first listing, then kept as records come and go: a
+   * process nobody lists from pays nothing for it.
+   */
+  #index: { readonly ids: SortedIds; readonly byTopic: Map<string, SortedIds> } | null = null;
   /** Recently closed ids and when the view saw them close. */
   readonly #gone = new Map<string, number>();
   readonly #goneMs: number;
@@ -131,18 +140,66 @@ export class DirectoryView {
   }
 
   #set(id: string, record: ConnectionRecord): void {
-    if (!this.records.has(id)) this.#ids.add(id);
+    if (this.#index !== null) {
+      const before = this.records.get(id);
+      if (before === undefined) this.#index.ids.add(id);
+      this.#retopic(this.#index.byTopic, id, before?.topics, record.topics);
+    }
     this.records.set(id, record);
     this.#gone.delete(id);
     for (const l of this.#listeners) l(id, record);
   }
 
   #remove(id: string, closedAt: number): void {
-    if (this.records.delete(id)) this.#ids.delete(id);
+    const before = this.records.get(id);
+    if (before !== undefined) {
+      this.records.delete(id);
+      if (this.#index !== null) {
+        this.#index.ids.delete(id);
+        this.#retopic(this.#index.byTopic, id, before.topics, undefined);
+      }
+    }
     this.#gone.delete(id);
     this.#gone.set(id, closedAt);
     if (this.#gone.size > GONE_MEMORY) this.#gone.delete(this.#gone.keys().next().value!);
     for (const l of this.#listeners) l(id, null);
+  }
+
+  /** Moves `id` from the topic indexes of the topics it left to those it joined. */
+  #retopic(byTopic: Map<string, SortedIds>, id: string, from: readonly string[] | undefined, to: readonly string[] | undefined): void {
+    const left = topicsOf(from);
+    const joined = topicsOf(to);
+    if (left.length > 0) {
+      const staying = new Set(joined);
+      for (const topic of left) {
+        if (staying.has(topic)) continue;
+        const ids = byTopic.get(topic);
+        if (ids?.delete(id) && ids.size === 0) byTopic.delete(topic);
+      }
+    }
+    for (const topic of joined) {
+      let ids = byTopic.get(topic);
+      if (ids === undefined) byTopic.set(topic, (ids = new SortedIds()));
+      ids.add(id);
+    }
+  }
+
+  /** The index, made from every record the first time (one sort: cheaper than an add per record). */
+  #indexed(): { readonly ids: SortedIds; readonly byTopic: Map<string, SortedIds> } {
+    if (this.#index !== null) return this.#index;
+    const ids = [...this.records.keys()].sort();
+    const perTopic = new Map<string, string[]>();
+    for (const id of ids) {
+      for (const topic of topicsOf(this.records.get(id)!.topics)) {
+        const list = perTopic.get(topic);
+        if (list === undefined) perTopic.set(topic, [id]);
+        // in order, as the ids are (a topic listed twice in one record counts once)
+        else if (list[list.length - 1] !== id) list.push(id);
+      }
+    }
+    const byTopic = new Map<string, SortedIds>();
+    for (const [topic, list] of perTopic) byTopic.set(topic, SortedIds.of(list));
+    return (this.#index = { ids: SortedIds.of(ids), byTopic });
   }
 
   /** 'gone' means the id was seen closed (a KV delete marker); 'unknown' means never seen. */
@@ -159,16 +216,22 @@ export class DirectoryView {
   }
 
   list(options: ListOptions): { connections: ConnectionRecord[]; next: string | null } {
+    const { gateway, topic, cursor, limit } = options;
+    // an id starts with its gateway's id and a dot, so one gateway's ids are a run of the order
+    const prefix = gateway === undefined ? undefined : gateway + '.';
+    const index = this.#indexed();
+    const source = topic === undefined ? index.ids : index.byTopic.get(topic);
     const out: ConnectionRecord[] = [];
     let more = false;
-    for (const id of this.#ids.after(options.cursor)) {
-      if (out.length === options.limit) {
+    const from = prefix !== undefined && (cursor === undefined || cursor < prefix) ? prefix : cursor;
+    for (const id of source?.after(from) ?? []) {
+      if (prefix !== undefined && !id.startsWith(prefix)) break;
+      if (out.length === limit) {
         more = true;
         break;
       }
       const r = this.records.get(id)!;
-      if (options.gateway !== undefined && r.gateway !== options.gateway) continue;
-      if (options.topic !== undefined && !r.topics.includes(options.topic)) continue;
+      if (gateway !== undefined && r.gateway !== gateway) continue;
       out.push(r);
     }
     return { connections: out, next: more ? out[out.length - 1]!.id : null };

@@ -23,6 +23,14 @@ export class SortedIds {
   readonly #chunks: string[][] = [];
   #size = 0;
 
+  /** The set of `sorted` (ascending, no repeats), in one pass. */
+  static of(sorted: readonly string[]): SortedIds {
+    const set = new SortedIds();
+    for (let i = 0; i < sorted.length; i += CHUNK) set.#chunks.push(sorted.slice(i, i + CHUNK));
+    set.#size = sorted.length;
+    return set;
+  }
+
   get size(): number {
     return this.#size;
   }

@@ -1,7 +1,7 @@
 // What GET /connections costs the process serving it at N connections (by hand, not in `npm run bench`):
 // N connection records written to a private nats-server's KV, a DirectoryView watching them (as the
 // connection service and `--api` gateways keep one), then view.list() timed for 3 s per case: pages
-// with nothing changed between listings, and with 100 opens and 100 closes between each.
+// with nothing changed between listings, with 100 opens and 100 closes between each, and filtered.
 // Usage: nats-server -js -p 4391 -sd "$(mktemp -d)" &  node test/bench/list.mjs --nats 127.0.0.1:4391 [--count 100000]
 // Prints one JSON line per case. Its records go to the prefix `listbench` (buckets listbench_*).
 import { connect } from '@nats-io/transport-node';
@@ -14,15 +14,26 @@ const n = Math.min(Number(o.count), 1_000_000);
 const nc = await connect({ servers: o.nats });
 const log = { debug() {}, info() {}, warn() {}, error() {}, child: () => log };
 const dir = await ConnectionDirectory.open(nc, { prefix: 'listbench', replicas: 1, log });
-const record = (i) => ({ id: `gw${i % 4}.t${((i * 7919) % 1000003).toString(36)}n${i}`, gateway: `gw${i % 4}`, connectedAt: 0, topics: i % 10 === 0 ? ['news'] : [], path: '/ws', query: '', headers: {}, remoteAddress: '127.0.0.1', subprotocol: '', identity: null });
+const record = (i) => ({ id: `gw${i % 4}.t${((i * 7919) % 1000003).toString(36)}n${i}`, gateway: `gw${i % 4}`, connectedAt: 0, topics: i % 10 === 0 ? ['news'] : i % 10_000 === 1 ? ['rare'] : [], path: '/ws', query: '', headers: {}, remoteAddress: '127.0.0.1', subprotocol: '', identity: null });
 for (let i = 0; i < n; i++) {
   dir.put(record(i));
   if (i % 5000 === 0) await nc.flush();
 }
 await nc.flush();
+const cpu0 = process.cpuUsage();
+const t0 = performance.now();
 const view = await DirectoryView.start(dir, log);
 const deadline = Date.now() + 120_000;
-while (view.records.size < n && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
+while (view.records.size < n && Date.now() < deadline) await new Promise((r) => setTimeout(r, 5));
+const cpu = process.cpuUsage(cpu0);
+// what a process with a view (the connection service, an --api gateway) spends taking in every record
+console.log(JSON.stringify({ connections: view.records.size, case: 'the view replays the bucket', ms: Math.round(performance.now() - t0), cpuMs: Math.round((cpu.user + cpu.system) / 1000) }));
+
+{
+  const s = performance.now();
+  view.list({ limit: 100 });
+  console.log(JSON.stringify({ connections: view.records.size, case: 'the first listing (puts every id in order once)', ms: +(performance.now() - s).toFixed(1) }));
+}
 
 let next = n;
 async function time(label, changes, options) {
@@ -41,12 +52,14 @@ async function time(label, changes, options) {
     busy += performance.now() - s;
     lists++;
   }
-  console.log(JSON.stringify({ connections: view.records.size, case: label, msPerList: +(busy / lists).toFixed(3), lists }));
+  console.log(JSON.stringify({ connections: view.records.size, case: label, usPerList: +((busy / lists) * 1000).toFixed(1), lists }));
 }
 await time('page of 100, nothing changed between listings', 0, { limit: 100 });
 await time('page of 1000, nothing changed between listings', 0, { limit: 1000 });
 await time('page of 100, 100 opens + 100 closes between listings', 100, { limit: 100 });
 await time('page of 100 filtered by topic (1 in 10), 100 opens + 100 closes between listings', 100, { topic: 'news', limit: 100 });
+await time('filtered by a topic 10 connections have (who is in this room)', 0, { topic: 'rare', limit: 100 });
+await time('filtered by gateway, page of 100', 0, { gateway: 'gw3', limit: 100 });
 view.stop();
 dir.close();
 await nc.close();

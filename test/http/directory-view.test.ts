@@ -46,9 +46,9 @@ t.test('paging stays in id order, every open id once, while connections open, cl
   const open = new Map<string, string[]>();
   let n = 0;
   const add = () => {
-    // ids of two gateways, tokens in no particular order
-    const id = `gw${n % 2}.t${((n * 7919) % 10007).toString(36)}x${n++}`;
-    const topics = n % 3 === 0 ? ['news'] : [];
+    // ids of three gateways (one's id the start of another's), tokens in no particular order
+    const id = `${['gw0', 'gw1', 'gw10'][n % 3]}.t${((n * 7919) % 10007).toString(36)}x${n++}`;
+    const topics = n % 4 === 0 ? ['news'] : n % 5 === 0 ? ['news', 'sport'] : [];
     open.set(id, topics);
     dir.put(record(id, topics));
   };
@@ -69,6 +69,7 @@ t.test('paging stays in id order, every open id once, while connections open, cl
     for (let i = 0; i < 50; i++) add();
     for (let i = round; i < ids.length; i += 11) {
       if (!open.has(ids[i]!)) continue;
+      // joins news, leaves sport
       open.set(ids[i]!, ['news']);
       dir.put(record(ids[i]!, ['news']));
     }
@@ -76,7 +77,18 @@ t.test('paging stays in id order, every open id once, while connections open, cl
     t.same(pageThrough(view, 1 + round * 13), expect(), `round ${round}: every id once, in order`);
     t.same(pageThrough(view, 25, { topic: 'news' }), expect((_id, topics) => topics.includes('news')), `round ${round}: filtered by topic`);
     t.same(pageThrough(view, 1000, { gateway: 'gw1' }), expect((id) => id.startsWith('gw1.')), `round ${round}: filtered by gateway`);
+    t.same(pageThrough(view, 9, { gateway: 'gw10', topic: 'sport' }), expect((id, topics) => id.startsWith('gw10.') && topics.includes('sport')), `round ${round}: by gateway and topic`);
   }
+
+  t.same(view.list({ topic: 'nobody', limit: 10 }), { connections: [], next: null }, 'a topic nobody is in');
+  const gw1 = expect((id) => id.startsWith('gw1.'));
+  t.same(
+    view.list({ gateway: 'gw1', cursor: 'gw0.zzz', limit: 3 }).connections.map((r) => r.id),
+    gw1.slice(0, 3),
+    "a cursor before the gateway's ids: its first ones",
+  );
+  t.same(view.list({ gateway: 'gw1', cursor: gw1[gw1.length - 1], limit: 3 }), { connections: [], next: null }, 'a cursor at its last id: nothing more');
+  t.same(view.list({ gateway: 'gw1', limit: gw1.length }).next, null, 'a page holding exactly its ids: no next, though other gateways follow');
 
   // an id closed and opened again before the next listing (a record written again after a repair) is listed once
   const again = [...open.keys()][3]!;

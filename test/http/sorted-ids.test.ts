@@ -7,13 +7,15 @@ function random(seed: number): () => number {
   return () => ((s = (s * 1103515245 + 12345) % 2 ** 31) / 2 ** 31);
 }
 
-t.test('adds, removes and pages like a sorted array, across chunk splits and emptied chunks', async (t) => {
-  const ids = new SortedIds();
+t.test('adds, removes and pages like a sorted array, across chunk splits and emptied chunks, also when made at once', async (t) => {
+  let ids = new SortedIds();
   const model = new Set<string>();
   const next = random(42);
   const sorted = () => [...model].sort();
   let mismatches = 0;
   for (let round = 0; round < 40; round++) {
+    // half way, the set made at once from a sorted list, and changed from there
+    if (round === 20) ids = SortedIds.of(sorted());
     // rounds that grow (past a chunk's 1,024) and rounds that shrink (chunks emptied)
     const adding = round % 8 < 5 ? 0.8 : 0.15;
     for (let op = 0; op < 600; op++) {
