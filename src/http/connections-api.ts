@@ -50,6 +50,8 @@ const NO_CONTENT: Reply = Object.freeze({ status: 204 });
 const OCTET_STREAM = /^application\/octet-stream\b/i;
 const DEFAULT_PAGE = 100;
 const MAX_PAGE = 1000;
+/** Longest user (an identity's `sub`) accepted in a path or a filter, in UTF-8 bytes. */
+const MAX_USER_BYTES = 1024;
 
 /** A 400 for bad input, raised before any NATS call. */
 class BadRequest extends WsgwError {
@@ -62,6 +64,20 @@ class BadRequest extends WsgwError {
 }
 
 const PAYLOAD_TOO_LARGE = errorReply(413, 'payload_too_large', 'body exceeds the maximum payload');
+
+/** A user from a query or a (percent-encoded) path segment: 1-1024 bytes of UTF-8, else a 400. */
+function userParam(text: string, encoded: boolean): string {
+  let user = text;
+  if (encoded) {
+    try {
+      user = decodeURIComponent(text);
+    } catch {
+      throw new BadRequest('invalid_user', 'the user is not valid percent-encoded UTF-8');
+    }
+  }
+  if (user === '' || Buffer.byteLength(user) > MAX_USER_BYTES) throw new BadRequest('invalid_user', `a user is 1 to ${MAX_USER_BYTES} bytes of UTF-8`);
+  return user;
+}
 
 function toReply(err: unknown): Reply | null {
   if (err instanceof InvalidTokenError) return errorReply(400, err.kind === 'connection id' ? 'invalid_id' : `invalid_${err.kind.replace(/ /g, '_')}`, err.message);
@@ -150,12 +166,53 @@ export function mountConnectionsApi(app: TemplatedApp, options: ConnectionsApiOp
     return new URLSearchParams(req.getQuery() ?? '');
   }
 
+  /** The close asked for by `?code=&reason=` (both optional), checked. */
+  function closeCommand(q: URLSearchParams): ControlCommand {
+    const codeText = q.get('code');
+    const code = codeText === null ? undefined : Number(codeText);
+    if (code !== undefined && !isApplicationCloseCode(code)) throw new BadRequest('invalid_code', 'code must be 1000 or 3000-4999');
+    const reason = q.get('reason') ?? undefined;
+    if (reason !== undefined && Buffer.byteLength(reason) > 123) throw new BadRequest('invalid_reason', 'reason must be at most 123 bytes of UTF-8');
+    return { op: 'close', code, reason };
+  }
+
+  /**
+   * Runs `one` for each of `user`'s open connections at once, and counts how each ended: `done`
+   * (`sent` or `closed`: the owning gateway accepted it), `gone` (closed meanwhile: 404 or 410),
+   * `failed` (not answered in time, or refused).
+   */
+  async function toEachOf(user: string, done: 'sent' | 'closed', one: (id: string) => Promise<Reply>): Promise<Reply> {
+    const tally = { done: 0, gone: 0, failed: 0 };
+    await Promise.all(
+      view.ofUser(user).map((id) =>
+        one(id).then(
+          (reply) => (reply.status < 300 ? tally.done++ : reply.status === 404 || reply.status === 410 ? tally.gone++ : tally.failed++),
+          (err: unknown) => {
+            tally.failed++;
+            log.warn({ err, conn: id }, 'a request to one of a user\'s connections failed');
+          },
+        ),
+      ),
+    );
+    return { status: 200, body: { ok: tally.failed === 0, connections: tally.done + tally.gone + tally.failed, [done]: tally.done, gone: tally.gone, failed: tally.failed } };
+  }
+
+  /** A frame for one connection: straight to it when this process owns it, else through its gateway. */
+  function sendTo(id: string, body: Uint8Array, binary: boolean, done: (reply: Reply) => void, failed: (err: unknown) => void): void {
+    const local = options.local?.send(id, body, binary);
+    if (local === undefined) overNats(id, subjects.out(id), body, binary ? BINARY_HEADER_BYTES : undefined, SENT, done, failed);
+    else if (local) done(SENT);
+    else missing(id).then(done, failed);
+  }
+
   app.get(
     '/connections',
     route((_res, req) => {
       const q = query(req);
       const gateway = q.get('gateway') ?? undefined;
       const topic = q.get('topic') ?? undefined;
+      const userText = q.get('user');
+      const user = userText === null ? undefined : userParam(userText, false);
       const cursor = q.get('cursor') ?? undefined;
       const limitText = q.get('limit');
       const limit = limitText === null ? DEFAULT_PAGE : Number(limitText);
@@ -163,7 +220,7 @@ export function mountConnectionsApi(app: TemplatedApp, options: ConnectionsApiOp
       if (topic !== undefined) assertToken('topic', topic);
       if (cursor !== undefined) parseConnectionId(cursor);
       if (!Number.isInteger(limit) || limit < 1 || limit > MAX_PAGE) throw new BadRequest('invalid_limit', `limit must be an integer from 1 to ${MAX_PAGE}`);
-      return () => ({ status: 200, body: view.list({ gateway, topic, cursor, limit }) });
+      return () => ({ status: 200, body: view.list({ gateway, topic, user, cursor, limit }) });
     }),
   );
 
@@ -196,11 +253,7 @@ export function mountConnectionsApi(app: TemplatedApp, options: ConnectionsApiOp
     onBody(res, req, options.maxPayload, (body) => {
       if (bad !== null) return;
       if (body === null) return r.answer(PAYLOAD_TOO_LARGE);
-      // a frame for a connection: straight to it when this process owns it, else through its gateway
-      const local = options.local?.send(id, body, binary);
-      if (local === undefined) overNats(id, subjects.out(id), body, binary ? BINARY_HEADER_BYTES : undefined, SENT, r.answer, r.fail);
-      else if (local) r.answer(SENT);
-      else missing(id).then(r.answer, r.fail);
+      sendTo(id, body, binary, r.answer, r.fail);
     });
     if (bad !== null) r.fail(bad);
   });
@@ -209,14 +262,9 @@ export function mountConnectionsApi(app: TemplatedApp, options: ConnectionsApiOp
     '/connections/:id',
     route((_res, req) => {
       const id = req.getParameter(0)!;
-      const q = query(req);
       parseConnectionId(id);
-      const codeText = q.get('code');
-      const code = codeText === null ? undefined : Number(codeText);
-      if (code !== undefined && !isApplicationCloseCode(code)) throw new BadRequest('invalid_code', 'code must be 1000 or 3000-4999');
-      const reason = q.get('reason') ?? undefined;
-      if (reason !== undefined && Buffer.byteLength(reason) > 123) throw new BadRequest('invalid_reason', 'reason must be at most 123 bytes of UTF-8');
-      return () => controlOf(id, { op: 'close', code, reason });
+      const close = closeCommand(query(req));
+      return () => controlOf(id, close);
     }),
   );
 
@@ -247,6 +295,29 @@ export function mountConnectionsApi(app: TemplatedApp, options: ConnectionsApiOp
         requester.publish(subjects.topic(topic), await body, binary ? BINARY_HEADER_BYTES : undefined);
         return ACCEPTED;
       };
+    }),
+  );
+
+  // a user's every connection, on any gateway: the user is its identity's `sub` (userOf)
+  app.post(
+    '/users/:user/messages',
+    route((res, req) => {
+      const binary = OCTET_STREAM.test(req.getHeader('content-type'));
+      const body = readBody(res, req, options.maxPayload);
+      const user = userParam(req.getParameter(0)!, true);
+      return async () => {
+        const bytes = await body;
+        return toEachOf(user, 'sent', (id) => new Promise((resolve, reject) => sendTo(id, bytes, binary, resolve, reject)));
+      };
+    }),
+  );
+
+  app.del(
+    '/users/:user',
+    route((_res, req) => {
+      const user = userParam(req.getParameter(0)!, true);
+      const close = closeCommand(query(req));
+      return () => toEachOf(user, 'closed', (id) => controlOf(id, close));
     }),
   );
 

@@ -14,6 +14,8 @@ const BUCKET_CHECK_MS = 5_000;
 export interface ListOptions {
   readonly gateway?: string;
   readonly topic?: string;
+  /** The connections of one user (`userOf`). */
+  readonly user?: string;
   /** Exclusive: the last id of the previous page. */
   readonly cursor?: string;
   readonly limit: number;
@@ -22,6 +24,28 @@ export interface ListOptions {
 /** A record's topics (none when a record written by something else has no list). */
 function topicsOf(topics: readonly string[] | undefined): readonly string[] {
   return Array.isArray(topics) ? topics : [];
+}
+
+/**
+ * The user a connection belongs to: its identity's `sub` (a JWT's subject, or the `sub` of the
+ * identity an authorizer gave), when that is a non-empty string.
+ */
+export function userOf(record: ConnectionRecord | undefined): string | undefined {
+  const sub = record?.identity?.sub;
+  return typeof sub === 'string' && sub !== '' ? sub : undefined;
+}
+
+/** The one user of a record as a list (none, or one), for the index. */
+const usersOf = (record: ConnectionRecord | undefined): readonly string[] => {
+  const user = userOf(record);
+  return user === undefined ? [] : [user];
+};
+
+interface Index {
+  /** Every open id. */
+  readonly ids: SortedIds;
+  readonly byTopic: Map<string, SortedIds>;
+  readonly byUser: Map<string, SortedIds>;
 }
 
 /**
@@ -34,11 +58,11 @@ function topicsOf(topics: readonly string[] | undefined): readonly string[] {
 export class DirectoryView {
   readonly records = new Map<string, ConnectionRecord>();
   /**
-   * The ids of `records` in order, for paging, and the same per topic (who is in a room, without a
-   * pass over every connection). Made by the first listing, then kept as records come and go: a
-   * process nobody lists from pays nothing for it.
+   * The ids of `records` in order, for paging, and the same per topic and per user (who is in a
+   * room, or which connections a user has, without a pass over every connection). Made by the first
+   * listing, then kept as records come and go: a process nobody lists from pays nothing for it.
    */
-  #index: { readonly ids: SortedIds; readonly byTopic: Map<string, SortedIds> } | null = null;
+  #index: Index | null = null;
   /** Recently closed ids and when the view saw them close. */
   readonly #gone = new Map<string, number>();
   readonly #goneMs: number;
@@ -143,7 +167,8 @@ export class DirectoryView {
     if (this.#index !== null) {
       const before = this.records.get(id);
       if (before === undefined) this.#index.ids.add(id);
-      this.#retopic(this.#index.byTopic, id, before?.topics, record.topics);
+      move(this.#index.byTopic, id, topicsOf(before?.topics), topicsOf(record.topics));
+      move(this.#index.byUser, id, usersOf(before), usersOf(record));
     }
     this.records.set(id, record);
     this.#gone.delete(id);
@@ -156,7 +181,8 @@ export class DirectoryView {
       this.records.delete(id);
       if (this.#index !== null) {
         this.#index.ids.delete(id);
-        this.#retopic(this.#index.byTopic, id, before.topics, undefined);
+        move(this.#index.byTopic, id, topicsOf(before.topics), []);
+        move(this.#index.byUser, id, usersOf(before), []);
       }
     }
     this.#gone.delete(id);
@@ -165,41 +191,19 @@ export class DirectoryView {
     for (const l of this.#listeners) l(id, null);
   }
 
-  /** Moves `id` from the topic indexes of the topics it left to those it joined. */
-  #retopic(byTopic: Map<string, SortedIds>, id: string, from: readonly string[] | undefined, to: readonly string[] | undefined): void {
-    const left = topicsOf(from);
-    const joined = topicsOf(to);
-    if (left.length > 0) {
-      const staying = new Set(joined);
-      for (const topic of left) {
-        if (staying.has(topic)) continue;
-        const ids = byTopic.get(topic);
-        if (ids?.delete(id) && ids.size === 0) byTopic.delete(topic);
-      }
-    }
-    for (const topic of joined) {
-      let ids = byTopic.get(topic);
-      if (ids === undefined) byTopic.set(topic, (ids = new SortedIds()));
-      ids.add(id);
-    }
-  }
-
   /** The index, made from every record the first time (one sort: cheaper than an add per record). */
-  #indexed(): { readonly ids: SortedIds; readonly byTopic: Map<string, SortedIds> } {
+  #indexed(): Index {
     if (this.#index !== null) return this.#index;
     const ids = [...this.records.keys()].sort();
     const perTopic = new Map<string, string[]>();
+    const perUser = new Map<string, string[]>();
     for (const id of ids) {
-      for (const topic of topicsOf(this.records.get(id)!.topics)) {
-        const list = perTopic.get(topic);
-        if (list === undefined) perTopic.set(topic, [id]);
-        // in order, as the ids are (a topic listed twice in one record counts once)
-        else if (list[list.length - 1] !== id) list.push(id);
-      }
+      const r = this.records.get(id)!;
+      for (const topic of topicsOf(r.topics)) append(perTopic, topic, id);
+      const user = userOf(r);
+      if (user !== undefined) append(perUser, user, id);
     }
-    const byTopic = new Map<string, SortedIds>();
-    for (const [topic, list] of perTopic) byTopic.set(topic, SortedIds.of(list));
-    return (this.#index = { ids: SortedIds.of(ids), byTopic });
+    return (this.#index = { ids: SortedIds.of(ids), byTopic: madeOf(perTopic), byUser: madeOf(perUser) });
   }
 
   /** 'gone' means the id was seen closed (a KV delete marker); 'unknown' means never seen. */
@@ -216,11 +220,12 @@ export class DirectoryView {
   }
 
   list(options: ListOptions): { connections: ConnectionRecord[]; next: string | null } {
-    const { gateway, topic, cursor, limit } = options;
+    const { gateway, topic, user, cursor, limit } = options;
     // an id starts with its gateway's id and a dot, so one gateway's ids are a run of the order
     const prefix = gateway === undefined ? undefined : gateway + '.';
     const index = this.#indexed();
-    const source = topic === undefined ? index.ids : index.byTopic.get(topic);
+    // the narrowest index asked for (a user has a few connections, a topic some)
+    const source = user !== undefined ? index.byUser.get(user) : topic !== undefined ? index.byTopic.get(topic) : index.ids;
     const out: ConnectionRecord[] = [];
     let more = false;
     const from = prefix !== undefined && (cursor === undefined || cursor < prefix) ? prefix : cursor;
@@ -232,9 +237,15 @@ export class DirectoryView {
       }
       const r = this.records.get(id)!;
       if (gateway !== undefined && r.gateway !== gateway) continue;
+      if (user !== undefined && topic !== undefined && !topicsOf(r.topics).includes(topic)) continue;
       out.push(r);
     }
     return { connections: out, next: more ? out[out.length - 1]!.id : null };
+  }
+
+  /** The ids of every open connection of `user`, in order. */
+  ofUser(user: string): string[] {
+    return [...(this.#indexed().byUser.get(user)?.after() ?? [])];
   }
 
   /** The gateways' leases with their health and how many listed connections each holds (for `GET /gateways` and the admin page). */
@@ -264,4 +275,35 @@ export class DirectoryView {
     this.#watch = null;
     this.#listeners.clear();
   }
+}
+
+/** Moves `id` from the lists of the keys it left to those of the keys it joined. */
+function move(index: Map<string, SortedIds>, id: string, from: readonly string[], to: readonly string[]): void {
+  if (from.length > 0) {
+    const staying = new Set(to);
+    for (const key of from) {
+      if (staying.has(key)) continue;
+      const ids = index.get(key);
+      if (ids?.delete(id) && ids.size === 0) index.delete(key);
+    }
+  }
+  for (const key of to) {
+    let ids = index.get(key);
+    if (ids === undefined) index.set(key, (ids = new SortedIds()));
+    ids.add(id);
+  }
+}
+
+/** Adds `id` to `key`'s list; the ids come in order, so a repeat is the last one. */
+function append(lists: Map<string, string[]>, key: string, id: string): void {
+  const list = lists.get(key);
+  if (list === undefined) lists.set(key, [id]);
+  else if (list[list.length - 1] !== id) list.push(id);
+}
+
+/** An index made from sorted lists. */
+function madeOf(lists: Map<string, string[]>): Map<string, SortedIds> {
+  const index = new Map<string, SortedIds>();
+  for (const [key, list] of lists) index.set(key, SortedIds.of(list));
+  return index;
 }

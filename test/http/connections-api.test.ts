@@ -1,5 +1,6 @@
 import t from 'tap';
 import { connect, type Msg } from '@nats-io/transport-node';
+import { SignJWT } from 'jose';
 import { startNatsServer } from '../harness/nats-server.js';
 import { startConnectionService, startGateway, uniquePrefix } from '../harness/stack.js';
 import { TestClient, eventually } from '../harness/ws-client.js';
@@ -187,4 +188,63 @@ t.test('the same API mounted on a gateway with --api: its own connections withou
   t.match(await c.waitClosed(), { code: 4321, reason: 'bye' });
   t.match(await api(base, 'POST', `/connections/${id}/messages`, 'late', auth), { status: 410, json: { error: 'gone' } }, 'own connection gone: 410');
   t.equal((await api(base, 'GET', '/connections')).status, 401);
+});
+
+t.test("a user's connections on every gateway: listed, sent to and closed together", async (t) => {
+  const prefix = uniquePrefix();
+  const secret = 'user-test-secret';
+  const token = (sub: string) => new SignJWT({ sub }).setProtectedHeader({ alg: 'HS256' }).setExpirationTime('5m').sign(new TextEncoder().encode(secret));
+  const svc = await startConnectionService({ natsUrl: nats.url, prefix, flags: { maxPayload: 1024 } });
+  t.teardown(() => svc.close());
+  // one gateway also mounts the API: its own connections are served in process, the other's over NATS
+  const g0 = await startGateway({ natsUrl: nats.url, prefix, id: 'gu0', flags: { jwtSecret: secret, api: true } });
+  const g1 = await startGateway({ natsUrl: nats.url, prefix, id: 'gu1', flags: { jwtSecret: secret } });
+  t.teardown(() => Promise.all([g0.close(), g1.close()]));
+  const as = async (url: string, sub: string) => TestClient.connectKept(url, { headers: { authorization: `Bearer ${await token(sub)}` } });
+  // a user id with a character that must be percent-encoded in a path
+  const alice = 'auth0|alice';
+  const a0 = await as(g0.url, alice);
+  const a1 = await as(g1.url, alice);
+  const bob = await as(g0.url, 'bob');
+  t.teardown(() => Promise.all([a0.close(), a1.close(), bob.close()]));
+  const path = `/users/${encodeURIComponent(alice)}`;
+
+  const listed = await eventually(async () => {
+    const r = await api(svc.url, 'GET', `/connections?user=${encodeURIComponent(alice)}`);
+    return r.json.connections.length === 2 ? r : null;
+  }, 5_000, "alice's two connections listed");
+  t.same(listed.json.connections.map((c: any) => c.gateway).sort(), ['gu0', 'gu1'], 'one on each gateway');
+  t.ok(listed.json.connections.every((c: any) => c.identity.sub === alice), 'only hers');
+  t.same((await api(svc.url, 'GET', `/connections?user=${encodeURIComponent(alice)}&gateway=gu1`)).json.connections.map((c: any) => c.gateway), ['gu1'], 'and on one gateway');
+  t.same((await api(svc.url, 'GET', '/connections?user=nobody')).json, { connections: [], next: null }, 'a user with no connection');
+
+  t.same(await api(svc.url, 'POST', `${path}/messages`, 'hello alice'), { status: 200, json: { ok: true, connections: 2, sent: 2, gone: 0, failed: 0 } });
+  t.equal((await a0.next()).text(), 'hello alice');
+  t.equal((await a1.next()).text(), 'hello alice', 'reached her on both gateways');
+  const bytes = new Uint8Array([0, 255, 7]);
+  t.match(await api(`http://127.0.0.1:${g0.gw.port}`, 'POST', `${path}/messages`, bytes, { 'content-type': 'application/octet-stream' }), { status: 200, json: { sent: 2 } }, 'through the API on a gateway too');
+  for (const c of [a0, a1]) {
+    const f = await c.next();
+    t.ok(f.binary, 'binary for octet-stream');
+    t.same([...f.data], [...bytes]);
+  }
+  t.same(await api(svc.url, 'POST', '/users/nobody/messages', 'x'), { status: 200, json: { ok: true, connections: 0, sent: 0, gone: 0, failed: 0 } }, 'nobody to send to: 200, none sent');
+
+  for (const [method, p, body] of [
+    ['POST', '/users/%E0%A4%A/messages', 'x'],
+    ['POST', `/users/${'u'.repeat(1025)}/messages`, 'x'],
+    ['DELETE', '/users/%FF'],
+    ['DELETE', `${path}?code=1006`],
+    ['GET', '/connections?user='],
+  ] as const) {
+    t.match(await api(svc.url, method, p, body), { status: 400, json: { error: p.includes('code=') ? 'invalid_code' : 'invalid_user' } }, `${method} ${p.slice(0, 40)} -> 400`);
+  }
+  t.match(await api(svc.url, 'POST', `${path}/messages`, 'x'.repeat(1025)), { status: 413 });
+
+  t.same(await api(svc.url, 'DELETE', `${path}?code=4403&reason=signed%20out`), { status: 200, json: { ok: true, connections: 2, closed: 2, gone: 0, failed: 0 } });
+  t.match(await a0.waitClosed(), { code: 4403, reason: 'signed out' });
+  t.match(await a1.waitClosed(), { code: 4403, reason: 'signed out' });
+  await eventually(async () => (await api(svc.url, 'GET', `/connections?user=${encodeURIComponent(alice)}`)).json.connections.length === 0, 5_000, 'her records gone');
+  t.match(await api(svc.url, 'POST', '/users/bob/messages', 'still here'), { status: 200, json: { sent: 1 } });
+  t.equal((await bob.next()).text(), 'still here', "bob's connection stayed open, and had none of hers");
 });

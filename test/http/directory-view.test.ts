@@ -7,7 +7,7 @@ import { startNatsServer } from '../harness/nats-server.js';
 import { quietLog, uniquePrefix } from '../harness/stack.js';
 import { eventually } from '../harness/ws-client.js';
 
-const record = (id: string, topics: string[] = []): ConnectionRecord => ({
+const record = (id: string, topics: string[] = [], user?: string): ConnectionRecord => ({
   id,
   gateway: id.slice(0, id.indexOf('.')),
   connectedAt: 0,
@@ -17,11 +17,11 @@ const record = (id: string, topics: string[] = []): ConnectionRecord => ({
   headers: {},
   remoteAddress: '127.0.0.1',
   subprotocol: '',
-  identity: null,
+  identity: user === undefined ? null : { sub: user },
 });
 
 /** Every id the view lists, page after page of `limit`, with the filters given. */
-function pageThrough(view: DirectoryView, limit: number, filter: { gateway?: string; topic?: string } = {}): string[] {
+function pageThrough(view: DirectoryView, limit: number, filter: { gateway?: string; topic?: string; user?: string } = {}): string[] {
   const out: string[] = [];
   let cursor: string | undefined;
   for (let pages = 0; pages < 10_000; pages++) {
@@ -44,13 +44,17 @@ t.test('paging stays in id order, every open id once, while connections open, cl
   t.teardown(() => view.stop());
 
   const open = new Map<string, string[]>();
+  /** Each id's user (its identity's sub), for those that have one. */
+  const users = new Map<string, string>();
   let n = 0;
   const add = () => {
     // ids of three gateways (one's id the start of another's), tokens in no particular order
     const id = `${['gw0', 'gw1', 'gw10'][n % 3]}.t${((n * 7919) % 10007).toString(36)}x${n++}`;
     const topics = n % 4 === 0 ? ['news'] : n % 5 === 0 ? ['news', 'sport'] : [];
+    const user = n % 3 === 0 ? `u${n % 4}` : undefined;
     open.set(id, topics);
-    dir.put(record(id, topics));
+    if (user !== undefined) users.set(id, user);
+    dir.put(record(id, topics, user));
   };
   const settled = () => eventually(() => (view.records.size === open.size && [...open.keys()].every((id) => view.records.has(id)) ? true : null), 5_000, 'the view caught up');
   const expect = (filter: (id: string, topics: string[]) => boolean = () => true) => [...open].filter(([id, topics]) => filter(id, topics)).map(([id]) => id).sort();
@@ -71,13 +75,16 @@ t.test('paging stays in id order, every open id once, while connections open, cl
       if (!open.has(ids[i]!)) continue;
       // joins news, leaves sport
       open.set(ids[i]!, ['news']);
-      dir.put(record(ids[i]!, ['news']));
+      dir.put(record(ids[i]!, ['news'], users.get(ids[i]!)));
     }
     await settled();
     t.same(pageThrough(view, 1 + round * 13), expect(), `round ${round}: every id once, in order`);
     t.same(pageThrough(view, 25, { topic: 'news' }), expect((_id, topics) => topics.includes('news')), `round ${round}: filtered by topic`);
     t.same(pageThrough(view, 1000, { gateway: 'gw1' }), expect((id) => id.startsWith('gw1.')), `round ${round}: filtered by gateway`);
     t.same(pageThrough(view, 9, { gateway: 'gw10', topic: 'sport' }), expect((id, topics) => id.startsWith('gw10.') && topics.includes('sport')), `round ${round}: by gateway and topic`);
+    t.same(pageThrough(view, 4, { user: 'u1' }), expect((id) => users.get(id) === 'u1'), `round ${round}: one user's`);
+    t.same(view.ofUser('u2'), expect((id) => users.get(id) === 'u2'), `round ${round}: one user's, all at once`);
+    t.same(pageThrough(view, 3, { user: 'u3', topic: 'news', gateway: 'gw1' }), expect((id, topics) => users.get(id) === 'u3' && topics.includes('news') && id.startsWith('gw1.')), `round ${round}: a user's, by topic and gateway`);
   }
 
   t.same(view.list({ topic: 'nobody', limit: 10 }), { connections: [], next: null }, 'a topic nobody is in');
@@ -94,7 +101,7 @@ t.test('paging stays in id order, every open id once, while connections open, cl
   const again = [...open.keys()][3]!;
   dir.remove(again);
   await eventually(() => (view.records.has(again) ? null : true), 5_000, 'closed');
-  dir.put(record(again, open.get(again)));
+  dir.put(record(again, open.get(again), users.get(again)));
   await settled();
   t.same(pageThrough(view, 50), expect(), 'an id removed and added again: once');
 
