@@ -3,7 +3,7 @@ import type { QueuedIterator } from '@nats-io/transport-node';
 import type { KvWatchEntry } from '@nats-io/kv';
 import type { ConnectionRecord, GatewayLease } from '../protocol/events.js';
 import type { ConnectionDirectory } from '../nats/directory.js';
-import { SortedIds } from './sorted-ids.js';
+import { IdIndex, SortedIds } from './sorted-ids.js';
 
 /** How many recently closed ids are remembered to answer 410 rather than 404. */
 const GONE_MEMORY = 100_000;
@@ -44,8 +44,8 @@ const usersOf = (record: ConnectionRecord | undefined): readonly string[] => {
 interface Index {
   /** Every open id. */
   readonly ids: SortedIds;
-  readonly byTopic: Map<string, SortedIds>;
-  readonly byUser: Map<string, SortedIds>;
+  readonly byTopic: IdIndex;
+  readonly byUser: IdIndex;
 }
 
 /**
@@ -167,8 +167,8 @@ export class DirectoryView {
     if (this.#index !== null) {
       const before = this.records.get(id);
       if (before === undefined) this.#index.ids.add(id);
-      move(this.#index.byTopic, id, topicsOf(before?.topics), topicsOf(record.topics));
-      move(this.#index.byUser, id, usersOf(before), usersOf(record));
+      this.#index.byTopic.move(id, topicsOf(before?.topics), topicsOf(record.topics));
+      this.#index.byUser.move(id, usersOf(before), usersOf(record));
     }
     this.records.set(id, record);
     this.#gone.delete(id);
@@ -181,8 +181,8 @@ export class DirectoryView {
       this.records.delete(id);
       if (this.#index !== null) {
         this.#index.ids.delete(id);
-        move(this.#index.byTopic, id, topicsOf(before.topics), []);
-        move(this.#index.byUser, id, usersOf(before), []);
+        this.#index.byTopic.move(id, topicsOf(before.topics), []);
+        this.#index.byUser.move(id, usersOf(before), []);
       }
     }
     this.#gone.delete(id);
@@ -203,7 +203,7 @@ export class DirectoryView {
       const user = userOf(r);
       if (user !== undefined) append(perUser, user, id);
     }
-    return (this.#index = { ids: SortedIds.of(ids), byTopic: madeOf(perTopic), byUser: madeOf(perUser) });
+    return (this.#index = { ids: SortedIds.of(ids), byTopic: IdIndex.of(perTopic), byUser: IdIndex.of(perUser) });
   }
 
   /** 'gone' means the id was seen closed (a KV delete marker); 'unknown' means never seen. */
@@ -224,12 +224,12 @@ export class DirectoryView {
     // an id starts with its gateway's id and a dot, so one gateway's ids are a run of the order
     const prefix = gateway === undefined ? undefined : gateway + '.';
     const index = this.#indexed();
+    const from = prefix !== undefined && (cursor === undefined || cursor < prefix) ? prefix : cursor;
     // the narrowest index asked for (a user has a few connections, a topic some)
-    const source = user !== undefined ? index.byUser.get(user) : topic !== undefined ? index.byTopic.get(topic) : index.ids;
+    const ids = user !== undefined ? index.byUser.after(user, from) : topic !== undefined ? index.byTopic.after(topic, from) : index.ids.after(from);
     const out: ConnectionRecord[] = [];
     let more = false;
-    const from = prefix !== undefined && (cursor === undefined || cursor < prefix) ? prefix : cursor;
-    for (const id of source?.after(from) ?? []) {
+    for (const id of ids) {
       if (prefix !== undefined && !id.startsWith(prefix)) break;
       if (out.length === limit) {
         more = true;
@@ -245,7 +245,7 @@ export class DirectoryView {
 
   /** The ids of every open connection of `user`, in order. */
   ofUser(user: string): string[] {
-    return [...(this.#indexed().byUser.get(user)?.after() ?? [])];
+    return [...this.#indexed().byUser.after(user)];
   }
 
   /** The gateways' leases with their health and how many listed connections each holds (for `GET /gateways` and the admin page). */
@@ -277,33 +277,9 @@ export class DirectoryView {
   }
 }
 
-/** Moves `id` from the lists of the keys it left to those of the keys it joined. */
-function move(index: Map<string, SortedIds>, id: string, from: readonly string[], to: readonly string[]): void {
-  if (from.length > 0) {
-    const staying = new Set(to);
-    for (const key of from) {
-      if (staying.has(key)) continue;
-      const ids = index.get(key);
-      if (ids?.delete(id) && ids.size === 0) index.delete(key);
-    }
-  }
-  for (const key of to) {
-    let ids = index.get(key);
-    if (ids === undefined) index.set(key, (ids = new SortedIds()));
-    ids.add(id);
-  }
-}
-
 /** Adds `id` to `key`'s list; the ids come in order, so a repeat is the last one. */
 function append(lists: Map<string, string[]>, key: string, id: string): void {
   const list = lists.get(key);
   if (list === undefined) lists.set(key, [id]);
   else if (list[list.length - 1] !== id) list.push(id);
-}
-
-/** An index made from sorted lists. */
-function madeOf(lists: Map<string, string[]>): Map<string, SortedIds> {
-  const index = new Map<string, SortedIds>();
-  for (const [key, list] of lists) index.set(key, SortedIds.of(list));
-  return index;
 }

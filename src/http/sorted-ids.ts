@@ -88,3 +88,59 @@ export class SortedIds {
     }
   }
 }
+
+/**
+ * Sorted ids per key (per topic, per user): the ids of a key in order, a lone id kept as itself
+ * rather than in a set of its own (most users have one connection, and a topic per user has one
+ * subscriber; a set costs about 300 bytes more).
+ */
+export class IdIndex {
+  readonly #byKey = new Map<string, string | SortedIds>();
+
+  /** An index of `lists` (each key's ids ascending, no repeats), made in one pass. */
+  static of(lists: Map<string, string[]>): IdIndex {
+    const index = new IdIndex();
+    for (const [key, ids] of lists) if (ids.length > 0) index.#byKey.set(key, ids.length === 1 ? ids[0]! : SortedIds.of(ids));
+    return index;
+  }
+
+  /** How many keys have ids. */
+  get size(): number {
+    return this.#byKey.size;
+  }
+
+  add(key: string, id: string): void {
+    const held = this.#byKey.get(key);
+    if (held === undefined) this.#byKey.set(key, id);
+    else if (typeof held !== 'string') held.add(id);
+    else if (held !== id) this.#byKey.set(key, SortedIds.of(held < id ? [held, id] : [id, held]));
+  }
+
+  delete(key: string, id: string): void {
+    const held = this.#byKey.get(key);
+    if (held === undefined) return;
+    if (typeof held === 'string') {
+      if (held === id) this.#byKey.delete(key);
+    } else if (held.delete(id)) {
+      if (held.size === 0) this.#byKey.delete(key);
+      else if (held.size === 1) this.#byKey.set(key, held.after().next().value!);
+    }
+  }
+
+  /** Moves `id` from the keys it left to those it joined (a record's topics before and after). */
+  move(id: string, from: readonly string[], to: readonly string[]): void {
+    if (from.length > 0) {
+      const staying = new Set(to);
+      for (const key of from) if (!staying.has(key)) this.delete(key, id);
+    }
+    for (const key of to) this.add(key, id);
+  }
+
+  /** `key`'s ids in order, from the first greater than `after` (from the first of all without it). */
+  after(key: string, after?: string): Iterable<string> {
+    const held = this.#byKey.get(key);
+    if (held === undefined) return [];
+    if (typeof held !== 'string') return held.after(after);
+    return after === undefined || held > after ? [held] : [];
+  }
+}

@@ -14,7 +14,7 @@ const n = Math.min(Number(o.count), 1_000_000);
 const nc = await connect({ servers: o.nats });
 const log = { debug() {}, info() {}, warn() {}, error() {}, child: () => log };
 const dir = await ConnectionDirectory.open(nc, { prefix: 'listbench', replicas: 1, log });
-const record = (i) => ({ id: `gw${i % 4}.t${((i * 7919) % 1000003).toString(36)}n${i}`, gateway: `gw${i % 4}`, connectedAt: 0, topics: i % 10 === 0 ? ['news'] : i % 10_000 === 1 ? ['rare'] : [], path: '/ws', query: '', headers: {}, remoteAddress: '127.0.0.1', subprotocol: '', identity: null });
+const record = (i) => ({ id: `gw${i % 4}.t${((i * 7919) % 1000003).toString(36)}n${i}`, gateway: `gw${i % 4}`, connectedAt: 0, topics: i % 10 === 0 ? ['news'] : i % 10_000 === 1 ? ['rare'] : [], path: '/ws', query: '', headers: {}, remoteAddress: '127.0.0.1', subprotocol: '', identity: { sub: `user${i % 50_000}` } });
 for (let i = 0; i < n; i++) {
   dir.put(record(i));
   if (i % 5000 === 0) await nc.flush();
@@ -60,6 +60,7 @@ await time('page of 100, 100 opens + 100 closes between listings', 100, { limit:
 await time('page of 100 filtered by topic (1 in 10), 100 opens + 100 closes between listings', 100, { topic: 'news', limit: 100 });
 await time('filtered by a topic 10 connections have (who is in this room)', 0, { topic: 'rare', limit: 100 });
 await time('filtered by gateway, page of 100', 0, { gateway: 'gw3', limit: 100 });
+await time("one user's connections (two each)", 0, { user: 'user7', limit: 100 });
 view.stop();
 dir.close();
 await nc.close();

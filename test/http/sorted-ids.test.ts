@@ -1,5 +1,5 @@
 import t from 'tap';
-import { SortedIds } from '../../src/http/sorted-ids.js';
+import { IdIndex, SortedIds } from '../../src/http/sorted-ids.js';
 
 /** A reproducible pseudo-random sequence (the same ids and operations on every run). */
 function random(seed: number): () => number {
@@ -71,4 +71,49 @@ t.test('empty, one id, a cursor past the end', async (t) => {
   t.equal(ids.delete('b'), true);
   t.equal(ids.size, 0);
   t.same([...ids.after('a')], []);
+});
+
+t.test('IdIndex: ids per key, a lone id held as itself, as a map of sorted sets would answer', async (t) => {
+  const next = random(7);
+  const model = new Map<string, Set<string>>();
+  const expected = (key: string, after?: string) => [...(model.get(key) ?? [])].sort().filter((id) => after === undefined || id > after);
+  let index = new IdIndex();
+  let mismatches = 0;
+  for (let round = 0; round < 30; round++) {
+    // made at once from sorted lists half way, as the view makes it on its first listing
+    if (round === 15) index = IdIndex.of(new Map([...model].map(([k, ids]) => [k, [...ids].sort()])));
+    for (let op = 0; op < 400; op++) {
+      // few ids per key: keys go between none, one and several all the time
+      const key = `k${Math.floor(next() * 40)}`;
+      const id = `gw.${Math.floor(next() * 12)}`;
+      const ids = model.get(key) ?? new Set<string>();
+      if (next() < 0.55) {
+        index.add(key, id);
+        model.set(key, ids.add(id));
+      } else {
+        index.delete(key, id);
+        ids.delete(id);
+        if (ids.size === 0) model.delete(key);
+      }
+    }
+    if (index.size !== model.size) mismatches++;
+    for (let k = 0; k < 40; k++) {
+      const key = `k${k}`;
+      const cursor = `gw.${Math.floor(next() * 12)}`;
+      if ([...index.after(key)].join() !== expected(key).join()) mismatches++;
+      if ([...index.after(key, cursor)].join() !== expected(key, cursor).join()) mismatches++;
+    }
+  }
+  t.equal(mismatches, 0, 'every listing, whole and from a cursor, and the count of keys');
+
+  const moved = new IdIndex();
+  moved.move('a', [], ['x', 'y']);
+  moved.move('b', [], ['y']);
+  moved.move('a', ['x', 'y'], ['y', 'z']);
+  t.same([...moved.after('x')], [], 'left x');
+  t.same([...moved.after('y')], ['a', 'b'], 'stayed in y, once');
+  t.same([...moved.after('z')], ['a'], 'joined z');
+  moved.move('a', ['y', 'z'], []);
+  moved.move('b', ['y'], []);
+  t.equal(moved.size, 0, 'no key left when every id left');
 });
