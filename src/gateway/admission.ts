@@ -2,7 +2,7 @@ import { STATUS_CODES } from 'node:http';
 import type { NatsConnection } from '@nats-io/transport-node';
 import type { Logger } from 'pino';
 import type { Config } from '../config/schema.js';
-import { createJwtVerifier, findToken, KeySetUnavailable } from '../auth/jwt.js';
+import { createJwtVerifier, findToken, KeySetUnavailable, TOKEN_PROTOCOL_PREFIX } from '../auth/jwt.js';
 import type { FrameData } from '../handlers/types.js';
 import { parseAuthReply, type AuthReply, type AuthRequest } from '../protocol/events.js';
 import type { Subjects } from '../protocol/subjects.js';
@@ -119,6 +119,11 @@ export class Admission {
     if (typeof route !== 'string') return { refuse: ['400 Bad Request', `invalid route ${JSON.stringify(route.invalid.slice(0, 64))}: use A-Z a-z 0-9 _ -`] };
     const found = findToken({ authorization: r.authorization, protocols: r.offered, query: r.query }, this.#config.tokenQuery);
     if (this.#verifier && found.token === null) return { refuse: ['401 Unauthorized', 'a token is required: Authorization: Bearer <jwt>, or the subprotocol wsgw.bearer.<jwt>'] };
+    // the token entry is never selected, and a client (every browser, and ws) fails a handshake that
+    // selects none of the subprotocols it offered: it would open and at once drop, with no reason given
+    if (found.protocols.length === 0 && r.offered.includes(TOKEN_PROTOCOL_PREFIX)) {
+      return { refuse: ['400 Bad Request', `offer a subprotocol of your own next to ${TOKEN_PROTOCOL_PREFIX}<jwt>, e.g. new WebSocket(url, ['${TOKEN_PROTOCOL_PREFIX}' + jwt, 'wsgw']): the token entry is never selected, and a client fails a handshake that selects none of its subprotocols`] };
+    }
     // the token entry is never echoed: the first other offered subprotocol is selected
     return { route, query: this.#config.tokenQuery ? withoutToken(r.query) : r.query, subprotocol: found.protocols[0] ?? '', token: found.token };
   }

@@ -62,6 +62,9 @@ t.test('a JWT: required before anything async, never echoed, stripped from the r
   const token = await new SignJWT({ sub: 'ann' }).setProtectedHeader({ alg: 'HS256' }).setIssuedAt().setExpirationTime('5m').sign(new TextEncoder().encode(SECRET));
   const viaProtocol = jwt.check(request({ offered: `wsgw.bearer.${token}, chat.v1` }));
   t.same(viaProtocol, { route: 'default', query: '', subprotocol: 'chat.v1', token }, 'the token entry is not selected');
+  t.match(jwt.check(request({ offered: `wsgw.bearer.${token}` })), { refuse: ['400 Bad Request', /offer a subprotocol of your own/] }, 'the token entry alone: a client would fail the handshake, so 400');
+  t.match(admission().check(request({ offered: `wsgw.bearer.${token}` })), { refuse: ['400 Bad Request', /offer a subprotocol of your own/] }, 'also on a gateway that checks no token');
+  t.same(admission().check(request({ offered: ' , ' })), { route: 'default', query: '', subprotocol: '', token: null }, 'an empty offer is no token entry: no subprotocol selected, admitted');
   const viaQuery = jwt.check(request({ query: `room=a&token=${token}` }));
   t.match(viaQuery, { query: 'room=a', token }, 'the token leaves the query before it is recorded');
 

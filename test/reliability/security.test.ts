@@ -69,6 +69,13 @@ t.test('HS256 JWT at upgrade: missing, forged, expired refused with 401; claims 
   t.match(await refused(url, { headers: { authorization: `Bearer ${await hs256({ sub: 'x' }, 'wrong-secret-wrong-secret-wrong-secret')}` } }), { status: 401, body: /token rejected/ }, 'forged: 401');
   t.match(await refused(url, { headers: { authorization: `Bearer ${await hs256({ sub: 'x' }, SECRET, '-1m')}` } }), { status: 401, body: /ERR_JWT_EXPIRED/ }, 'expired: 401');
   t.match(await refused(url, { headers: { authorization: 'Bearer not.a.jwt' } }), { status: 401 }, 'garbage: 401');
+  // a client offering no subprotocol but the token's would open and at once fail (the entry is never
+  // selected): refused up front, with what to do
+  t.match(
+    await refused(url, { protocols: [`wsgw.bearer.${await hs256({ sub: 'ann' })}`] }),
+    { status: 400, body: /offer a subprotocol of your own next to wsgw\.bearer\.<jwt>/ },
+    'the token subprotocol alone: 400, saying to offer one of your own',
+  );
   t.equal(seen.length, 0, 'nothing published for refused upgrades');
   t.same(await directory.ids(), [], 'no KV record for refused upgrades');
 
