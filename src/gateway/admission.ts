@@ -121,11 +121,16 @@ export class Admission {
     if (this.#verifier && found.token === null) return { refuse: ['401 Unauthorized', 'a token is required: Authorization: Bearer <jwt>, or the subprotocol wsgw.bearer.<jwt>'] };
     // the token entry is never selected, and a client (every browser, and ws) fails a handshake that
     // selects none of the subprotocols it offered: it would open and at once drop, with no reason given
+    const speaks = this.#config.subprotocols;
     if (found.protocols.length === 0 && r.offered.includes(TOKEN_PROTOCOL_PREFIX)) {
-      return { refuse: ['400 Bad Request', `offer a subprotocol of your own next to ${TOKEN_PROTOCOL_PREFIX}<jwt>, e.g. new WebSocket(url, ['${TOKEN_PROTOCOL_PREFIX}' + jwt, 'wsgw']): the token entry is never selected, and a client fails a handshake that selects none of its subprotocols`] };
+      const example = speaks.length > 0 ? `one of ${speaks.join(', ')}` : `e.g. new WebSocket(url, ['${TOKEN_PROTOCOL_PREFIX}' + jwt, 'wsgw'])`;
+      return { refuse: ['400 Bad Request', `offer a subprotocol of your own next to ${TOKEN_PROTOCOL_PREFIX}<jwt> (${example}): the token entry is never selected, and a client fails a handshake that selects none of its subprotocols`] };
     }
-    // the token entry is never echoed: the first other offered subprotocol is selected
-    return { route, query: this.#config.tokenQuery ? withoutToken(r.query) : r.query, subprotocol: found.protocols[0] ?? '', token: found.token };
+    // the token entry is never echoed: the first other offered subprotocol is selected, or with
+    // --subprotocols the first offered that the gateway speaks
+    const subprotocol = speaks.length === 0 || found.protocols.length === 0 ? (found.protocols[0] ?? '') : (found.protocols.find((p) => speaks.includes(p)) ?? null);
+    if (subprotocol === null) return { refuse: ['400 Bad Request', `none of the offered subprotocols is spoken here; offer one of ${speaks.join(', ')}`] };
+    return { route, query: this.#config.tokenQuery ? withoutToken(r.query) : r.query, subprotocol, token: found.token };
   }
 
   /** True when `origin` is a subdomain origin an `https://*.example.com` entry allows (one or more labels, same scheme and port). */

@@ -34,6 +34,18 @@ t.test('the synchronous checks, cheapest first', async (t) => {
   t.match(strict.check(request({ remoteAddress: '127.0.0.2' })), { route: 'default' }, 'another address has its own bucket');
 });
 
+t.test('--subprotocols: the first offered that the gateway speaks; none of them offered, 400 naming them', async (t) => {
+  const a = admission({ subprotocols: 'chat.v2,chat.v1' });
+  t.match(a.check(request({ offered: 'chat.v3, chat.v1, chat.v2' })), { subprotocol: 'chat.v1' }, "the client's order: its first that is spoken");
+  t.match(a.check(request({ offered: 'chat.v3' })), { refuse: ['400 Bad Request', 'none of the offered subprotocols is spoken here; offer one of chat.v2, chat.v1'] });
+  t.match(a.check(request()), { subprotocol: '' }, 'a client that offers none is served without one');
+  t.match(a.check(request({ offered: 'wsgw.bearer.abc, chat.v2' })), { subprotocol: 'chat.v2', token: 'abc' }, 'next to a token entry');
+  t.match(a.check(request({ offered: 'wsgw.bearer.abc' })), { refuse: ['400 Bad Request', /next to wsgw\.bearer\.<jwt> \(one of chat\.v2, chat\.v1\)/] }, 'the token entry alone: told which to offer');
+  for (const bad of ['wsgw.bearer.x', 'a b', 'a"b', 'é']) {
+    t.throws(() => testConfig('gateway', { subprotocols: bad }), { name: 'ConfigError', message: /--subprotocols/ }, `refused: ${JSON.stringify(bad)}`);
+  }
+});
+
 t.test('--origins: exact origins, and https://*.example.com for subdomains only', async (t) => {
   const a = admission({ origins: 'https://app.example.com,https://*.example.org,http://*.dev.example.net:3000' });
   const allowed = (origin: string) => !('refuse' in a.check(request({ origin })));

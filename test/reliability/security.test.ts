@@ -100,6 +100,17 @@ t.test('HS256 JWT at upgrade: missing, forged, expired refused with 401; claims 
   t.ok(lines.some((l) => l.includes('token rejected')), 'refusals are logged (without the token)');
 });
 
+t.test('--subprotocols through real upgrades: the client gets the first it offered that the gateway speaks, or 400 naming them', async (t) => {
+  const g = await startGateway({ handler: echoHandler, flags: { subprotocols: 'chat.v2,chat.v1' } });
+  t.teardown(() => g.close());
+  const c = await TestClient.connect(g.url, { protocols: ['chat.v3', 'chat.v1'] });
+  t.teardown(() => c.close());
+  t.equal(c.ws.protocol, 'chat.v1', 'selected: the first offered that is spoken');
+  c.send('ping');
+  t.equal((await c.next()).text(), 'ping', 'and served');
+  t.match(await refused(g.url, { protocols: ['chat.v3'] }), { status: 400, body: /none of the offered subprotocols is spoken here; offer one of chat\.v2, chat\.v1/ });
+});
+
 t.test('?token= is refused unless --token-query', async (t) => {
   const g = await startGateway({ handler: echoHandler, flags: { jwtSecret: SECRET } });
   t.teardown(() => g.close());
