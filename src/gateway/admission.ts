@@ -118,7 +118,11 @@ export class Admission {
     if (route === null) return { refuse: ['404 Not Found', `no WebSocket endpoint at ${r.url}`] };
     if (typeof route !== 'string') return { refuse: ['400 Bad Request', `invalid route ${JSON.stringify(route.invalid.slice(0, 64))}: use A-Z a-z 0-9 _ -`] };
     const found = findToken({ authorization: r.authorization, protocols: r.offered, query: r.query }, this.#config.tokenQuery);
-    if (this.#verifier && found.token === null) return { refuse: ['401 Unauthorized', 'a token is required: Authorization: Bearer <jwt>, or the subprotocol wsgw.bearer.<jwt>'] };
+    if (this.#verifier && found.token === null) {
+      // a token sent where this gateway does not look: say where it does
+      const ignored = !this.#config.tokenQuery && new URLSearchParams(r.query).has('token') ? ' (?token= is read only with --token-query)' : '';
+      return { refuse: ['401 Unauthorized', `a token is required: Authorization: Bearer <jwt>, or the subprotocol wsgw.bearer.<jwt>${ignored}`] };
+    }
     // the token entry is never selected, and a client (every browser, and ws) fails a handshake that
     // selects none of the subprotocols it offered: it would open and at once drop, with no reason given
     const speaks = this.#config.subprotocols;
