@@ -1,8 +1,9 @@
 import t from 'tap';
 import { connect, type Msg } from '@nats-io/transport-node';
 import { SignJWT } from 'jose';
+import { ConnectionDirectory } from '../../src/nats/directory.js';
 import { startNatsServer } from '../harness/nats-server.js';
-import { startConnectionService, startGateway, uniquePrefix } from '../harness/stack.js';
+import { quietLog, startConnectionService, startGateway, uniquePrefix } from '../harness/stack.js';
 import { TestClient, eventually } from '../harness/ws-client.js';
 
 const nats = await startNatsServer();
@@ -247,4 +248,33 @@ t.test("a user's connections on every gateway: listed, sent to and closed togeth
   await eventually(async () => (await api(svc.url, 'GET', `/connections?user=${encodeURIComponent(alice)}`)).json.connections.length === 0, 5_000, 'her records gone');
   t.match(await api(svc.url, 'POST', '/users/bob/messages', 'still here'), { status: 200, json: { sent: 1 } });
   t.equal((await bob.next()).text(), 'still here', "bob's connection stayed open, and had none of hers");
+});
+
+t.test("a user's fan-out counts what was sent, what had gone and what no gateway answered in time", async (t) => {
+  const prefix = uniquePrefix();
+  const svc = await startConnectionService({ natsUrl: nats.url, prefix, flags: { requestTimeout: 300 } });
+  t.teardown(() => svc.close());
+  const secret = 'fan-out-secret';
+  const g = await startGateway({ natsUrl: nats.url, prefix, id: 'gl', flags: { jwtSecret: secret } });
+  t.teardown(() => g.close());
+  const jwt = await new SignJWT({ sub: 'carol' }).setProtectedHeader({ alg: 'HS256' }).setExpirationTime('5m').sign(new TextEncoder().encode(secret));
+  const live = await TestClient.connectKept(g.url, { headers: { authorization: `Bearer ${jwt}` } });
+  t.teardown(() => live.close());
+  // two more of carol's records, written as their gateways would: one whose gateway is gone (nothing
+  // listens for it), one whose gateway is stuck (it receives and never answers)
+  const nc = await connect({ servers: nats.url });
+  t.teardown(() => nc.close());
+  const dir = await ConnectionDirectory.open(nc, { prefix, replicas: 1, log: quietLog });
+  t.teardown(() => dir.close());
+  const record = (id: string) => ({ id, gateway: id.split('.')[0]!, connectedAt: Date.now(), topics: [], path: '/ws', query: '', headers: {}, remoteAddress: '127.0.0.1', subprotocol: '', identity: { sub: 'carol' } });
+  dir.put(record('gdead.c1'));
+  dir.put(record('gstuck.c2'));
+  let stuckGot = 0;
+  nc.subscribe(`${prefix}.out.gstuck.*`, { callback: () => stuckGot++ });
+  await nc.flush();
+  await eventually(async () => (await api(svc.url, 'GET', '/connections?user=carol')).json.connections.length === 3, 5_000, "carol's three listed");
+
+  t.same(await api(svc.url, 'POST', '/users/carol/messages', 'hi carol'), { status: 200, json: { ok: false, connections: 3, sent: 1, gone: 1, failed: 1 } }, 'ok is false: one was not answered');
+  t.equal((await live.next()).text(), 'hi carol', 'the live one got it');
+  t.equal(stuckGot, 1, 'the stuck gateway was asked');
 });
