@@ -298,6 +298,16 @@ export function mountConnectionsApi(app: TemplatedApp, options: ConnectionsApiOp
     }),
   );
 
+  // how many are in a room: a count kept by the live copy, no pass over the room
+  app.get(
+    '/topics/:topic',
+    route((_res, req) => {
+      const topic = req.getParameter(0)!;
+      assertToken('topic', topic);
+      return () => ({ status: 200, body: { topic, connections: view.subscribers(topic) } });
+    }),
+  );
+
   // a user's every connection, on any gateway: the user is its identity's `sub` (userOf)
   app.post(
     '/users/:user/messages',

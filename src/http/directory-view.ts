@@ -243,6 +243,11 @@ export class DirectoryView {
     return { connections: out, next: more ? out[out.length - 1]!.id : null };
   }
 
+  /** How many open connections are subscribed to `topic` (one lookup, however many there are). */
+  subscribers(topic: string): number {
+    return this.#indexed().byTopic.count(topic);
+  }
+
   /** The ids of every open connection of `user`, in order. */
   ofUser(user: string): string[] {
     return [...this.#indexed().byUser.after(user)];

@@ -136,6 +136,12 @@ export class IdIndex {
     for (const key of to) this.add(key, id);
   }
 
+  /** How many ids `key` has. */
+  count(key: string): number {
+    const held = this.#byKey.get(key);
+    return held === undefined ? 0 : typeof held === 'string' ? 1 : held.size;
+  }
+
   /** `key`'s ids in order, from the first greater than `after` (from the first of all without it). */
   after(key: string, after?: string): Iterable<string> {
     const held = this.#byKey.get(key);

@@ -67,6 +67,8 @@ t.test('the seed scenario through the connection service', async (t) => {
   t.equal((await api(svc.url, 'PUT', `/connections/${id0}/topics/news`)).status, 204);
   t.equal((await api(svc.url, 'PUT', `/connections/${id1}/topics/news`)).status, 204);
   await eventually(async () => (await api(svc.url, 'GET', '/connections?topic=news')).json.connections.length === 2, 5_000, 'topic filter');
+  t.same(await api(svc.url, 'GET', '/topics/news'), { status: 200, json: { topic: 'news', connections: 2 } }, 'how many are in the topic');
+  t.same((await api(svc.url, 'GET', '/topics/nobody')).json, { topic: 'nobody', connections: 0 });
   t.same(await api(svc.url, 'POST', '/topics/news/messages', 'breaking'), { status: 202, json: { ok: true } });
   t.equal((await c0.next()).text(), 'breaking');
   t.equal((await c1.next()).text(), 'breaking', 'broadcast reached both gateways');
@@ -98,6 +100,7 @@ t.test('error statuses, with bad input refused before any NATS call', async (t) 
     ['PUT', '/connections/gw0.abc/topics/bad.topic'],
     ['POST', '/topics/a*b/messages', 'x'],
     ['GET', '/connections?gateway=a.b'],
+    ['GET', '/topics/a.b'],
     ['GET', '/connections?limit=0'],
     ['GET', '/connections?cursor=nope'],
     ['DELETE', '/connections/gw0.abc?code=1006'],

@@ -82,6 +82,7 @@ t.test('paging stays in id order, every open id once, while connections open, cl
     t.same(pageThrough(view, 25, { topic: 'news' }), expect((_id, topics) => topics.includes('news')), `round ${round}: filtered by topic`);
     t.same(pageThrough(view, 1000, { gateway: 'gw1' }), expect((id) => id.startsWith('gw1.')), `round ${round}: filtered by gateway`);
     t.same(pageThrough(view, 9, { gateway: 'gw10', topic: 'sport' }), expect((id, topics) => id.startsWith('gw10.') && topics.includes('sport')), `round ${round}: by gateway and topic`);
+    t.equal(view.subscribers('sport'), expect((_id, topics) => topics.includes('sport')).length, `round ${round}: how many in a topic`);
     t.same(pageThrough(view, 4, { user: 'u1' }), expect((id) => users.get(id) === 'u1'), `round ${round}: one user's`);
     t.same(view.ofUser('u2'), expect((id) => users.get(id) === 'u2'), `round ${round}: one user's, all at once`);
     t.same(pageThrough(view, 3, { user: 'u3', topic: 'news', gateway: 'gw1' }), expect((id, topics) => users.get(id) === 'u3' && topics.includes('news') && id.startsWith('gw1.')), `round ${round}: a user's, by topic and gateway`);
