@@ -28,11 +28,13 @@ function topicsOf(topics: readonly string[] | undefined): readonly string[] {
 
 /**
  * The user a connection belongs to: its identity's `sub` (a JWT's subject, or the `sub` of the
- * identity an authorizer gave), when that is a non-empty string.
+ * identity an authorizer gave), when that is a non-empty string, or a number (as its decimal text:
+ * some identity providers and authorizers give numeric ids).
  */
 export function userOf(record: ConnectionRecord | undefined): string | undefined {
   const sub = record?.identity?.sub;
-  return typeof sub === 'string' && sub !== '' ? sub : undefined;
+  if (typeof sub === 'string') return sub === '' ? undefined : sub;
+  return typeof sub === 'number' && Number.isFinite(sub) ? String(sub) : undefined;
 }
 
 /** The one user of a record as a list (none, or one), for the index. */

@@ -98,6 +98,14 @@ t.test('paging stays in id order, every open id once, while connections open, cl
   t.same(view.list({ gateway: 'gw1', cursor: gw1[gw1.length - 1], limit: 3 }), { connections: [], next: null }, 'a cursor at its last id: nothing more');
   t.same(view.list({ gateway: 'gw1', limit: gw1.length }).next, null, 'a page holding exactly its ids: no next, though other gateways follow');
 
+  // a numeric sub (some authorizers give one) is the user of its decimal text; an empty one is none
+  dir.put({ ...record('gw0.numeric'), identity: { sub: 42 } });
+  dir.put({ ...record('gw0.emptysub'), identity: { sub: '' } });
+  open.set('gw0.numeric', []).set('gw0.emptysub', []);
+  await settled();
+  t.same(view.ofUser('42'), ['gw0.numeric'], 'sub 42 is user "42"');
+  t.same(view.ofUser(''), [], 'an empty sub is no user');
+
   // an id closed and opened again before the next listing (a record written again after a repair) is listed once
   const again = [...open.keys()][3]!;
   dir.remove(again);
