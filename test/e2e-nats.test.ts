@@ -113,6 +113,58 @@ t.test('KV record carries the metadata while open and is gone after close', asyn
   t.pass('record removed after close');
 });
 
+t.test("a connection's topic changes in one turn are one record write, and a closed connection's record is not written again", async (t) => {
+  const prefix = uniquePrefix();
+  const handler: Handler = {
+    async open(conn) {
+      if (conn.request.query === 'leave') {
+        // joins and closes in the same turn: the record goes, and is not written back
+        void conn.subscribe('x');
+        conn.close(4000, 'bye');
+        return;
+      }
+      // three joins and a leave at once: one write of the record with what they add up to
+      await Promise.all([conn.subscribe('a'), conn.subscribe('b'), conn.subscribe('c')]);
+      conn.send(conn.id);
+    },
+    async message(conn) {
+      await Promise.all([conn.unsubscribe('a'), conn.subscribe('d')]);
+      conn.send('moved');
+    },
+  };
+  const g = await startGateway({ natsUrl: nats.url, prefix, handler });
+  t.teardown(() => g.close());
+  const nc = await rawNats(t);
+  const writes = new Map<string, string[]>();
+  nc.subscribe(`$KV.${prefix}_connections.>`, {
+    callback: (_e, m) => {
+      const id = m.subject.slice(`$KV.${prefix}_connections.`.length);
+      writes.set(id, [...(writes.get(id) ?? []), m.data.length === 0 ? 'removed' : JSON.stringify(m.json<{ topics: string[] }>().topics)]);
+    },
+  });
+  await nc.flush();
+
+  const c = await TestClient.connect(g.url);
+  t.teardown(() => c.close());
+  const id = (await c.next()).text();
+  await eventually(() => (writes.get(id)?.length === 2 ? true : null), 5_000, 'two writes');
+  c.send('move');
+  t.equal((await c.next()).text(), 'moved');
+  await eventually(async () => ((await g.directory!.get(id))?.topics.length === 3 ? true : null), 5_000, 'the record moved');
+  t.same(writes.get(id), ['[]', '["a","b","c"]', '["b","c","d"]'], 'the open record, then one write per turn of changes');
+
+  const leaving = await TestClient.connect(`${g.url}?leave`);
+  t.match(await leaving.waitClosed(), { code: 4000 });
+  // a later connection's record written: the gateway's turns with the first close are long past
+  const later = await TestClient.connect(g.url);
+  t.teardown(() => later.close());
+  const laterId = (await later.next()).text();
+  await eventually(() => (writes.get(laterId)?.length === 2 ? true : null), 5_000, "the later connection's records");
+  const leftId = [...writes.keys()].find((k) => k !== id && k !== laterId)!;
+  t.equal(writes.get(leftId)!.at(-1), 'removed', 'the closed connection ends removed, not written back');
+  t.equal(await g.directory!.get(leftId), null);
+});
+
 t.test('a raw NATS subscriber answering with msg.respond reaches the client', async (t) => {
   const prefix = uniquePrefix();
   const nc = await rawNats(t);

@@ -284,14 +284,30 @@ export async function createGateway(options: GatewayOptions): Promise<Gateway> {
     topicRef(topic);
     return true;
   }
+  /**
+   * Connections whose topics changed this turn: each record is written once at the turn's end, with
+   * every change in it (a handler joining three topics at open, or three subscribe commands in one
+   * NATS read, write one record, not three). A connection closed meanwhile is not written: its
+   * record is being removed.
+   */
+  const retopiced = new Set<ConnData>();
+  function rewriteRecord(d: ConnData): void {
+    if (!nats) return;
+    if (retopiced.size === 0) setImmediate(writeRetopiced);
+    retopiced.add(d);
+  }
+  function writeRetopiced(): void {
+    for (const d of retopiced) if (!d.closed) nats!.directory.put(record(d));
+    retopiced.clear();
+  }
   function subscribeLocal(d: ConnData, topic: string): void {
-    if (joinTopic(d, topic)) nats?.directory.put(record(d));
+    if (joinTopic(d, topic)) rewriteRecord(d);
   }
   function unsubscribeLocal(d: ConnData, topic: string): void {
     if (d.closed || !d.ws || !d.topics?.delete(topic)) return;
     d.ws.unsubscribe(topic);
     topicUnref(topic);
-    nats?.directory.put(record(d));
+    rewriteRecord(d);
   }
   function closeLocal(d: ConnData, code: number | undefined, reason: string | undefined): void {
     if (d.closed || !d.ws) return;
