@@ -6,6 +6,8 @@ import type { Handler } from '../../src/handlers/types.js';
 import { launchChromium, screenshotPath } from '../harness/browser.js';
 import { startNatsServer } from '../harness/nats-server.js';
 import { startConnectionService, startGateway, startWorker, uniquePrefix } from '../harness/stack.js';
+import { SignJWT } from 'jose';
+import { TestClient } from '../harness/ws-client.js';
 
 const chatHandler = chat as unknown as Handler;
 const chromium = await launchChromium();
@@ -121,4 +123,40 @@ t.test('admin page: token, live list within a second, search, send, broadcast, c
   await logHas(user, 'closed by the server: 4321 closed from the admin page');
   await admin.waitForSelector(`tr[data-id="${id}"]`, { state: 'detached', timeout: 5_000 });
   t.pass('closed with the chosen code, and gone from the list');
+});
+
+t.test("admin page: a user's every connection signed out from one row", async (t) => {
+  const nats = await startNatsServer();
+  t.teardown(() => nats.stop());
+  const prefix = uniquePrefix();
+  const secret = 'admin-page-user-secret';
+  const svc = await startConnectionService({ natsUrl: nats.url, prefix });
+  t.teardown(() => svc.close());
+  const g0 = await startGateway({ natsUrl: nats.url, prefix, id: 'gwu0', flags: { jwtSecret: secret } });
+  const g1 = await startGateway({ natsUrl: nats.url, prefix, id: 'gwu1', flags: { jwtSecret: secret } });
+  t.teardown(() => Promise.all([g0.close(), g1.close()]));
+  const as = async (url: string, sub: string) => {
+    const jwt = await new SignJWT({ sub }).setProtectedHeader({ alg: 'HS256' }).setExpirationTime('5m').sign(new TextEncoder().encode(secret));
+    return TestClient.connectKept(url, { headers: { authorization: `Bearer ${jwt}` } });
+  };
+  // ann on two gateways (two devices), bob on one
+  const ann0 = await as(g0.url, 'ann');
+  const ann1 = await as(g1.url, 'ann');
+  const bob = await as(g0.url, 'bob');
+  t.teardown(() => Promise.all([ann0.close(), ann1.close(), bob.close()]));
+
+  const admin = await chromium.browser.newPage();
+  t.teardown(() => admin.close());
+  await admin.goto(`${svc.url}/ui`);
+  await admin.waitForFunction(() => document.querySelectorAll('#connections tr').length === 3, undefined, { timeout: 10_000 });
+  const annRow = admin.locator('#connections tr', { hasText: '"sub":"ann"' }).first();
+  await annRow.locator('input.code').fill('4403');
+  await annRow.locator('button:has-text("sign out user")').click();
+  t.match(await ann0.waitClosed(), { code: 4403, reason: 'signed out from the admin page' }, "ann's connection on one gateway closed");
+  t.match(await ann1.waitClosed(), { code: 4403 }, 'and on the other');
+  await admin.waitForFunction(() => document.querySelectorAll('#connections tr').length === 1, undefined, { timeout: 5_000 });
+  t.match(await admin.locator('#connections').innerText(), /"sub":"bob"/, "bob's row stays");
+  await admin.waitForFunction(() => document.body.innerText.includes('signed out ann: 2 connections closed'), undefined, { timeout: 5_000 });
+  t.pass('the page says how many it closed');
+  t.equal(bob.closed, null, "bob's connection stayed open");
 });
