@@ -150,17 +150,18 @@ t.test("a connection's topic changes in one turn are one record write, and a clo
   await eventually(() => (writes.get(id)?.length === 2 ? true : null), 5_000, 'two writes');
   c.send('move');
   t.equal((await c.next()).text(), 'moved');
-  await eventually(async () => ((await g.directory!.get(id))?.topics.length === 3 ? true : null), 5_000, 'the record moved');
+  await eventually(async () => ((await g.directory!.get(id))?.topics.includes('d') ? true : null), 5_000, 'the record moved');
+  await eventually(() => (writes.get(id)?.length === 3 ? true : null), 5_000, 'the third write seen');
   t.same(writes.get(id), ['[]', '["a","b","c"]', '["b","c","d"]'], 'the open record, then one write per turn of changes');
 
   const leaving = await TestClient.connect(`${g.url}?leave`);
   t.match(await leaving.waitClosed(), { code: 4000 });
-  // a later connection's record written: the gateway's turns with the first close are long past
+  const leftId = await eventually(() => [...writes.keys()].find((k) => k !== id && writes.get(k)!.at(-1) === 'removed'), 5_000, 'the closed connection removed');
+  // a later connection's records written: the gateway's turns with the first close are long past
   const later = await TestClient.connect(g.url);
   t.teardown(() => later.close());
   const laterId = (await later.next()).text();
   await eventually(() => (writes.get(laterId)?.length === 2 ? true : null), 5_000, "the later connection's records");
-  const leftId = [...writes.keys()].find((k) => k !== id && k !== laterId)!;
   t.equal(writes.get(leftId)!.at(-1), 'removed', 'the closed connection ends removed, not written back');
   t.equal(await g.directory!.get(leftId), null);
 });
