@@ -285,29 +285,37 @@ export async function createGateway(options: GatewayOptions): Promise<Gateway> {
     return true;
   }
   /**
-   * Connections whose topics changed this turn: each record is written once at the turn's end, with
-   * every change in it (a handler joining three topics at open, or three subscribe commands in one
-   * NATS read, write one record, not three). A connection closed meanwhile is not written: its
-   * record is being removed.
+   * Connections opened (with an in-process handler), or whose topics changed, this turn: each record
+   * is written once at the turn's end, with every change in it (a handler joining a room at open
+   * writes one record, not two; three subscribe commands in one NATS read write one, not three). A connection closed
+   * meanwhile is not written: its record is being removed.
    */
-  const retopiced = new Set<ConnData>();
-  function rewriteRecord(d: ConnData): void {
+  const dirtyRecords = new Set<ConnData>();
+  /** Of those, the ones opened this turn: their record's JSON but its topics, made once with the open event's. */
+  const openedRecords = new Map<ConnData, string>();
+  function writeRecord(d: ConnData): void {
     if (!nats) return;
-    if (retopiced.size === 0) setImmediate(writeRetopiced);
-    retopiced.add(d);
+    if (dirtyRecords.size === 0) setImmediate(writeDirtyRecords);
+    dirtyRecords.add(d);
   }
-  function writeRetopiced(): void {
-    for (const d of retopiced) if (!d.closed) nats!.directory.put(record(d));
-    retopiced.clear();
+  function writeDirtyRecords(): void {
+    for (const d of dirtyRecords) {
+      if (d.closed) continue;
+      const opened = openedRecords.get(d);
+      if (opened === undefined) nats!.directory.put(record(d));
+      else nats!.directory.putJson(d.id, `${opened},"topics":${JSON.stringify(topicList(d))}}`);
+    }
+    dirtyRecords.clear();
+    openedRecords.clear();
   }
   function subscribeLocal(d: ConnData, topic: string): void {
-    if (joinTopic(d, topic)) rewriteRecord(d);
+    if (joinTopic(d, topic)) writeRecord(d);
   }
   function unsubscribeLocal(d: ConnData, topic: string): void {
     if (d.closed || !d.ws || !d.topics?.delete(topic)) return;
     d.ws.unsubscribe(topic);
     topicUnref(topic);
-    rewriteRecord(d);
+    writeRecord(d);
   }
   function closeLocal(d: ConnData, code: number | undefined, reason: string | undefined): void {
     if (d.closed || !d.ws) return;
@@ -630,7 +638,15 @@ export async function createGateway(options: GatewayOptions): Promise<Gateway> {
         // record is that JSON with its topics, the event with its authorized flag (the same bytes
         // as serialising each: the fields in the same order)
         const shared = JSON.stringify(openEvent(d)).slice(0, -1);
-        nats.directory.putJson(d.id, `${shared},"topics":${JSON.stringify(topicList(d))}}`);
+        if (runtime) {
+          // an in-process handler may join topics as it opens: the record is written at the turn's
+          // end, with them (one write, not two). Without one nothing can join now: written at once,
+          // so a connect burst keeps no record waiting (they outlived young-generation collections)
+          openedRecords.set(d, shared);
+          writeRecord(d);
+        } else {
+          nats.directory.putJson(d.id, `${shared},"topics":${JSON.stringify(topicList(d))}}`);
+        }
         if (publisher) {
           publisher.publish(nats.subjects.inOpen, d.authorized ? `${shared},"authorized":true}` : `${shared}}`, undefined, '', durable ? `${d.id}-open` : '');
         }
