@@ -32,7 +32,7 @@ export interface ConnectionService {
 /** `wsgw connections`: the connections HTTP API on its own port (8004 by default). */
 export async function createConnectionService(options: ConnectionServiceOptions): Promise<ConnectionService> {
   const { config, nc, subjects, directory, log } = options;
-  const view = await DirectoryView.start(directory, log, config.goneRetention * 1000);
+  const view = await DirectoryView.start(directory, log, config.goneRetention * 1000, { indexed: true });
   // the connection service sweeps dead gateways too, so lost closes happen even when no gateway is left
   const app = createApp(tlsFiles(config));
   const metrics = new Metrics('connections');

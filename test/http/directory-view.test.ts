@@ -114,10 +114,19 @@ t.test('paging stays in id order, every open id once, while connections open, cl
   await settled();
   t.same(pageThrough(view, 50), expect(), 'an id removed and added again: once');
 
+  // a second view started as the connection service starts its own (the order made after the
+  // replay): the same listings from its first, and kept as records change
+  const served = await DirectoryView.start(dir, quietLog, Infinity, { indexed: true });
+  t.teardown(() => served.stop());
+  await eventually(() => (served.records.size === open.size ? true : null), 5_000, 'the second view caught up');
+  t.same(pageThrough(served, 13), expect(), 'started indexed: every id once, in order');
+  t.same(pageThrough(served, 5, { user: 'u1' }), expect((id) => users.get(id) === 'u1'), "started indexed: one user's");
+
   // enough opens to split the view's order into several chunks, then most of them closed
   for (let i = 0; i < 3000; i++) add();
   await settled();
   t.same(pageThrough(view, 1000), expect(), 'after 3,000 more opens');
+  t.same(pageThrough(served, 1000), expect(), 'the second view too');
   const all = [...open.keys()];
   for (let i = 0; i < all.length; i++) {
     if (i % 10 === 0) continue;
