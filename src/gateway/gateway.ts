@@ -284,29 +284,28 @@ export async function createGateway(options: GatewayOptions): Promise<Gateway> {
     topicRef(topic);
     return true;
   }
+  /** A record's JSON from the open event's JSON without its closing brace (`shared`) and its topics now. */
+  const recordJson = (d: ConnData, shared: string): string => `${shared},"topics":${JSON.stringify(topicList(d))}}`;
   /**
    * Connections opened (with an in-process handler), or whose topics changed, this turn: each record
    * is written once at the turn's end, with every change in it (a handler joining a room at open
-   * writes one record, not two; three subscribe commands in one NATS read write one, not three). A connection closed
-   * meanwhile is not written: its record is being removed.
+   * writes one record, not two; three subscribe commands in one NATS read write one, not three). A
+   * connection closed meanwhile is not written: its record is being removed. The value is the open
+   * event's JSON for a connection opened this turn (the record is made from it), else undefined.
    */
-  const dirtyRecords = new Set<ConnData>();
-  /** Of those, the ones opened this turn: their record's JSON but its topics, made once with the open event's. */
-  const openedRecords = new Map<ConnData, string>();
-  function writeRecord(d: ConnData): void {
+  const dirtyRecords = new Map<ConnData, string | undefined>();
+  function writeRecord(d: ConnData, opened?: string): void {
     if (!nats) return;
     if (dirtyRecords.size === 0) setImmediate(writeDirtyRecords);
-    dirtyRecords.add(d);
+    if (opened !== undefined || !dirtyRecords.has(d)) dirtyRecords.set(d, opened);
   }
   function writeDirtyRecords(): void {
-    for (const d of dirtyRecords) {
+    for (const [d, opened] of dirtyRecords) {
       if (d.closed) continue;
-      const opened = openedRecords.get(d);
       if (opened === undefined) nats!.directory.put(record(d));
-      else nats!.directory.putJson(d.id, `${opened},"topics":${JSON.stringify(topicList(d))}}`);
+      else nats!.directory.putJson(d.id, recordJson(d, opened));
     }
     dirtyRecords.clear();
-    openedRecords.clear();
   }
   function subscribeLocal(d: ConnData, topic: string): void {
     if (joinTopic(d, topic)) writeRecord(d);
@@ -642,10 +641,9 @@ export async function createGateway(options: GatewayOptions): Promise<Gateway> {
           // an in-process handler may join topics as it opens: the record is written at the turn's
           // end, with them (one write, not two). Without one nothing can join now: written at once,
           // so a connect burst keeps no record waiting (they outlived young-generation collections)
-          openedRecords.set(d, shared);
-          writeRecord(d);
+          writeRecord(d, shared);
         } else {
-          nats.directory.putJson(d.id, `${shared},"topics":${JSON.stringify(topicList(d))}}`);
+          nats.directory.putJson(d.id, recordJson(d, shared));
         }
         if (publisher) {
           publisher.publish(nats.subjects.inOpen, d.authorized ? `${shared},"authorized":true}` : `${shared}}`, undefined, '', durable ? `${d.id}-open` : '');

@@ -37,12 +37,6 @@ export function userOf(record: ConnectionRecord | undefined): string | undefined
   return typeof sub === 'number' && Number.isFinite(sub) ? String(sub) : undefined;
 }
 
-/** The one user of a record as a list (none, or one), for the index. */
-const usersOf = (record: ConnectionRecord | undefined): readonly string[] => {
-  const user = userOf(record);
-  return user === undefined ? [] : [user];
-};
-
 interface Index {
   /** Every open id. */
   readonly ids: SortedIds;
@@ -175,7 +169,13 @@ export class DirectoryView {
       const before = this.records.get(id);
       if (before === undefined) this.#index.ids.add(id);
       this.#index.byTopic.move(id, topicsOf(before?.topics), topicsOf(record.topics));
-      this.#index.byUser.move(id, usersOf(before), usersOf(record));
+      // a gateway never changes a connection's user (fixed at its upgrade); another writer might
+      const was = before === undefined ? undefined : userOf(before);
+      const now = userOf(record);
+      if (was !== now) {
+        if (was !== undefined) this.#index.byUser.delete(was, id);
+        if (now !== undefined) this.#index.byUser.add(now, id);
+      }
     }
     this.records.set(id, record);
     this.#gone.delete(id);
@@ -189,7 +189,8 @@ export class DirectoryView {
       if (this.#index !== null) {
         this.#index.ids.delete(id);
         this.#index.byTopic.move(id, topicsOf(before.topics), []);
-        this.#index.byUser.move(id, usersOf(before), []);
+        const user = userOf(before);
+        if (user !== undefined) this.#index.byUser.delete(user, id);
       }
     }
     this.#gone.delete(id);
