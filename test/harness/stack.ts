@@ -12,6 +12,7 @@ import { createSubjects, type Subjects } from '../../src/protocol/subjects.js';
 import { createConnectionService, type ConnectionService } from '../../src/http/connection-service.js';
 import { DirectoryView } from '../../src/http/directory-view.js';
 import { createBridge } from '../../src/bridge/bridge.js';
+import type { ConnectionRecord } from '../../src/protocol/events.js';
 
 /** A subject/KV prefix of its own for each test, so tests never see each other's traffic. */
 export function uniquePrefix(): string {
@@ -19,6 +20,23 @@ export function uniquePrefix(): string {
 }
 
 export const quietLog = pino({ level: process.env.WSGW_TEST_LOG ?? 'silent' });
+
+/**
+ * A NATS connection and a connection directory on it (buckets created under `prefix`), closed with
+ * the test: for tests that write records or leases as a gateway would.
+ */
+export async function openDirectory(t: { teardown(fn: () => unknown): void }, natsUrl: string, prefix = uniquePrefix()): Promise<{ nc: NatsConnection; dir: ConnectionDirectory }> {
+  const nc = await connect({ servers: natsUrl });
+  t.teardown(() => nc.close());
+  const dir = await ConnectionDirectory.open(nc, { prefix, replicas: 1, log: quietLog });
+  t.teardown(() => dir.close());
+  return { nc, dir };
+}
+
+/** A connection record as a gateway writes one (its gateway read from the id), with `over` on top. */
+export function testRecord(id: string, over: Partial<ConnectionRecord> = {}): ConnectionRecord {
+  return { id, gateway: id.slice(0, id.indexOf('.')), connectedAt: 0, topics: [], path: '/ws', query: '', headers: {}, remoteAddress: '127.0.0.1', subprotocol: '', identity: null, ...over };
+}
 
 export function testConfig(command: Command, flags: Partial<Record<ConfigKey, unknown>> = {}) {
   const listens = command === 'local' || command === 'gateway' || command === 'connections';

@@ -1,9 +1,8 @@
 import t from 'tap';
 import { connect, type Msg } from '@nats-io/transport-node';
-import { SignJWT } from 'jose';
-import { ConnectionDirectory } from '../../src/nats/directory.js';
+import { connectAs } from '../harness/jwt.js';
 import { startNatsServer } from '../harness/nats-server.js';
-import { quietLog, startConnectionService, startGateway, uniquePrefix } from '../harness/stack.js';
+import { openDirectory, startConnectionService, startGateway, testRecord, uniquePrefix } from '../harness/stack.js';
 import { TestClient, eventually } from '../harness/ws-client.js';
 
 const nats = await startNatsServer();
@@ -197,14 +196,13 @@ t.test('the same API mounted on a gateway with --api: its own connections withou
 t.test("a user's connections on every gateway: listed, sent to and closed together", async (t) => {
   const prefix = uniquePrefix();
   const secret = 'user-test-secret';
-  const token = (sub: string) => new SignJWT({ sub }).setProtectedHeader({ alg: 'HS256' }).setExpirationTime('5m').sign(new TextEncoder().encode(secret));
   const svc = await startConnectionService({ natsUrl: nats.url, prefix, flags: { maxPayload: 1024 } });
   t.teardown(() => svc.close());
   // one gateway also mounts the API: its own connections are served in process, the other's over NATS
   const g0 = await startGateway({ natsUrl: nats.url, prefix, id: 'gu0', flags: { jwtSecret: secret, api: true } });
   const g1 = await startGateway({ natsUrl: nats.url, prefix, id: 'gu1', flags: { jwtSecret: secret } });
   t.teardown(() => Promise.all([g0.close(), g1.close()]));
-  const as = async (url: string, sub: string) => TestClient.connectKept(url, { headers: { authorization: `Bearer ${await token(sub)}` } });
+  const as = (url: string, sub: string) => connectAs(url, sub, secret);
   // a user id with a character that must be percent-encoded in a path
   const alice = 'auth0|alice';
   const a0 = await as(g0.url, alice);
@@ -260,16 +258,12 @@ t.test("a user's fan-out counts what was sent, what had gone and what no gateway
   const secret = 'fan-out-secret';
   const g = await startGateway({ natsUrl: nats.url, prefix, id: 'gl', flags: { jwtSecret: secret } });
   t.teardown(() => g.close());
-  const jwt = await new SignJWT({ sub: 'carol' }).setProtectedHeader({ alg: 'HS256' }).setExpirationTime('5m').sign(new TextEncoder().encode(secret));
-  const live = await TestClient.connectKept(g.url, { headers: { authorization: `Bearer ${jwt}` } });
+  const live = await connectAs(g.url, 'carol', secret);
   t.teardown(() => live.close());
   // two more of carol's records, written as their gateways would: one whose gateway is gone (nothing
   // listens for it), one whose gateway is stuck (it receives and never answers)
-  const nc = await connect({ servers: nats.url });
-  t.teardown(() => nc.close());
-  const dir = await ConnectionDirectory.open(nc, { prefix, replicas: 1, log: quietLog });
-  t.teardown(() => dir.close());
-  const record = (id: string) => ({ id, gateway: id.split('.')[0]!, connectedAt: Date.now(), topics: [], path: '/ws', query: '', headers: {}, remoteAddress: '127.0.0.1', subprotocol: '', identity: { sub: 'carol' } });
+  const { nc, dir } = await openDirectory(t, nats.url, prefix);
+  const record = (id: string) => testRecord(id, { connectedAt: Date.now(), identity: { sub: 'carol' } });
   dir.put(record('gdead.c1'));
   dir.put(record('gstuck.c2'));
   let stuckGot = 0;

@@ -1,24 +1,10 @@
 import t from 'tap';
-import { connect } from '@nats-io/transport-node';
-import { ConnectionDirectory } from '../../src/nats/directory.js';
 import { DirectoryView } from '../../src/http/directory-view.js';
-import type { ConnectionRecord } from '../../src/protocol/events.js';
 import { startNatsServer } from '../harness/nats-server.js';
-import { quietLog, uniquePrefix } from '../harness/stack.js';
+import { openDirectory, quietLog, testRecord } from '../harness/stack.js';
 import { eventually } from '../harness/ws-client.js';
 
-const record = (id: string, topics: string[] = [], user?: string): ConnectionRecord => ({
-  id,
-  gateway: id.slice(0, id.indexOf('.')),
-  connectedAt: 0,
-  topics,
-  path: '/ws',
-  query: '',
-  headers: {},
-  remoteAddress: '127.0.0.1',
-  subprotocol: '',
-  identity: user === undefined ? null : { sub: user },
-});
+const record = (id: string, topics: string[] = [], user?: string) => testRecord(id, { topics, identity: user === undefined ? null : { sub: user } });
 
 /** Every id the view lists, page after page of `limit`, with the filters given. */
 function pageThrough(view: DirectoryView, limit: number, filter: { gateway?: string; topic?: string; user?: string } = {}): string[] {
@@ -36,10 +22,7 @@ function pageThrough(view: DirectoryView, limit: number, filter: { gateway?: str
 t.test('paging stays in id order, every open id once, while connections open, close and change between listings', async (t) => {
   const nats = await startNatsServer();
   t.teardown(() => nats.stop());
-  const nc = await connect({ servers: nats.url });
-  t.teardown(() => nc.close());
-  const dir = await ConnectionDirectory.open(nc, { prefix: uniquePrefix(), replicas: 1, log: quietLog });
-  t.teardown(() => dir.close());
+  const { dir } = await openDirectory(t, nats.url);
   const view = await DirectoryView.start(dir, quietLog);
   t.teardown(() => view.stop());
 
@@ -99,8 +82,8 @@ t.test('paging stays in id order, every open id once, while connections open, cl
   t.same(view.list({ gateway: 'gw1', limit: gw1.length }).next, null, 'a page holding exactly its ids: no next, though other gateways follow');
 
   // a numeric sub (some authorizers give one) is the user of its decimal text; an empty one is none
-  dir.put({ ...record('gw0.numeric'), identity: { sub: 42 } });
-  dir.put({ ...record('gw0.emptysub'), identity: { sub: '' } });
+  dir.put(testRecord('gw0.numeric', { identity: { sub: 42 } }));
+  dir.put(testRecord('gw0.emptysub', { identity: { sub: '' } }));
   open.set('gw0.numeric', []).set('gw0.emptysub', []);
   await settled();
   t.same(view.ofUser('42'), ['gw0.numeric'], 'sub 42 is user "42"');

@@ -1,8 +1,7 @@
 import t from 'tap';
-import { connect } from '@nats-io/transport-node';
-import { ConnectionDirectory, gatewaysOfSubjects } from '../../src/nats/directory.js';
+import { gatewaysOfSubjects } from '../../src/nats/directory.js';
 import { startNatsServer } from '../harness/nats-server.js';
-import { quietLog, uniquePrefix } from '../harness/stack.js';
+import { openDirectory, testRecord } from '../harness/stack.js';
 import { eventually } from '../harness/ws-client.js';
 
 const prefix = '$KV.wsgw_connections.';
@@ -29,12 +28,9 @@ t.test('an API error is thrown with its description, not read as an empty page',
 t.test('listings written to while they run: every key once', async (t) => {
   const nats = await startNatsServer();
   t.teardown(() => nats.stop());
-  const nc = await connect({ servers: nats.url });
-  t.teardown(() => nc.close());
-  const dir = await ConnectionDirectory.open(nc, { prefix: uniquePrefix(), replicas: 1, log: quietLog });
-  t.teardown(() => dir.close());
+  const { dir } = await openDirectory(t, nats.url);
   const ids = Array.from({ length: 300 }, (_, i) => `gwlist.c${i}`);
-  const record = (id: string, n: number) => ({ id, gateway: 'gwlist', connectedAt: n, topics: [], path: '/ws', query: '', headers: {}, remoteAddress: '127.0.0.1', subprotocol: '', identity: null });
+  const record = (id: string, n: number) => testRecord(id, { connectedAt: n });
   for (const id of ids) dir.put(record(id, 0));
   const leaseIds = Array.from({ length: 20 }, (_, i) => `gwl${i}`);
   const lease = (id: string, n: number) => ({ id, startedAt: 0, heartbeatAt: n, leaseMs: 60_000, connections: 0 });

@@ -13,6 +13,7 @@ import { closeNats } from '../../src/nats/connect.js';
 import { createSubjects } from '../../src/protocol/subjects.js';
 import { startNatsServer } from '../harness/nats-server.js';
 import { quietLog, startGateway, testConfig, uniquePrefix } from '../harness/stack.js';
+import { hs256 as signHs256 } from '../harness/jwt.js';
 import { TestClient, eventually } from '../harness/ws-client.js';
 
 const nats = await startNatsServer();
@@ -21,9 +22,7 @@ const dir = mkdtempSync(join(tmpdir(), 'wsgw-keys-'));
 t.teardown(() => rmSync(dir, { recursive: true, force: true }));
 const SECRET = 'hs256-secret-with-enough-length-0123456789';
 
-function hs256(claims: Record<string, unknown>, secret = SECRET, exp = '5m') {
-  return new SignJWT(claims).setProtectedHeader({ alg: 'HS256' }).setIssuedAt().setExpirationTime(exp).sign(new TextEncoder().encode(secret));
-}
+const hs256 = (claims: Record<string, unknown>, secret = SECRET, exp?: string) => signHs256(claims, secret, exp);
 
 /**
  * uWebSockets.js 3.0.6 now and then drops a connection it upgrades after an asynchronous check, most

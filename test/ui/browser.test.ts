@@ -6,8 +6,7 @@ import type { Handler } from '../../src/handlers/types.js';
 import { launchChromium, screenshotPath } from '../harness/browser.js';
 import { startNatsServer } from '../harness/nats-server.js';
 import { startConnectionService, startGateway, startWorker, uniquePrefix } from '../harness/stack.js';
-import { SignJWT } from 'jose';
-import { TestClient } from '../harness/ws-client.js';
+import { connectAs } from '../harness/jwt.js';
 
 const chatHandler = chat as unknown as Handler;
 const chromium = await launchChromium();
@@ -135,10 +134,7 @@ t.test("admin page: a user's every connection signed out from one row", async (t
   const g0 = await startGateway({ natsUrl: nats.url, prefix, id: 'gwu0', flags: { jwtSecret: secret } });
   const g1 = await startGateway({ natsUrl: nats.url, prefix, id: 'gwu1', flags: { jwtSecret: secret } });
   t.teardown(() => Promise.all([g0.close(), g1.close()]));
-  const as = async (url: string, sub: string) => {
-    const jwt = await new SignJWT({ sub }).setProtectedHeader({ alg: 'HS256' }).setExpirationTime('5m').sign(new TextEncoder().encode(secret));
-    return TestClient.connectKept(url, { headers: { authorization: `Bearer ${jwt}` } });
-  };
+  const as = (url: string, sub: string) => connectAs(url, sub, secret);
   // ann on two gateways (two devices), bob on one
   const ann0 = await as(g0.url, 'ann');
   const ann1 = await as(g1.url, 'ann');
