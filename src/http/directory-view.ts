@@ -59,6 +59,8 @@ export class DirectoryView {
    * listing, then kept as records come and go: a process nobody lists from pays nothing for it.
    */
   #index: Index | null = null;
+  /** Open connections per gateway, kept as records come and go (`GET /gateways` every 2 s on the admin page: no pass over every record). */
+  readonly #perGateway = new Map<string, number>();
   /** Recently closed ids and when the view saw them close. */
   readonly #gone = new Map<string, number>();
   readonly #goneMs: number;
@@ -177,6 +179,11 @@ export class DirectoryView {
         if (now !== undefined) this.#index.byUser.add(now, id);
       }
     }
+    const previous = this.records.get(id)?.gateway;
+    if (previous !== record.gateway) {
+      if (previous !== undefined) this.#uncount(previous);
+      this.#perGateway.set(record.gateway, (this.#perGateway.get(record.gateway) ?? 0) + 1);
+    }
     this.records.set(id, record);
     this.#gone.delete(id);
     for (const l of this.#listeners) l(id, record);
@@ -186,6 +193,7 @@ export class DirectoryView {
     const before = this.records.get(id);
     if (before !== undefined) {
       this.records.delete(id);
+      this.#uncount(before.gateway);
       if (this.#index !== null) {
         this.#index.ids.delete(id);
         this.#index.byTopic.move(id, topicsOf(before.topics), []);
@@ -197,6 +205,12 @@ export class DirectoryView {
     this.#gone.set(id, closedAt);
     if (this.#gone.size > GONE_MEMORY) this.#gone.delete(this.#gone.keys().next().value!);
     for (const l of this.#listeners) l(id, null);
+  }
+
+  #uncount(gateway: string): void {
+    const n = this.#perGateway.get(gateway)! - 1;
+    if (n === 0) this.#perGateway.delete(gateway);
+    else this.#perGateway.set(gateway, n);
   }
 
   /** The index, made from every record the first time (one sort: cheaper than an add per record). */
@@ -261,13 +275,17 @@ export class DirectoryView {
     return [...this.#indexed().byUser.after(user)];
   }
 
+  /** How many open connections `gateway` holds (a count kept as records change). */
+  connectionsOf(gateway: string): number {
+    return this.#perGateway.get(gateway) ?? 0;
+  }
+
   /** The gateways' leases with their health and how many listed connections each holds (for `GET /gateways` and the admin page). */
   async gateways(directory: ConnectionDirectory): Promise<Array<GatewayLease & { alive: boolean; connections: number }>> {
-    const counts = new Map<string, number>();
-    for (const r of this.records.values()) counts.set(r.gateway, (counts.get(r.gateway) ?? 0) + 1);
+    const leases = await directory.leases();
     const now = Date.now();
-    return (await directory.leases())
-      .map((l) => ({ ...l, alive: now - l.heartbeatAt <= l.leaseMs, connections: counts.get(l.id) ?? 0 }))
+    return leases
+      .map((l) => ({ ...l, alive: now - l.heartbeatAt <= l.leaseMs, connections: this.connectionsOf(l.id) }))
       .sort((a, b) => a.id.localeCompare(b.id));
   }
 

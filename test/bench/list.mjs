@@ -1,7 +1,8 @@
 // What GET /connections costs the process serving it at N connections (by hand, not in `npm run bench`):
 // N connection records written to a private nats-server's KV, a DirectoryView watching them (as the
 // connection service and `--api` gateways keep one), then view.list() timed for 3 s per case: pages
-// with nothing changed between listings, with 100 opens and 100 closes between each, and filtered.
+// with nothing changed between listings, with 100 opens and 100 closes between each, and filtered;
+// then view.gateways() (GET /gateways).
 // Usage: nats-server -js -p 4391 -sd "$(mktemp -d)" &  node test/bench/list.mjs --nats 127.0.0.1:4391 [--count 100000]
 // Prints one JSON line per case. Its records go to the prefix `listbench` (buckets listbench_*).
 import { connect } from '@nats-io/transport-node';
@@ -61,6 +62,19 @@ await time('page of 100 filtered by topic (1 in 10), 100 opens + 100 closes betw
 await time('filtered by a topic 10 connections have (who is in this room)', 0, { topic: 'rare', limit: 100 });
 await time('filtered by gateway, page of 100', 0, { gateway: 'gw3', limit: 100 });
 await time("one user's connections (two each)", 0, { user: 'user7', limit: 100 });
+{
+  // GET /gateways (and the admin page every 2 s): the leases read from KV, with each gateway's count
+  let calls = 0;
+  let busy = 0;
+  const t0 = performance.now();
+  while (performance.now() - t0 < 3000) {
+    const s = performance.now();
+    await view.gateways(dir);
+    busy += performance.now() - s;
+    calls++;
+  }
+  console.log(JSON.stringify({ connections: view.records.size, case: 'GET /gateways: leases from KV and a count per gateway (wall time, KV round trip included)', usPerCall: +((busy / calls) * 1000).toFixed(1), calls }));
+}
 view.stop();
 {
   // as the connection service starts its view: the order made after the replay, before any request

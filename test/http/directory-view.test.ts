@@ -65,6 +65,7 @@ t.test('paging stays in id order, every open id once, while connections open, cl
     t.same(pageThrough(view, 25, { topic: 'news' }), expect((_id, topics) => topics.includes('news')), `round ${round}: filtered by topic`);
     t.same(pageThrough(view, 1000, { gateway: 'gw1' }), expect((id) => id.startsWith('gw1.')), `round ${round}: filtered by gateway`);
     t.same(pageThrough(view, 9, { gateway: 'gw10', topic: 'sport' }), expect((id, topics) => id.startsWith('gw10.') && topics.includes('sport')), `round ${round}: by gateway and topic`);
+    t.same(['gw0', 'gw1', 'gw10', 'gw2'].map((g) => view.connectionsOf(g)), ['gw0', 'gw1', 'gw10', 'gw2'].map((g) => expect((id) => id.startsWith(g + '.')).length), `round ${round}: connections per gateway`);
     t.equal(view.subscribers('sport'), expect((_id, topics) => topics.includes('sport')).length, `round ${round}: how many in a topic`);
     t.same(pageThrough(view, 4, { user: 'u1' }), expect((id) => users.get(id) === 'u1'), `round ${round}: one user's`);
     t.same(view.ofUser('u2'), expect((id) => users.get(id) === 'u2'), `round ${round}: one user's, all at once`);
@@ -118,4 +119,19 @@ t.test('paging stays in id order, every open id once, while connections open, cl
   }
   await settled();
   t.same(pageThrough(view, 7), expect(), 'after nine in ten closed');
+  t.same(['gw0', 'gw1', 'gw10'].map((g) => view.connectionsOf(g)), ['gw0', 'gw1', 'gw10'].map((g) => expect((id) => id.startsWith(g + '.')).length), 'connections per gateway, after nine in ten closed');
+
+  // a record rewritten under another gateway (not something a gateway does; another writer might) moves its count
+  const moved = [...open.keys()].find((id) => id.startsWith('gw0.'))!;
+  const gw0 = view.connectionsOf('gw0');
+  const gw1Before = view.connectionsOf('gw1');
+  dir.put(testRecord(moved, { gateway: 'gw1' }));
+  await eventually(() => (view.records.get(moved)?.gateway === 'gw1' ? true : null), 5_000, 'the rewrite seen');
+  t.same([view.connectionsOf('gw0'), view.connectionsOf('gw1')], [gw0 - 1, gw1Before + 1], 'the count follows the record to its new gateway');
+  for (const id of [...open.keys()].filter((id) => id.startsWith('gw10.'))) {
+    open.delete(id);
+    dir.remove(id);
+  }
+  await settled();
+  t.equal(view.connectionsOf('gw10'), 0, 'a gateway whose connections all closed: 0');
 });
