@@ -19,6 +19,7 @@ import { purgePolicy, startSweeper, type Sweeper } from '../nats/sweeper.js';
 import { FrameMessage, HandlerRuntime, HostConn, type ConnectionHost } from '../handlers/runtime.js';
 import type { FrameData, Handler } from '../handlers/types.js';
 import { InboundPublisher } from './publisher.js';
+import { Deadlines } from './deadlines.js';
 import { FrameHeaderEncoder, frameHeaders } from './frame-headers.js';
 import { Metrics } from '../metrics/metrics.js';
 import { mountOpsRoutes } from '../metrics/ops-routes.js';
@@ -115,6 +116,8 @@ const COMPRESSION = {
   shared: uWS.SHARED_COMPRESSOR | uWS.SHARED_DECOMPRESSOR,
   dedicated: uWS.DEDICATED_COMPRESSOR_4KB | uWS.SHARED_DECOMPRESSOR,
 } as const;
+/** How often connections past their deadline (token expiry, maximum age) are looked for. */
+const DEADLINE_TICK_MS = 1000;
 /** Granularity of the drain schedule. */
 const DRAIN_TICK_MS = 50;
 
@@ -154,6 +157,12 @@ export async function createGateway(options: GatewayOptions): Promise<Gateway> {
   let pendingUpgrades = 0;
   let listenSocket: us_listen_socket | false = false;
   let closing = false;
+  // connections closed at a time of their own (a token's exp, --max-connection-age): one timer for all
+  const deadlines = new Deadlines<ConnData>(Date.now());
+  const closesAtExpiry = config.tokenExpiry === 'close';
+  const maxAgeMs = config.maxConnectionAge * 1000;
+  const deadlineTimer = closesAtExpiry || maxAgeMs > 0 ? setInterval(() => deadlines.fire(Date.now(), closeAtDeadline), DEADLINE_TICK_MS) : null;
+  deadlineTimer?.unref();
   const app: TemplatedApp = createApp(tlsFiles(config));
   const metrics = options.metrics ?? new Metrics('gateway', { gateway: gatewayId });
   if (options.nats) {
@@ -315,6 +324,24 @@ export async function createGateway(options: GatewayOptions): Promise<Gateway> {
     d.ws.unsubscribe(topic);
     topicUnref(topic);
     writeRecord(d);
+  }
+  /** When the connection's token expires (its identity's `exp`, in seconds), in ms; null without one. */
+  function tokenExpiryOf(d: ConnData): number | null {
+    const exp = d.request.identity?.exp;
+    return typeof exp === 'number' && Number.isFinite(exp) ? exp * 1000 : null;
+  }
+  function scheduleDeadline(d: ConnData): void {
+    const expiry = closesAtExpiry ? tokenExpiryOf(d) : null;
+    // each at a random point of the age's last tenth: a burst of connections does not come back at once
+    const aged = maxAgeMs > 0 ? d.connectedAt + maxAgeMs * (0.9 + 0.1 * Math.random()) : null;
+    const at = expiry === null ? aged : aged === null ? expiry : Math.min(expiry, aged);
+    if (at !== null) deadlines.add(d, at);
+  }
+  function closeAtDeadline(d: ConnData): void {
+    if (d.closed || !d.ws) return;
+    const expiry = closesAtExpiry ? tokenExpiryOf(d) : null;
+    if (expiry !== null && expiry <= Date.now()) endWith(d, d.ws, CloseCode.TokenExpired, 'token expired; reconnect with a new one');
+    else endWith(d, d.ws, CloseCode.MaxAgeReached, 'connection reached its maximum age; reconnect');
   }
   function closeLocal(d: ConnData, code: number | undefined, reason: string | undefined): void {
     if (d.closed || !d.ws) return;
@@ -627,6 +654,7 @@ export async function createGateway(options: GatewayOptions): Promise<Gateway> {
       d.ws = ws;
       conns.set(d.token, d);
       metrics.opens.inc();
+      if (deadlineTimer !== null) scheduleDeadline(d);
       if (d.authorized) {
         // the record written below carries these topics: no record write per topic
         for (const t of d.authorized.topics) joinTopic(d, t);
@@ -705,6 +733,7 @@ export async function createGateway(options: GatewayOptions): Promise<Gateway> {
       metrics.closed(code);
       const reason = Buffer.from(message).toString();
       if (d.topics) for (const t of d.topics) topicUnref(t);
+      deadlines.delete(d);
       if (d.swept) return;
       if (nats) {
         const { directory } = nats;
@@ -806,6 +835,7 @@ export async function createGateway(options: GatewayOptions): Promise<Gateway> {
       }
       for (const d of [...conns.values()]) d.ws?.end(CloseCode.GoingAway, 'gateway shutting down');
       if (reconcileTimer) clearInterval(reconcileTimer);
+      if (deadlineTimer) clearInterval(deadlineTimer);
       await sweeper?.close();
       if (nats) {
         publisher?.flush();

@@ -25,6 +25,10 @@ export const CloseCode = {
   NatsUnavailable: 4101,
   /** The gateway was cut off from NATS longer than its lease and was declared dead; reconnect. */
   LeaseLost: 4102,
+  /** The token the connection was admitted with expired (its identity's `exp`); reconnect with a fresh one. */
+  TokenExpired: 4103,
+  /** The connection reached `--max-connection-age`; reconnect (possibly to another gateway). */
+  MaxAgeReached: 4104,
 } as const;
 export type CloseCode = (typeof CloseCode)[keyof typeof CloseCode];
 
