@@ -66,10 +66,11 @@ t.test('Deadlines: an item taken out by an earlier one of its second is not fire
   t.end();
 });
 
-/** A handler recording each connection's close. */
-function closes(): { handler: Handler; seen: Map<string, CloseInfo> } {
-  const seen = new Map<string, CloseInfo>();
-  return { seen, handler: { ...echoHandler, close: (conn, info) => void seen.set(conn.id, info) } };
+/** A handler recording the closes of each user's connections, in order. */
+function closes(): { handler: Handler; seen: Map<string, CloseInfo[]> } {
+  const seen = new Map<string, CloseInfo[]>();
+  const record = (sub: string, info: CloseInfo) => seen.set(sub, [...(seen.get(sub) ?? []), info]);
+  return { seen, handler: { ...echoHandler, close: (conn, info) => record(String(conn.request?.identity?.sub), info) } };
 }
 
 function bearer(token: string) {
@@ -89,8 +90,10 @@ t.test("a connection is closed with 4103 when its token's exp passes; one with a
   t.same(closed, { code: CloseCode.TokenExpired, reason: 'token expired; reconnect with a new one' }, 'closed with 4103 and the reason');
   // exp is in whole seconds: 2 s from a moment inside one second is 1-2 s away, fired within a second after
   t.ok(took >= 900 && took < 4_500, `closed ${took} ms after connecting`);
-  await eventually(() => (seen.size > 0 ? true : null), 5_000, 'the handler saw the close');
-  t.equal([...seen.values()][0]!.code, CloseCode.TokenExpired, "the handler's close info has the code");
+  // (connectKept connects again when uWebSockets.js drops a connection it upgraded after the token
+  // check, a known quirk: the handler saw those close with 1006 before)
+  const ann = await eventually(() => seen.get('ann')?.find((c) => c.code !== 1006) ?? null, 5_000, "the handler saw the kept connection's close");
+  t.equal(ann.code, CloseCode.TokenExpired, "the handler's close info has the code");
   long.send('still here');
   t.equal((await long.next()).text(), 'still here', 'the connection with a later exp is still served');
 });
@@ -133,4 +136,22 @@ t.test('the earlier of the two deadlines closes, in remote mode too: close event
   await eventually(async () => ((await g.directory!.get(id)) === null ? true : null), 5_000, 'the record removed');
   t.equal(g.gw.connections, 1, "the other connection is still open (its token and its age have minutes to go)");
   t.ok(await g.directory!.get(records.find((r) => r?.identity?.sub === 'bob')!.id), 'and keeps its record');
+});
+
+t.test("an --authorize answer's identity with exp closes the connection at it (4103) too", async (t) => {
+  const nats = await startNatsServer();
+  t.teardown(() => nats.stop());
+  const prefix = uniquePrefix();
+  const nc = await connect({ servers: nats.url });
+  t.teardown(() => nc.close());
+  // the authorizer admits for two seconds (exp in seconds, as a JWT's)
+  nc.subscribe(`${prefix}.auth`, { callback: (_e, m) => m.respond(JSON.stringify({ ok: true, identity: { sub: 'carl', exp: Math.floor(Date.now() / 1000) + 2 } })) });
+  await nc.flush();
+  const g = await startGateway({ natsUrl: nats.url, prefix, flags: { authorize: true } });
+  t.teardown(() => g.close());
+  const c = await TestClient.connectKept(g.url);
+  const opened = Date.now();
+  t.same(await c.waitClosed(8_000), { code: CloseCode.TokenExpired, reason: 'token expired; reconnect with a new one' });
+  const took = Date.now() - opened;
+  t.ok(took >= 900 && took < 4_500, `closed ${took} ms after connecting`);
 });
