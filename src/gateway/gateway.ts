@@ -161,6 +161,8 @@ export async function createGateway(options: GatewayOptions): Promise<Gateway> {
   const deadlines = new Deadlines<ConnData>(Date.now());
   const closesAtExpiry = config.tokenExpiry === 'close';
   const maxAgeMs = config.maxConnectionAge * 1000;
+  // --max-connections-per-ip: connections open or being admitted, per address
+  const perAddress = config.maxConnectionsPerIp > 0 ? new Map<string, number>() : null;
   const deadlineTimer = closesAtExpiry || maxAgeMs > 0 ? setInterval(() => deadlines.fire(Date.now(), closeAtDeadline), DEADLINE_TICK_MS) : null;
   deadlineTimer?.unref();
   const app: TemplatedApp = createApp(tlsFiles(config));
@@ -324,6 +326,12 @@ export async function createGateway(options: GatewayOptions): Promise<Gateway> {
     d.ws.unsubscribe(topic);
     topicUnref(topic);
     writeRecord(d);
+  }
+  function releaseAddress(address: string): void {
+    if (perAddress === null) return;
+    const n = perAddress.get(address)! - 1;
+    if (n === 0) perAddress.delete(address);
+    else perAddress.set(address, n);
   }
   /** When the connection's token expires (its identity's `exp`, in seconds), in ms; null without one. */
   function tokenExpiryOf(d: ConnData): number | null {
@@ -601,6 +609,13 @@ export async function createGateway(options: GatewayOptions): Promise<Gateway> {
       if (conns.size + pendingUpgrades >= config.maxConnections) return refuse(res, '503 Service Unavailable', 'too many connections');
       const admitted = admission.check(r);
       if ('refuse' in admitted) return refuse(res, ...admitted.refuse);
+      if (perAddress !== null) {
+        // held while admitted (released once decided) and while open (taken in open, released in
+        // close): a socket uWebSockets.js upgrades but never opens holds nothing
+        const held = perAddress.get(r.remoteAddress) ?? 0;
+        if (held >= config.maxConnectionsPerIp) return refuse(res, '429 Too Many Requests', `too many connections from this address (at most ${config.maxConnectionsPerIp})`);
+        perAddress.set(r.remoteAddress, held + 1);
+      }
       const { route, query, subprotocol } = admitted;
 
       const token = newToken();
@@ -626,6 +641,7 @@ export async function createGateway(options: GatewayOptions): Promise<Gateway> {
       });
       if (!admission.waits) {
         res.upgrade({ d: makeData(null, null) }, key, subprotocol, extensions, context);
+        releaseAddress(r.remoteAddress);
         return;
       }
 
@@ -638,12 +654,14 @@ export async function createGateway(options: GatewayOptions): Promise<Gateway> {
       admission.decide(r, admitted, id).then(
         (outcome) => {
           pendingUpgrades--;
+          releaseAddress(r.remoteAddress);
           if (aborted) return;
           if ('refuse' in outcome) return refuse(res, ...outcome.refuse);
           res.cork(() => res.upgrade({ d: makeData(outcome.identity, outcome.grant) }, key, subprotocol, extensions, context));
         },
         (err) => {
           pendingUpgrades--;
+          releaseAddress(r.remoteAddress);
           log.error({ err }, 'upgrade failed');
           if (!aborted) refuse(res, '500 Internal Server Error', 'internal error');
         },
@@ -655,6 +673,7 @@ export async function createGateway(options: GatewayOptions): Promise<Gateway> {
       conns.set(d.token, d);
       metrics.opens.inc();
       if (deadlineTimer !== null) scheduleDeadline(d);
+      if (perAddress !== null) perAddress.set(d.request.remoteAddress, (perAddress.get(d.request.remoteAddress) ?? 0) + 1);
       if (d.authorized) {
         // the record written below carries these topics: no record write per topic
         for (const t of d.authorized.topics) joinTopic(d, t);
@@ -734,6 +753,7 @@ export async function createGateway(options: GatewayOptions): Promise<Gateway> {
       const reason = Buffer.from(message).toString();
       if (d.topics) for (const t of d.topics) topicUnref(t);
       deadlines.delete(d);
+      releaseAddress(d.request.remoteAddress);
       if (d.swept) return;
       if (nats) {
         const { directory } = nats;

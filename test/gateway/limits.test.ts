@@ -3,7 +3,8 @@ import WebSocket from 'ws';
 import { echoHandler } from '../../src/handlers/echo.js';
 import type { Handler } from '../../src/handlers/types.js';
 import { startGateway } from '../harness/stack.js';
-import { TestClient } from '../harness/ws-client.js';
+import { eventually, TestClient } from '../harness/ws-client.js';
+import { hs256 } from '../harness/jwt.js';
 
 t.test('max payload: a frame at the limit passes, one byte over closes with 1009', async (t) => {
   const g = await startGateway({ handler: echoHandler, flags: { maxPayload: 1024 } });
@@ -108,4 +109,36 @@ t.test('backpressure policy drop: frames past the limit are dropped, the connect
   const metrics = await (await fetch(`http://127.0.0.1:${g.gw.port}/metrics`)).text();
   const dropped = Number(/^wsgw_backpressure_dropped_total\{[^}]*\} (\d+)$/m.exec(metrics)?.[1]);
   t.ok(dropped > 0, `the drops are counted in /metrics (${dropped})`);
+});
+
+t.test('--max-connections-per-ip: one more from that address gets 429 before the upgrade; other addresses, and it again once one closes', async (t) => {
+  const g = await startGateway({ handler: echoHandler, flags: { maxConnectionsPerIp: 2 } });
+  t.teardown(() => g.close());
+  const a = await TestClient.connect(g.url);
+  const b = await TestClient.connect(g.url);
+  t.teardown(() => Promise.all([a.close(), b.close()]));
+  await t.rejects(TestClient.connect(g.url), { status: 429, body: /too many connections from this address \(at most 2\)/ }, 'a third from 127.0.0.1');
+  const other = await TestClient.connect(g.url, { localAddress: '127.0.0.2' });
+  t.teardown(() => other.close());
+  other.send('from 127.0.0.2');
+  t.equal((await other.next()).text(), 'from 127.0.0.2', 'another address is served');
+  await a.close();
+  await eventually(() => (g.gw.connections === 2 ? true : null), 5_000, 'the gateway saw the close');
+  const again = await TestClient.connect(g.url);
+  t.teardown(() => again.close());
+  again.send('room again');
+  t.equal((await again.next()).text(), 'room again', 'a closed connection frees its place');
+});
+
+t.test('--max-connections-per-ip with asynchronous checks: refused and aborted upgrades hold no place', async (t) => {
+  const secret = 'per-ip-secret';
+  const g = await startGateway({ handler: echoHandler, flags: { maxConnectionsPerIp: 1, jwtSecret: secret } });
+  t.teardown(() => g.close());
+  for (let i = 0; i < 3; i++) await t.rejects(TestClient.connect(g.url, { headers: { authorization: 'Bearer not.a.jwt' } }), { status: 401 }, `forged token ${i + 1}: 401`);
+  // one connection dropped by uWebSockets.js as it opens (connectKept tries again) must not hold a place either
+  const c = await TestClient.connectKept(g.url, { headers: { authorization: `Bearer ${await hs256({ sub: 'ann' }, secret)}` } });
+  t.teardown(() => c.close());
+  c.send('admitted');
+  t.equal((await c.next()).text(), 'admitted', 'the refusals held no place: a valid token is admitted');
+  await t.rejects(TestClient.connect(g.url, { headers: { authorization: `Bearer ${await hs256({ sub: 'bob' }, secret)}` } }), { status: 429 }, 'a second valid one from the address: 429');
 });
