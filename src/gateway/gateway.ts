@@ -327,6 +327,9 @@ export async function createGateway(options: GatewayOptions): Promise<Gateway> {
     topicUnref(topic);
     writeRecord(d);
   }
+  function holdAddress(address: string): void {
+    perAddress?.set(address, (perAddress.get(address) ?? 0) + 1);
+  }
   function releaseAddress(address: string): void {
     if (perAddress === null) return;
     const n = perAddress.get(address)! - 1;
@@ -609,13 +612,9 @@ export async function createGateway(options: GatewayOptions): Promise<Gateway> {
       if (conns.size + pendingUpgrades >= config.maxConnections) return refuse(res, '503 Service Unavailable', 'too many connections');
       const admitted = admission.check(r);
       if ('refuse' in admitted) return refuse(res, ...admitted.refuse);
-      if (perAddress !== null) {
-        // held while admitted (released once decided) and while open (taken in open, released in
-        // close): a socket uWebSockets.js upgrades but never opens holds nothing
-        const held = perAddress.get(r.remoteAddress) ?? 0;
-        if (held >= config.maxConnectionsPerIp) return refuse(res, '429 Too Many Requests', `too many connections from this address (at most ${config.maxConnectionsPerIp})`);
-        perAddress.set(r.remoteAddress, held + 1);
-      }
+      // a place is held while open (taken in open, released in close) and while the asynchronous
+      // checks run (released once decided): a socket uWebSockets.js upgrades but never opens holds none
+      if (perAddress !== null && (perAddress.get(r.remoteAddress) ?? 0) >= config.maxConnectionsPerIp) return refuse(res, '429 Too Many Requests', `too many connections from this address (at most ${config.maxConnectionsPerIp})`);
       const { route, query, subprotocol } = admitted;
 
       const token = newToken();
@@ -641,7 +640,6 @@ export async function createGateway(options: GatewayOptions): Promise<Gateway> {
       });
       if (!admission.waits) {
         res.upgrade({ d: makeData(null, null) }, key, subprotocol, extensions, context);
-        releaseAddress(r.remoteAddress);
         return;
       }
 
@@ -651,6 +649,7 @@ export async function createGateway(options: GatewayOptions): Promise<Gateway> {
         aborted = true;
       });
       pendingUpgrades++;
+      holdAddress(r.remoteAddress);
       admission.decide(r, admitted, id).then(
         (outcome) => {
           pendingUpgrades--;
@@ -673,7 +672,7 @@ export async function createGateway(options: GatewayOptions): Promise<Gateway> {
       conns.set(d.token, d);
       metrics.opens.inc();
       if (deadlineTimer !== null) scheduleDeadline(d);
-      if (perAddress !== null) perAddress.set(d.request.remoteAddress, (perAddress.get(d.request.remoteAddress) ?? 0) + 1);
+      holdAddress(d.request.remoteAddress);
       if (d.authorized) {
         // the record written below carries these topics: no record write per topic
         for (const t of d.authorized.topics) joinTopic(d, t);

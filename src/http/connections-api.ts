@@ -2,7 +2,7 @@ import type { HttpRequest, HttpResponse, TemplatedApp } from 'uWebSockets.js';
 import type { NatsConnection } from '@nats-io/transport-node';
 import type { Logger } from 'pino';
 import { InvalidTokenError, WsgwError } from '../errors/errors.js';
-import { isApplicationCloseCode } from '../protocol/close-codes.js';
+import { isApplicationCloseCode, MAX_CLOSE_REASON_BYTES } from '../protocol/close-codes.js';
 import type { ControlCommand, ControlReply } from '../protocol/events.js';
 import { parseConnectionId } from '../protocol/ids.js';
 import type { Subjects } from '../protocol/subjects.js';
@@ -172,7 +172,7 @@ export function mountConnectionsApi(app: TemplatedApp, options: ConnectionsApiOp
     const code = codeText === null ? undefined : Number(codeText);
     if (code !== undefined && !isApplicationCloseCode(code)) throw new BadRequest('invalid_code', 'code must be 1000 or 3000-4999');
     const reason = q.get('reason') ?? undefined;
-    if (reason !== undefined && Buffer.byteLength(reason) > 123) throw new BadRequest('invalid_reason', 'reason must be at most 123 bytes of UTF-8');
+    if (reason !== undefined && Buffer.byteLength(reason) > MAX_CLOSE_REASON_BYTES) throw new BadRequest('invalid_reason', `reason must be at most ${MAX_CLOSE_REASON_BYTES} bytes of UTF-8`);
     return { op: 'close', code, reason };
   }
 

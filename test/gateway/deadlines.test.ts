@@ -10,6 +10,9 @@ import { eventually, TestClient } from '../harness/ws-client.js';
 import { connect } from '@nats-io/transport-node';
 
 const SECRET = 'deadline-test-secret';
+// one nats-server for the file's remote-mode tests, each under its own prefix
+const nats = await startNatsServer();
+t.teardown(() => nats.stop());
 
 t.test('Deadlines: fired once each, never early, in the order they fall due', (t) => {
   const start = 1_000_000_000_500;
@@ -110,8 +113,6 @@ t.test('--token-expiry ignore keeps it; --max-connection-age closes it with 4104
 });
 
 t.test('the earlier of the two deadlines closes, in remote mode too: close event with the code, record removed', async (t) => {
-  const nats = await startNatsServer();
-  t.teardown(() => nats.stop());
   const prefix = uniquePrefix();
   const g = await startGateway({ natsUrl: nats.url, prefix, flags: { jwtSecret: SECRET, maxConnectionAge: 60 } });
   t.teardown(() => g.close());
@@ -139,8 +140,6 @@ t.test('the earlier of the two deadlines closes, in remote mode too: close event
 });
 
 t.test("an --authorize answer's identity with exp closes the connection at it (4103) too", async (t) => {
-  const nats = await startNatsServer();
-  t.teardown(() => nats.stop());
   const prefix = uniquePrefix();
   const nc = await connect({ servers: nats.url });
   t.teardown(() => nc.close());
