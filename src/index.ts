@@ -25,4 +25,6 @@ export type { Config, ConfigKey, Command } from './config/schema.js';
 export { createLogger } from './log/logger.js';
 export { WsgwError, InvalidTokenError, ConfigError, HandlerLoadError, ListenError } from './errors/errors.js';
 export { InvalidControlError } from './protocol/events.js';
+export { InvalidMetaError, META_LIMITS } from './protocol/meta.js';
+export type { Meta, MetaPatch } from './protocol/meta.js';
 export { DurableStreamError, inboundStream } from './nats/durable.js';

@@ -9,6 +9,7 @@ t.test('every exported error class is in docs/errors.md with its code, and nothi
     ['ConfigError', new wsgw.ConfigError(['x'])],
     ['InvalidTokenError', new wsgw.InvalidTokenError('topic', 'x')],
     ['InvalidControlError', new wsgw.InvalidControlError('x')],
+    ['InvalidMetaError', new wsgw.InvalidMetaError('x')],
     ['HandlerLoadError', new wsgw.HandlerLoadError('x')],
     ['ListenError', new wsgw.ListenError('h', 1)],
     ['DurableStreamError', new wsgw.DurableStreamError('s', 'x')],

@@ -10,6 +10,10 @@ answers over HTTP. Broadcasts go through the connection service's HTTP API (`wsg
 Clients connect to ws://localhost:8000/ws?room=lobby&name=ann and send text; everyone in the room gets
 {"type":"message","room":"lobby","name":"ann","text":"..."}.
 
+The app keeps no state: its answer to `open` sets the connection's room and name as metadata
+(`Wsgw-Set-Meta-*`), and every later request carries them back (`Wsgw-Meta`), so any number of app
+processes can serve one chat.
+
 Environment: PORT (3000), WSGW_API (http://127.0.0.1:8004), WSGW_API_TOKEN (bearer token of the API,
 if it has one), WSGW_SECRET (verify the bridge's signatures; unsigned or forged requests get 401).
 """
@@ -19,7 +23,6 @@ import json
 import os
 import re
 import sys
-import threading
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -31,18 +34,41 @@ SECRET = os.environ.get("WSGW_SECRET", "")
 SAFE = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 SIGNED_HEADERS = ["wsgw-timestamp", "wsgw-event", "wsgw-conn", "wsgw-gateway", "wsgw-route", "wsgw-binary", "wsgw-seq"]
 
-# who is who: filled on open, used on message and close (one process; see the README for several)
-people = {}
-people_lock = threading.Lock()
-
 
 def signature_ok(headers, body):
-    """Wsgw-Signature: v1=HMAC-SHA256(secret, each signed header value + "\\n", then the body)."""
+    """Wsgw-Signature: v1=HMAC-SHA256(secret, each signed header value + "\\n", Wsgw-Meta + "\\n" when
+    the request has it, then the body)."""
     if not SECRET:
         return True
-    canonical = "".join((headers.get(h) or "") + "\n" for h in SIGNED_HEADERS).encode() + body
+    canonical = "".join((headers.get(h) or "") + "\n" for h in SIGNED_HEADERS)
+    if "wsgw-meta" in headers:
+        canonical += headers["wsgw-meta"] + "\n"
+    canonical = canonical.encode() + body
     expected = "v1=" + hmac.new(SECRET.encode(), canonical, hashlib.sha256).hexdigest()
     return hmac.compare_digest(expected, headers.get("wsgw-signature") or "")
+
+
+def room_and_name(query, conn):
+    """The room and name a connection asked for in its URL's query."""
+    q = urllib.parse.parse_qs(query)
+    return (q.get("room") or ["lobby"])[0], (q.get("name") or [f"guest-{conn[-4:]}"])[0][:32]
+
+
+def who(headers, conn):
+    """(room, name) from the metadata the request carries. A frame the gateway published before it
+    applied the open's answer, posted by another bridge than the open's, has none yet: then the
+    connection's record (GET /connections/<id>) tells."""
+    meta = json.loads(headers.get("wsgw-meta") or "{}")
+    if "room" in meta:
+        return meta["room"], urllib.parse.unquote(meta.get("name", ""))
+    req = urllib.request.Request(f"{API}/connections/{conn}")
+    if API_TOKEN:
+        req.add_header("Authorization", f"Bearer {API_TOKEN}")
+    try:
+        record = json.loads(urllib.request.urlopen(req, timeout=5).read())
+    except urllib.error.URLError:
+        return None
+    return room_and_name(record.get("query", ""), conn)
 
 
 def broadcast(topic, payload):
@@ -76,32 +102,31 @@ class Events(BaseHTTPRequestHandler):
         event, conn = headers.get("wsgw-event"), headers.get("wsgw-conn", "")
 
         if event == "open":
-            info = json.loads(body)
-            q = urllib.parse.parse_qs(info.get("query", ""))
-            room = (q.get("room") or ["lobby"])[0]
-            name = (q.get("name") or [f"guest-{conn[-4:]}"])[0][:32]
+            room, name = room_and_name(json.loads(body).get("query", ""), conn)
             if not SAFE.match(room):
                 # refuse: the bridge closes the connection with 4400
                 return self.answer(400, b"room must be 1-64 characters of A-Z a-z 0-9 _ -")
-            with people_lock:
-                people[conn] = (room, name)
             welcome = json.dumps({"type": "welcome", "id": conn, "room": room, "name": name}).encode()
             broadcast(f"room-{room}", {"type": "join", "room": room, "name": name, "from": conn})
-            return self.answer(200, welcome, {"Content-Type": "text/plain; charset=utf-8", "Wsgw-Subscribe": f"room-{room}"})
+            # remembered with the connection, not here: header values are ASCII, so the name is percent-encoded
+            return self.answer(200, welcome, {
+                "Content-Type": "text/plain; charset=utf-8",
+                "Wsgw-Subscribe": f"room-{room}",
+                "Wsgw-Set-Meta-Room": room,
+                "Wsgw-Set-Meta-Name": urllib.parse.quote(name),
+            })
 
-        with people_lock:
-            who = people.get(conn)
-        if event == "message" and who:
-            room, name = who
-            if headers.get("wsgw-binary") == "1":
-                return self.answer(204)
-            text = body.decode("utf-8", "replace")[:2000]
-            broadcast(f"room-{room}", {"type": "message", "room": room, "name": name, "text": text, "from": conn})
-            return self.answer(204)
-        if event == "close" and who:
-            with people_lock:
-                people.pop(conn, None)
-            broadcast(f"room-{who[0]}", {"type": "leave", "room": who[0], "name": who[1], "from": conn})
+        if event == "message" and headers.get("wsgw-binary") != "1":
+            known = who(headers, conn)
+            if known and SAFE.match(known[0]):
+                room, name = known
+                text = body.decode("utf-8", "replace")[:2000]
+                broadcast(f"room-{room}", {"type": "message", "room": room, "name": name, "text": text, "from": conn})
+        elif event == "close":
+            # a connection the app refused at open has no room in its metadata: nothing to announce
+            meta = json.loads(headers.get("wsgw-meta") or "{}")
+            if "room" in meta:
+                broadcast(f"room-{meta['room']}", {"type": "leave", "room": meta["room"], "name": urllib.parse.unquote(meta.get("name", "")), "from": conn})
         return self.answer(204)
 
     def log_message(self, fmt, *args):  # quiet: one line per request is noise at chat rates

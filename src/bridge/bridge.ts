@@ -4,6 +4,7 @@ import type { Logger } from 'pino';
 import type { Config } from '../config/schema.js';
 import { isApplicationCloseCode, truncateReason } from '../protocol/close-codes.js';
 import type { AuthReply, CloseEvent, OpenEvent } from '../protocol/events.js';
+import { applyMetaPatch, metaJson, MetaView, parseMetaPatch, type Meta, type MetaPatch } from '../protocol/meta.js';
 import { BINARY_HEADER_BYTES, orderedControl } from '../nats/control.js';
 import { readFrameMeta } from '../handlers/frame-meta.js';
 import { isConnectionId } from '../protocol/ids.js';
@@ -50,6 +51,8 @@ interface BridgeEvent {
   readonly route?: string;
   readonly binary?: boolean;
   readonly seq?: string;
+  /** The connection's metadata the event carries (JSON, '' for none). */
+  readonly meta: string;
   /** Set for the pre-upgrade authorization (`P.auth`): the gateway waits for our answer. */
   readonly authorize?: Msg;
   /** Durable mode: the stream's message, acknowledged once the event is done (answered or given up). */
@@ -63,7 +66,12 @@ const ANSWER = {
   close: 'wsgw-close',
   closeReason: 'wsgw-close-reason',
   identity: 'wsgw-identity',
+  /** `Wsgw-Set-Meta-<key>: <value>` sets a metadata key (an empty value removes it). */
+  setMetaPrefix: 'wsgw-set-meta-',
 } as const;
+
+/** Connections whose metadata view the bridge keeps (least recently made forgotten first). */
+const META_VIEWS = 50_000;
 
 const MAX_BACKOFF_MS = 2_000;
 
@@ -144,6 +152,10 @@ export async function createBridge(options: BridgeOptions): Promise<Bridge> {
       h['wsgw-seq'] = ev.seq!;
     }
     if (ev.authorize) h['wsgw-authorize'] = '1';
+    // what the event carries, with what this bridge set that the event may predate
+    const view = metaViews.get(ev.id);
+    const meta = view ? metaJson(view.see(ev.meta, ev.kind === 'message' ? Number(ev.seq) : ev.kind === 'open' ? 0 : Infinity)) : ev.meta;
+    if (meta !== '' && meta !== '{}') h['wsgw-meta'] = meta;
     if (config.secret !== '') h['wsgw-signature'] = sign(config.secret, h, ev.body);
     // undici's dispatch with a plain handler: no Readable body stream or async iterator per answer
     let status = 0;
@@ -192,6 +204,52 @@ export async function createBridge(options: BridgeOptions): Promise<Bridge> {
   }
 
   const control = orderedControl(out, nc, subjects, config.bridgeTimeout, log);
+  /** Per connection this bridge set metadata on: the changes shown on its events until they carry them. */
+  const metaViews = new Map<string, MetaView>();
+
+  /** The answer's `Wsgw-Set-Meta-<key>` headers as a patch (an empty value removes the key), or null; invalid ones are logged and ignored. */
+  function metaPatchOf(id: string, headers: AnswerHeaders): MetaPatch | null {
+    let patch: Record<string, string | null> | null = null;
+    for (const name in headers) {
+      if (!name.startsWith(ANSWER.setMetaPrefix)) continue;
+      const value = one(headers[name]) ?? '';
+      (patch ??= {})[name.slice(ANSWER.setMetaPrefix.length)] = value === '' ? null : value;
+    }
+    if (patch === null) return null;
+    try {
+      return parseMetaPatch(patch);
+    } catch (err) {
+      log.warn({ conn: id, err: (err as Error).message }, 'Wsgw-Set-Meta headers ignored');
+      return null;
+    }
+  }
+
+  /** An authorization answer's `Wsgw-Set-Meta-<key>` headers: the connection's first metadata, or null. */
+  function firstMeta(id: string, headers: AnswerHeaders): Meta | null {
+    const patch = metaPatchOf(id, headers);
+    try {
+      return patch === null ? null : applyMetaPatch(null, patch);
+    } catch (err) {
+      log.warn({ conn: id, err: (err as Error).message }, 'Wsgw-Set-Meta headers ignored');
+      return null;
+    }
+  }
+
+  /**
+   * Asks the owning gateway to set metadata; this connection's later events show it at once (those
+   * already on their way from the gateway too), and the gateway's own once they carry it.
+   */
+  function setMeta(id: string, patch: MetaPatch): void {
+    let view = metaViews.get(id);
+    if (view === undefined) {
+      view = new MetaView();
+      metaViews.set(id, view);
+      if (metaViews.size > META_VIEWS) metaViews.delete(metaViews.keys().next().value!);
+    }
+    const asked = view.ask(patch);
+    const v = view;
+    void control(id, { op: 'meta', set: patch }).then((reply) => (reply?.ok ? v.applied(asked, reply.seq ?? 0) : v.dropped(asked)));
+  }
 
   /**
    * Applies the application's answer: topics, then the body as a frame, then a close. Synchronous
@@ -206,13 +264,19 @@ export async function createBridge(options: BridgeOptions): Promise<Bridge> {
               ok: true,
               identity: parseIdentity(one(headers[ANSWER.identity]), ev.id),
               topics: validTopics(ev.id, list(headers[ANSWER.subscribe])),
+              meta: firstMeta(ev.id, headers),
               ...(body.length > 0 && status !== 204 ? messageOf(body, headers) : {}),
             }
           : { ok: false, status: status >= 400 && status <= 599 ? status : 403, message: body.toString('utf8', 0, Math.min(body.length, 200)) };
       ev.authorize.respond(JSON.stringify(reply));
       return;
     }
-    if (ev.kind === 'close') return;
+    if (ev.kind === 'close') {
+      metaViews.delete(ev.id);
+      return;
+    }
+    const patch = metaPatchOf(ev.id, headers);
+    if (patch !== null) setMeta(ev.id, patch);
     const subscribe = validTopics(ev.id, list(headers[ANSWER.subscribe]));
     const unsubscribe = validTopics(ev.id, list(headers[ANSWER.unsubscribe]));
     if (subscribe.length === 0 && unsubscribe.length === 0) return finish(ev, answer);
@@ -350,7 +414,7 @@ export async function createBridge(options: BridgeOptions): Promise<Bridge> {
     }
     // the application already saw this connection at authorization time
     if (ev.authorized) return null;
-    return { kind: 'open', id: ev.id, gateway: ev.gateway, body: msg.data, durable };
+    return { kind: 'open', id: ev.id, gateway: ev.gateway, body: msg.data, meta: metaJson(ev.meta ?? null), durable };
   }
   function frameEvent(msg: Pick<Msg, 'subject' | 'data' | 'headers'>, durable?: JsMsg): BridgeEvent | null {
     const frame = readFrameMeta(msg);
@@ -366,6 +430,7 @@ export async function createBridge(options: BridgeOptions): Promise<Bridge> {
       route: msg.subject.slice(subjects.inMsgAll.length - 1),
       binary: frame.binary,
       seq: String(frame.seq),
+      meta: frame.meta,
       durable,
     };
   }
@@ -378,7 +443,7 @@ export async function createBridge(options: BridgeOptions): Promise<Bridge> {
       return null;
     }
     if (!isConnectionId(ev.id)) return null;
-    return { kind: 'close', id: ev.id, gateway: ev.gateway, body: msg.data, durable };
+    return { kind: 'close', id: ev.id, gateway: ev.gateway, body: msg.data, meta: metaJson(ev.meta ?? null), durable };
   }
   const inbound: ReadonlyArray<readonly [subject: string, kind: EventKind, parse: (msg: Msg, durable?: JsMsg) => BridgeEvent | null]> = [
     [subjects.inOpen, 'open', openEvent],
@@ -443,7 +508,7 @@ export async function createBridge(options: BridgeOptions): Promise<Bridge> {
           msg.respond(JSON.stringify({ ok: false, status: 400, message: 'malformed authorization request' } satisfies AuthReply));
           return;
         }
-        enqueue({ kind: 'open', id: req.id, gateway: req.gateway, body: msg.data, authorize: msg });
+        enqueue({ kind: 'open', id: req.id, gateway: req.gateway, body: msg.data, meta: '', authorize: msg });
       },
     }),
   );

@@ -5,6 +5,7 @@ import type { Config } from '../config/schema.js';
 import { createJwtVerifier, findToken, KeySetUnavailable, TOKEN_PROTOCOL_PREFIX } from '../auth/jwt.js';
 import type { FrameData } from '../handlers/types.js';
 import { parseAuthReply, type AuthReply, type AuthRequest } from '../protocol/events.js';
+import type { Meta } from '../protocol/meta.js';
 import type { Subjects } from '../protocol/subjects.js';
 import { routeFromPath } from './route.js';
 import { RateLimiter } from './rate.js';
@@ -41,9 +42,10 @@ export interface Admitted {
   readonly token: string | null;
 }
 
-/** What the authorizer granted with its acceptance: topics to join and a first frame to send on open. */
+/** What the authorizer granted with its acceptance: topics to join, metadata and a first frame to send on open. */
 export interface AuthorizerGrant {
   readonly topics: readonly string[];
+  readonly meta: Meta | null;
   readonly message?: FrameData;
   readonly binary: boolean;
 }
@@ -189,6 +191,6 @@ export class Admission {
       return { refuse: [`${status} ${STATUS_CODES[status] ?? 'Refused'}`, reply.message || 'refused by the authorizer'] };
     }
     const first = reply.message === undefined ? undefined : reply.binary ? Buffer.from(reply.message, 'base64') : reply.message;
-    return { identity: reply.identity ?? identity, grant: { topics: reply.topics ?? [], message: first, binary: reply.binary === true } };
+    return { identity: reply.identity ?? identity, grant: { topics: reply.topics ?? [], meta: reply.meta ?? null, message: first, binary: reply.binary === true } };
   }
 }

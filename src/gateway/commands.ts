@@ -15,8 +15,11 @@ export interface CommandTarget<C> {
   connection(token: string): C | undefined;
   /** Queues a frame from `P.out` on the connection (no binary flag: text). */
   deliver(c: C, data: Uint8Array, binary: boolean): void;
-  /** Applies a control command; a promise when it completes later (a subscribe, once NATS has it). */
-  control(c: C, cmd: ControlCommand): Promise<void> | undefined;
+  /**
+   * Applies a control command; a promise when it completes later (a subscribe, once NATS has it), an
+   * answer of its own when it has one (metadata); throws a WsgwError for a command it refuses.
+   */
+  control(c: C, cmd: ControlCommand): Promise<void> | ControlReply | undefined;
   /** A server status arrived on `P.out` instead of a frame (503: frames published with this reply subject reached no worker). */
   serverStatus(code: number): void;
 }
@@ -68,8 +71,15 @@ export function subscribeCommands<C>(nc: NatsConnection, subjects: Subjects, gat
         }
         const c = target.connection(msg.subject.slice(ctlPrefixLength));
         if (c === undefined) return reply(msg, GONE_REPLY);
-        const done = target.control(c, cmd);
-        if (done) void done.then(() => out.ok(msg));
+        let done: Promise<void> | ControlReply | undefined;
+        try {
+          done = target.control(c, cmd);
+        } catch (e) {
+          log.warn({ err: e, subject: msg.subject }, 'control command refused');
+          return reply(msg, { ok: false, error: 'invalid', message: (e as Error).message });
+        }
+        if (done instanceof Promise) void done.then(() => out.ok(msg));
+        else if (done) reply(msg, done);
         else out.ok(msg);
       },
     }),

@@ -6,7 +6,8 @@ import type { Logger } from 'pino';
 import type { Config } from '../config/schema.js';
 import { ListenError } from '../errors/errors.js';
 import { CloseCode, truncateReason } from '../protocol/close-codes.js';
-import { type CloseEvent, type ConnectionRecord, type ControlCommand, type OpenEvent, type RequestInfo } from '../protocol/events.js';
+import { type CloseEvent, type ConnectionRecord, type ControlCommand, type ControlReply, type OpenEvent, type RequestInfo } from '../protocol/events.js';
+import { applyMetaPatch, EMPTY_META, metaJson, parseMetaPatch, type Meta, type MetaPatch } from '../protocol/meta.js';
 import { Header } from '../protocol/headers.js';
 import { formatConnectionId, newToken, parseConnectionId } from '../protocol/ids.js';
 import type { Subjects } from '../protocol/subjects.js';
@@ -86,6 +87,9 @@ interface ConnData {
   headers?: FrameHeaderEncoder;
   ws: WebSocket<Slot> | null;
   topics: Set<string> | null;
+  /** Metadata set by the application (and its JSON, '' for none), carried by every later event. */
+  meta: Meta | null;
+  metaJson: string;
   seq: number;
   closed: boolean;
   /** Outbound frames waiting for the corked flush: data, binary, data, binary, ... (made on the first send: an idle connection holds none) */
@@ -279,7 +283,8 @@ export async function createGateway(options: GatewayOptions): Promise<Gateway> {
   }
   /** A connection's open event without its authorized flag: the fields it shares with the record, in the record's order. */
   function openEvent(d: ConnData): OpenEvent {
-    return { id: d.id, gateway: gatewayId, connectedAt: d.connectedAt, ...d.request };
+    const ev: OpenEvent = { id: d.id, gateway: gatewayId, connectedAt: d.connectedAt, ...d.request };
+    return d.meta === null ? ev : { ...ev, meta: d.meta };
   }
   const topicList = (d: ConnData): string[] => (d.topics ? [...d.topics] : []);
   function record(d: ConnData): ConnectionRecord {
@@ -354,6 +359,22 @@ export async function createGateway(options: GatewayOptions): Promise<Gateway> {
     if (expiry !== null && expiry <= Date.now()) endWith(d, d.ws, CloseCode.TokenExpired, 'token expired; reconnect with a new one');
     else endWith(d, d.ws, CloseCode.MaxAgeReached, 'connection reached its maximum age; reconnect');
   }
+  /**
+   * Sets metadata keys: frames published from now on carry the result, the record is rewritten.
+   * Answers with the last frame published without it (a worker or the bridge shows the change on
+   * events up to that one themselves). Throws InvalidMetaError past the limits.
+   */
+  function setMeta(d: ConnData, patch: MetaPatch): ControlReply {
+    const meta = applyMetaPatch(d.meta, patch);
+    d.meta = meta;
+    d.metaJson = metaJson(meta);
+    d.headers?.setMeta(d.metaJson);
+    if (d.conn) d.conn.meta = meta ?? EMPTY_META;
+    // set as it opens (an in-process handler): the open's JSON, kept to make the record from, is stale now
+    if (dirtyRecords.get(d) !== undefined) dirtyRecords.set(d, undefined);
+    writeRecord(d);
+    return { ok: true, seq: d.seq, meta: meta ?? EMPTY_META };
+  }
   function closeLocal(d: ConnData, code: number | undefined, reason: string | undefined): void {
     if (d.closed || !d.ws) return;
     endWith(d, d.ws, code ?? CloseCode.ClosedByApplication, truncateReason(reason ?? ''));
@@ -371,8 +392,10 @@ export async function createGateway(options: GatewayOptions): Promise<Gateway> {
    * A control command (P.ctl, or the API for this gateway's own connections). A subscribe resolves
    * once the NATS server has the topic subscription, so a publish made after the answer arrives.
    */
-  function applyControl(d: ConnData, cmd: ControlCommand): Promise<void> | undefined {
+  function applyControl(d: ConnData, cmd: ControlCommand): Promise<void> | ControlReply | undefined {
     switch (cmd.op) {
+      case 'meta':
+        return setMeta(d, cmd.set);
       case 'close':
         closeLocal(d, cmd.code, cmd.reason);
         return undefined;
@@ -415,6 +438,12 @@ export async function createGateway(options: GatewayOptions): Promise<Gateway> {
       if (d) unsubscribeLocal(d, topic);
       else if (d === undefined && nats) await requestControl(nats.nc, nats.subjects, id, { op: 'unsubscribe', topic }, CONTROL_TIMEOUT_MS, log);
     },
+    // a handler's connections are this gateway's own (one closed meanwhile is no longer here)
+    async setMeta(conn, patch) {
+      const set = parseMetaPatch(patch);
+      const d = localOf(conn.id);
+      if (d) setMeta(d, set);
+    },
     publish(topic, data, binary) {
       assertToken('topic', topic);
       // local subscribers first, in order with the sends queued before; other gateways through NATS
@@ -436,7 +465,11 @@ export async function createGateway(options: GatewayOptions): Promise<Gateway> {
   ORIGIN_BINARY_HEADERS.set(Header.Binary, '1');
   const runtime = options.handler ? new HandlerRuntime(options.handler, host, log.child({ component: 'handler' })) : null;
   function connOf(d: ConnData): HostConn {
-    return (d.conn ??= new HostConn(host, d.id, gatewayId, d.request));
+    if (d.conn === null) {
+      d.conn = new HostConn(host, d.id, gatewayId, d.request);
+      if (d.meta !== null) d.conn.meta = d.meta;
+    }
+    return d.conn;
   }
 
   // --- NATS wiring (remote-handler and shared-state modes) ------------------------------------
@@ -630,6 +663,8 @@ export async function createGateway(options: GatewayOptions): Promise<Gateway> {
         outSubject: null,
         ws: null,
         topics: null,
+        meta: authorized?.meta ?? null,
+        metaJson: metaJson(authorized?.meta ?? null),
         seq: 0,
         closed: false,
         outq: null,
@@ -737,7 +772,7 @@ export async function createGateway(options: GatewayOptions): Promise<Gateway> {
         return;
       }
       // the publisher copies the frame (into its protocol buffer) before this callback returns
-      const h = durable ? frameHeaders(d.id, gatewayId, seq, isBinary) : (d.headers ??= new FrameHeaderEncoder(d.id, gatewayId)).at(seq, isBinary);
+      const h = durable ? frameHeaders(d.id, gatewayId, seq, isBinary, d.metaJson) : (d.headers ??= new FrameHeaderEncoder(d.id, gatewayId, d.metaJson)).at(seq, isBinary);
       if (!publisher!.publish(subject, new Uint8Array(message), h, (d.outSubject ??= nats!.subjects.out(d.id)), durable ? `${d.id}-${seq}` : '')) {
         metrics.outageRefused.inc();
         endWith(d, ws, CloseCode.NatsUnavailable, 'message queue unavailable; retry later');
@@ -760,7 +795,7 @@ export async function createGateway(options: GatewayOptions): Promise<Gateway> {
           // the record goes once the close event is out (acknowledged by the stream in durable mode):
           // if this gateway dies in between, a sweeper finds the record and reports the close instead
           // (with the same message id, so the durable stream keeps one)
-          const ev: CloseEvent = { id: d.id, gateway: gatewayId, code, reason, lost: false };
+          const ev: CloseEvent = d.meta === null ? { id: d.id, gateway: gatewayId, code, reason, lost: false } : { id: d.id, gateway: gatewayId, code, reason, lost: false, meta: d.meta };
           const removeRecord = () => directory.remove(d.id);
           if (!publisher.publish(nats.subjects.inClose, JSON.stringify(ev), undefined, '', durable ? `${d.id}-close` : '', removeRecord)) removeRecord();
         } else {
@@ -795,7 +830,8 @@ export async function createGateway(options: GatewayOptions): Promise<Gateway> {
               const d = localOf(id);
               if (d === undefined) return undefined;
               if (!d || d.closed) return false;
-              return applyControl(d, cmd)?.then(() => true) ?? true;
+              const done = applyControl(d, cmd);
+              return done instanceof Promise ? done.then(() => true) : (done ?? true);
             },
           },
         })

@@ -1,12 +1,14 @@
 import { Header } from '../protocol/headers.js';
 import { bytesAre, digits, InternedText, latin1 } from '../nats/message-text.js';
 
-/** The four headers a gateway puts on every `P.in.msg` frame. */
+/** The four headers a gateway puts on every `P.in.msg` frame, and the connection's metadata when it has any. */
 export interface FrameMeta {
   readonly conn: string;
   readonly gateway: string;
   readonly seq: number;
   readonly binary: boolean;
+  /** The `Wsgw-Meta` header's JSON, '' without one. */
+  readonly meta: string;
 }
 
 interface HeaderSource {
@@ -28,12 +30,12 @@ export function readFrameMeta(msg: HeaderSource, texts: InternedText = shared): 
   }
   const h = msg.headers;
   if (!h) return null;
-  return meta(h.get(Header.Connection), h.get(Header.Gateway), h.get(Header.Seq), h.get(Header.Binary));
+  return fromStrings(h.get(Header.Connection), h.get(Header.Gateway), h.get(Header.Seq), h.get(Header.Binary), h.get(Header.Meta));
 }
 
-function meta(conn: string, gateway: string, seq: string, binary: string): FrameMeta | null {
+function fromStrings(conn: string, gateway: string, seq: string, binary: string, meta: string): FrameMeta | null {
   if (conn === '' || gateway === '') return null;
-  return { conn, gateway, seq: Number(seq), binary: binary === '1' };
+  return { conn, gateway, seq: Number(seq), binary: binary === '1', meta };
 }
 
 /** The ids of recent connections, kept as strings (callers may pass their own). */
@@ -44,6 +46,7 @@ const CONN = ascii(Header.Connection);
 const GATEWAY = ascii(Header.Gateway);
 const SEQ = ascii(Header.Seq);
 const BINARY = ascii(Header.Binary);
+const META = ascii(Header.Meta);
 const CR = 13;
 const COLON = 58;
 const SPACE = 32;
@@ -57,10 +60,11 @@ const AT_CONN = ascii(`NATS/1.0\r\n${Header.Connection}: `);
 const AT_GATEWAY = ascii(`\r\n${Header.Gateway}: `);
 const AT_BINARY = ascii(`\r\n${Header.Binary}: `);
 const AT_SEQ = ascii(`\r\n${Header.Seq}: `);
+const AT_META = ascii(`\r\n${Header.Meta}: `);
 
 /**
  * The block exactly as a wsgw gateway writes it (`NATS/1.0`, then Conn, Gateway, Binary as one digit
- * and Seq as plain digits, nothing else), read by checking its fixed parts in place; undefined for
+ * and Seq as plain digits, then Meta or nothing), read by checking its fixed parts in place; undefined for
  * anything else, which the general scan reads. Where it answers, the general scan answers the same.
  */
 function gatewayBlock(b: Uint8Array, end: number, texts: InternedText): FrameMeta | undefined {
@@ -82,11 +86,21 @@ function gatewayBlock(b: Uint8Array, end: number, texts: InternedText): FrameMet
   at = seqFrom;
   while (at < end && b[at] !== CR) at++;
   const seq = digits(b, seqFrom, at);
-  // the block ends right after the seq line, with the empty line
-  if (seq < 0 || at + 4 !== end || b[at + 1] !== LF || b[at + 2] !== CR || b[at + 3] !== LF) return undefined;
+  if (seq < 0) return undefined;
+  // the connection's metadata, when it has some, on the line after
+  let meta = '';
+  if (at + 4 !== end && bytesAre(b, at, at + AT_META.length, AT_META)) {
+    const metaFrom = at + AT_META.length;
+    at = metaFrom;
+    while (at < end && b[at] !== CR) at++;
+    if (!plain(b, metaFrom, at)) return undefined;
+    meta = latin1(b, metaFrom, at);
+  }
+  // the block ends right after the last line, with the empty line
+  if (at + 4 !== end || b[at + 1] !== LF || b[at + 2] !== CR || b[at + 3] !== LF) return undefined;
   // values a trim would change (or empty ids) are left to the general scan
   if (!plain(b, connFrom, connTo) || !plain(b, gatewayFrom, gatewayTo)) return undefined;
-  return { conn: texts.get(b, connFrom, connTo), gateway: texts.get(b, gatewayFrom, gatewayTo), seq, binary: flag === ONE };
+  return { conn: texts.get(b, connFrom, connTo), gateway: texts.get(b, gatewayFrom, gatewayTo), seq, binary: flag === ONE, meta };
 }
 
 /** A non-empty value with no space or tab at either end. */
@@ -113,6 +127,7 @@ function scan(b: Uint8Array, end: number, texts: InternedText): FrameMeta | null
   let gateway = '';
   let seq = -1;
   let binary = -1;
+  let meta: string | null = null;
   while (at < end) {
     let stop = at;
     while (stop < end && b[stop] !== CR) stop++;
@@ -131,9 +146,10 @@ function scan(b: Uint8Array, end: number, texts: InternedText): FrameMeta | null
         const n = digits(b, from, to);
         seq = n >= 0 ? n : Number(latin1(b, from, to));
       } else if (binary < 0 && bytesAre(b, at, colon, BINARY)) binary = to - from === 1 && b[from] === ONE ? 1 : 0;
+      else if (meta === null && bytesAre(b, at, colon, META)) meta = latin1(b, from, to);
     }
     at = stop + 2;
   }
   if (conn === '' || gateway === '') return null;
-  return { conn, gateway, seq: seq < 0 ? 0 : seq, binary: binary === 1 };
+  return { conn, gateway, seq: seq < 0 ? 0 : seq, binary: binary === 1, meta: meta ?? '' };
 }

@@ -1,5 +1,6 @@
 import type { Logger } from 'pino';
 import type { ConnectionRecord, RequestInfo } from '../protocol/events.js';
+import { EMPTY_META, type Meta, type MetaPatch } from '../protocol/meta.js';
 import { KeyedSerializer } from './serializer.js';
 import type { CloseInfo, Conn, Context, FrameData, Handler, Message, SendOptions } from './types.js';
 
@@ -14,6 +15,8 @@ export interface ConnectionHost {
   close(connectionId: string, code: number | undefined, reason: string | undefined): void;
   subscribe(connectionId: string, topic: string): Promise<void>;
   unsubscribe(connectionId: string, topic: string): Promise<void>;
+  /** Sets metadata on the connection and updates `conn.meta`; resolves once the owning gateway applied it. */
+  setMeta(conn: HostConn, patch: MetaPatch): Promise<void>;
   publish(topic: string, data: FrameData, binary: boolean): void;
   lookup(connectionId: string): Promise<ConnectionRecord | null>;
 }
@@ -28,6 +31,8 @@ export class HostConn implements Conn {
   readonly id: string;
   readonly gateway: string;
   request: RequestInfo | undefined;
+  /** Kept current by the host: the gateway's own, or what the event being handled carried. */
+  meta: Meta = EMPTY_META;
   readonly #host: ConnectionHost;
 
   constructor(host: ConnectionHost, id: string, gateway: string, request: RequestInfo | undefined) {
@@ -47,6 +52,9 @@ export class HostConn implements Conn {
   }
   unsubscribe(topic: string): Promise<void> {
     return this.#host.unsubscribe(this.id, topic);
+  }
+  setMeta(patch: MetaPatch): Promise<void> {
+    return this.#host.setMeta(this, patch);
   }
   toJSON(): { id: string; gateway: string } {
     return { id: this.id, gateway: this.gateway };
@@ -115,18 +123,29 @@ export class HandlerRuntime {
     this.#dispatch(conn.id, this.#handler.open && (() => this.#handler.open!(conn, this.context)), done);
   }
 
-  message(conn: Conn, message: Message, done?: Done): void {
-    this.#dispatch(conn.id, this.#handler.message && (() => this.#handler.message!(conn, message, this.context)), done);
+  /** `before` (optional) runs when the event's turn comes, right before the handler (the worker shows the frame's metadata). */
+  message(conn: Conn, message: Message, done?: Done, before?: (conn: Conn) => void): void {
+    const task = before ? () => (before(conn), this.#handler.message!(conn, message, this.context)) : () => this.#handler.message!(conn, message, this.context);
+    this.#dispatch(conn.id, this.#handler.message && task, done);
   }
 
   /** Like message, but resolves the connection first (the worker's cache miss); order is kept. */
-  messageAfter(connId: string, resolve: () => Promise<Conn>, message: Message, done?: Done): void {
+  messageAfter(connId: string, resolve: () => Promise<Conn>, message: Message, done?: Done, before?: (conn: Conn) => void): void {
     const fn = this.#handler.message;
-    this.#dispatch(connId, fn && (async () => fn.call(this.#handler, await resolve(), message, this.context)), done);
+    this.#dispatch(
+      connId,
+      fn &&
+        (async () => {
+          const conn = await resolve();
+          before?.(conn);
+          return fn.call(this.#handler, conn, message, this.context);
+        }),
+      done,
+    );
   }
 
-  close(conn: Conn, info: CloseInfo, done?: Done): void {
-    this.#dispatch(conn.id, this.#handler.close && (() => this.#handler.close!(conn, info, this.context)), done);
+  close(conn: Conn, info: CloseInfo, done?: Done, before?: (conn: Conn) => void): void {
+    this.#dispatch(conn.id, this.#handler.close && (() => (before?.(conn), this.#handler.close!(conn, info, this.context))), done);
   }
 
   #dispatch(key: string, task: (() => unknown) | undefined, done: Done | undefined): void {

@@ -1,5 +1,6 @@
 import type { Logger } from 'pino';
 import type { ConnectionRecord, RequestInfo } from '../protocol/events.js';
+import type { Meta, MetaPatch } from '../protocol/meta.js';
 
 /** Text (string) or binary (Uint8Array) frame data. */
 export type FrameData = string | Uint8Array;
@@ -48,6 +49,19 @@ export interface Conn {
   /** Resolves once broadcasts to `topic` reach this connection. */
   subscribe(topic: string): Promise<void>;
   unsubscribe(topic: string): Promise<void>;
+  /**
+   * The connection's metadata (string values set with `setMeta`, by the authorizer, the bridge's
+   * answers or the connection service), as of the event being handled.
+   */
+  readonly meta: Meta;
+  /**
+   * Sets metadata keys (a null value removes one). `conn.meta` shows the change at once; every later
+   * event of the connection carries it, in every mode and to every worker, the bridge's application
+   * too. Resolves once the owning gateway applied it; rejects with InvalidMetaError
+   * (`WSGW_INVALID_META`) past the limits (32 keys of `A-Za-z0-9_-`, values up to 1,024 characters,
+   * 4 KiB in all).
+   */
+  setMeta(patch: MetaPatch): Promise<void>;
 }
 
 /** What a handler can do beyond its own connection. */

@@ -5,13 +5,14 @@ import type { Logger } from 'pino';
 import { readFrameMeta } from './frame-meta.js';
 import { InternedText, subjectTail } from '../nats/message-text.js';
 import type { CloseEvent, OpenEvent, RequestInfo } from '../protocol/events.js';
+import { InvalidMetaError, metaJson, MetaView, parseMetaPatch } from '../protocol/meta.js';
 import type { Subjects } from '../protocol/subjects.js';
 import { assertToken } from '../protocol/tokens.js';
 import { parseConnectionId } from '../protocol/ids.js';
 import type { ConnectionDirectory } from '../nats/directory.js';
 import { FrameMessage, HandlerRuntime, HostConn, type ConnectionHost, type Done } from './runtime.js';
 import { consumeDurable, MAX_DELIVER, type DurableConsumer } from '../nats/durable.js';
-import type { Handler } from './types.js';
+import type { Conn, Handler } from './types.js';
 import type { Metrics } from '../metrics/metrics.js';
 
 export interface WorkerOptions {
@@ -39,6 +40,16 @@ export interface Worker {
 
 const DEFAULT_CACHE_SIZE = 50_000;
 
+/** A connection as the worker keeps it: with its metadata view once the connection has metadata. */
+class WorkerConn extends HostConn {
+  view: MetaView | null = null;
+  /** Shows the metadata an event carries (`json`, '' for none; `seq` as MetaView.see takes it). */
+  see(json: string, seq: number): void {
+    if (json === '' && this.view === null) return;
+    this.meta = (this.view ??= new MetaView()).see(json, seq);
+  }
+}
+
 /**
  * Runs a handler module against NATS: joins the queue group on `P.in.open`, `P.in.msg.>` and
  * `P.in.close`, and turns the handler's actions into `P.out`, `P.ctl` and `P.topic` publishes.
@@ -47,7 +58,7 @@ const DEFAULT_CACHE_SIZE = 50_000;
 export async function createWorker(options: WorkerOptions): Promise<Worker> {
   const { nc, subjects, directory, log, queue } = options;
   const cacheSize = options.cacheSize ?? DEFAULT_CACHE_SIZE;
-  const conns = new Map<string, HostConn>();
+  const conns = new Map<string, WorkerConn>();
   let handled = 0;
   /** Keeps `value` under `id` in a cache of the `cacheSize` most recently added ids. */
   function remember<V>(cache: Map<string, V>, id: string, value: V): V {
@@ -73,8 +84,21 @@ export async function createWorker(options: WorkerOptions): Promise<Worker> {
     close(id, code, reason) {
       out.publish(subjects.ctl(id), JSON.stringify({ op: 'close', code, reason }));
     },
-    subscribe: (id, topic) => control(id, { op: 'subscribe', topic: assertToken('topic', topic) }),
-    unsubscribe: (id, topic) => control(id, { op: 'unsubscribe', topic: assertToken('topic', topic) }),
+    subscribe: async (id, topic) => void (await control(id, { op: 'subscribe', topic: assertToken('topic', topic) })),
+    unsubscribe: async (id, topic) => void (await control(id, { op: 'unsubscribe', topic: assertToken('topic', topic) })),
+    async setMeta(conn, patch) {
+      const set = parseMetaPatch(patch);
+      const c = conn as WorkerConn;
+      const view = (c.view ??= new MetaView());
+      // shown at once, and on this connection's events until they carry it themselves
+      const asked = view.ask(set);
+      c.meta = view.current;
+      const reply = await control(c.id, { op: 'meta', set });
+      if (reply?.ok) return view.applied(asked, reply.seq ?? 0);
+      view.dropped(asked);
+      c.meta = view.current;
+      if (reply?.error === 'invalid') throw new InvalidMetaError(reply.message ?? 'metadata refused by the gateway');
+    },
     publish(topic, data, binary) {
       out.publish(subjects.topic(topic), data, binary ? BINARY_HEADER_BYTES : undefined);
     },
@@ -83,7 +107,7 @@ export async function createWorker(options: WorkerOptions): Promise<Worker> {
   const runtime = new HandlerRuntime(options.handler, host, log.child({ component: 'handler' }), () => options.metrics?.handlerErrors.inc());
   const hot = options.metrics?.hot;
 
-  async function resolveConn(id: string, gateway: string): Promise<HostConn> {
+  async function resolveConn(id: string, gateway: string): Promise<WorkerConn> {
     const known = conns.get(id);
     if (known) return known;
     let request: RequestInfo | undefined;
@@ -92,7 +116,7 @@ export async function createWorker(options: WorkerOptions): Promise<Worker> {
     } catch (err) {
       log.warn({ err, conn: id }, 'could not read connection record');
     }
-    return remember(conns, id, new HostConn(host, id, gateway, request));
+    return remember(conns, id, new WorkerConn(host, id, gateway, request));
   }
 
   /** An inbound event: from a core subscription, or a durable stream message (then `done` acks it). */
@@ -116,8 +140,10 @@ export async function createWorker(options: WorkerOptions): Promise<Worker> {
     if (!ev) return;
     handled++;
     if (hot) hot.workerOpens++;
-    const { id, gateway, connectedAt: _c, authorized: _a, ...request } = ev;
-    runtime.open(remember(conns, id, new HostConn(host, id, gateway, request)), done);
+    const { id, gateway, connectedAt: _c, authorized: _a, meta, ...request } = ev;
+    const conn = remember(conns, id, new WorkerConn(host, id, gateway, request));
+    if (meta !== undefined) conn.see(metaJson(meta), 0);
+    runtime.open(conn, done);
   }
 
   const routeOffset = subjects.inMsgAll.length - 1;
@@ -134,8 +160,11 @@ export async function createWorker(options: WorkerOptions): Promise<Worker> {
     if (hot) hot.workerMessages++;
     const message = new FrameMessage(msg.data, frame.binary, subjectTail(msg, routeOffset, texts), frame.seq);
     const conn = conns.get(id);
-    if (conn) runtime.message(conn, message, done);
-    else runtime.messageAfter(id, () => resolveConn(id, gateway), message, done);
+    // the metadata this frame carries is shown when its turn comes (earlier frames may still be handled)
+    const json = frame.meta;
+    const see = json === '' && (conn === undefined || conn.view === null) ? undefined : (c: Conn) => (c as WorkerConn).see(json, frame.seq);
+    if (conn) runtime.message(conn, message, done, see);
+    else runtime.messageAfter(id, () => resolveConn(id, gateway), message, done, see);
   }
 
   function onClose(msg: Inbound, done?: Done): void {
@@ -143,10 +172,11 @@ export async function createWorker(options: WorkerOptions): Promise<Worker> {
     if (!ev) return;
     handled++;
     if (hot) hot.workerCloses++;
-    const conn = conns.get(ev.id) ?? new HostConn(host, ev.id, ev.gateway, undefined);
+    const conn = conns.get(ev.id) ?? new WorkerConn(host, ev.id, ev.gateway, undefined);
     conns.delete(ev.id);
     outSubjects.delete(ev.id);
-    runtime.close(conn, { code: ev.code, reason: ev.reason, lost: ev.lost === true }, done);
+    const json = metaJson(ev.meta ?? null);
+    runtime.close(conn, { code: ev.code, reason: ev.reason, lost: ev.lost === true }, done, (c) => (c as WorkerConn).see(json, Infinity));
   }
 
   const subs: Subscription[] = [];

@@ -5,6 +5,7 @@ import { InvalidTokenError, WsgwError } from '../errors/errors.js';
 import { isApplicationCloseCode, MAX_CLOSE_REASON_BYTES } from '../protocol/close-codes.js';
 import type { ControlCommand, ControlReply } from '../protocol/events.js';
 import { parseConnectionId } from '../protocol/ids.js';
+import { InvalidMetaError, parseMetaPatch } from '../protocol/meta.js';
 import type { Subjects } from '../protocol/subjects.js';
 import { assertToken } from '../protocol/tokens.js';
 import type { ConnectionDirectory } from '../nats/directory.js';
@@ -41,7 +42,8 @@ export interface ConnectionsApiOptions {
  */
 export interface LocalConnections {
   send(id: string, data: Uint8Array, binary: boolean): boolean | undefined;
-  control(id: string, cmd: ControlCommand): Promise<boolean> | boolean | undefined;
+  /** A command with an answer of its own (metadata) gives that answer instead of `true`. */
+  control(id: string, cmd: ControlCommand): Promise<boolean> | boolean | ControlReply | undefined;
 }
 
 const SENT = constantReply(200, { ok: true });
@@ -83,6 +85,7 @@ function toReply(err: unknown): Reply | null {
   if (err instanceof InvalidTokenError) return errorReply(400, err.kind === 'connection id' ? 'invalid_id' : `invalid_${err.kind.replace(/ /g, '_')}`, err.message);
   if (err instanceof BadRequest) return errorReply(400, err.error, err.message);
   if (err instanceof BodyTooLargeError) return PAYLOAD_TOO_LARGE;
+  if (err instanceof InvalidMetaError) return errorReply(400, 'invalid_meta', err.message);
   return null;
 }
 
@@ -134,7 +137,11 @@ export function mountConnectionsApi(app: TemplatedApp, options: ConnectionsApiOp
   /** A control command: straight to the connection when this process owns it, else through its gateway. */
   async function controlOf(id: string, cmd: ControlCommand): Promise<Reply> {
     const local = options.local?.control(id, cmd);
-    if (local !== undefined) return (await local) ? NO_CONTENT : missing(id);
+    if (local !== undefined) {
+      const answer = await local;
+      if (answer === false) return missing(id);
+      return answer === true ? NO_CONTENT : withMeta(answer);
+    }
     return new Promise((resolve, reject) => overNats(id, subjects.ctl(id), JSON.stringify(cmd), undefined, NO_CONTENT, resolve, reject));
   }
 
@@ -156,10 +163,15 @@ export function mountConnectionsApi(app: TemplatedApp, options: ConnectionsApiOp
       } catch (e) {
         return failed(e);
       }
-      if (answer.ok) done(success);
+      if (answer.ok) done(answer.meta === undefined ? success : withMeta(answer));
       else if (answer.error === 'gone') missing(id).then(done, failed);
       else done(errorReply(400, 'invalid', answer.message ?? 'refused by the gateway'));
     });
+  }
+
+  /** A metadata command's answer: the connection's metadata now. */
+  function withMeta(answer: ControlReply): Reply {
+    return { status: 200, body: { ok: true, meta: answer.ok ? (answer.meta ?? {}) : {} } };
   }
 
   function query(req: HttpRequest): URLSearchParams {
@@ -283,6 +295,24 @@ export function mountConnectionsApi(app: TemplatedApp, options: ConnectionsApiOp
       }),
     );
   }
+
+  app.patch(
+    '/connections/:id/meta',
+    route((res, req) => {
+      const id = req.getParameter(0)!;
+      const body = readBody(res, req, options.maxPayload);
+      parseConnectionId(id);
+      return async () => {
+        let patch: unknown;
+        try {
+          patch = JSON.parse(Buffer.from(await body).toString('utf8'));
+        } catch {
+          throw new BadRequest('invalid_meta', 'the body must be a JSON object of strings (null removes a key)');
+        }
+        return controlOf(id, { op: 'meta', set: parseMetaPatch(patch) });
+      };
+    }),
+  );
 
   app.post(
     '/topics/:topic/messages',

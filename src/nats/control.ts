@@ -16,18 +16,20 @@ export const CONTROL_TIMEOUT_MS = 5_000;
 
 /**
  * Sends a control command to the gateway that owns `connectionId` and waits for its answer. No answer
- * means the connection (or its gateway) is gone, which is not an error for the caller; a refused
- * command is logged. Used by the gateway (connections on other gateways), the worker and the bridge.
+ * means the connection (or its gateway) is gone, which is not an error for the caller (null); a
+ * refused command is logged. Used by the gateway (connections on other gateways), the worker and the
+ * bridge.
  */
-export async function requestControl(nc: NatsConnection, subjects: Subjects, connectionId: string, command: ControlCommand, timeoutMs: number, log: Logger): Promise<void> {
+export async function requestControl(nc: NatsConnection, subjects: Subjects, connectionId: string, command: ControlCommand, timeoutMs: number, log: Logger): Promise<ControlReply | null> {
   let answer: ControlReply;
   try {
     answer = (await nc.request(subjects.ctl(connectionId), JSON.stringify(command), { timeout: timeoutMs })).json<ControlReply>();
   } catch (err) {
     log.debug({ err: { message: (err as Error).message }, conn: connectionId }, 'control request got no answer (connection gone)');
-    return;
+    return null;
   }
   if (!answer.ok && answer.error === 'invalid') log.warn({ conn: connectionId, message: answer.message }, 'gateway refused a control command');
+  return answer;
 }
 
 /**
@@ -35,7 +37,7 @@ export async function requestControl(nc: NatsConnection, subjects: Subjects, con
  * sent before a subscribe, say) are handed over first. For a process that publishes through a
  * RawPublisher and asks for control commands through nats.js (the worker, the bridge).
  */
-export function orderedControl(out: RawPublisher, nc: NatsConnection, subjects: Subjects, timeoutMs: number, log: Logger): (connectionId: string, command: ControlCommand) => Promise<void> {
+export function orderedControl(out: RawPublisher, nc: NatsConnection, subjects: Subjects, timeoutMs: number, log: Logger): (connectionId: string, command: ControlCommand) => Promise<ControlReply | null> {
   return (connectionId, command) => {
     out.flush();
     return requestControl(nc, subjects, connectionId, command, timeoutMs, log);

@@ -97,7 +97,8 @@ export function startSweeper(options: SweeperOptions): Sweeper {
       }
       if (!record) continue;
       options.onLost?.(1);
-      const ev: CloseEvent = { id, gateway, code: CloseCode.Abnormal, reason: 'gateway lost', lost: true };
+      // with the metadata it had when its record was last written
+      const ev: CloseEvent = { id, gateway, code: CloseCode.Abnormal, reason: 'gateway lost', lost: true, ...(record.meta === undefined ? {} : { meta: record.meta }) };
       // the gateway's own close event carries the same id: if it published one before dying, the
       // durable stream (when there is one) stores this close only once
       const h = natsHeaders();

@@ -1,6 +1,7 @@
 import { isApplicationCloseCode, truncateReason } from './close-codes.js';
 import { assertToken } from './tokens.js';
 import { WsgwError } from '../errors/errors.js';
+import { applyMetaPatch, parseMetaPatch, type Meta, type MetaPatch } from './meta.js';
 
 /** What the gateway knew about the HTTP upgrade request. Copied out of uWS before any async gap. */
 export interface RequestInfo {
@@ -26,6 +27,8 @@ export interface OpenEvent extends RequestInfo {
   readonly connectedAt: number;
   /** Present (true) when the authorizer on `P.auth` accepted the upgrade: it has seen this connection. */
   readonly authorized?: true;
+  /** The connection's metadata, when the authorizer gave some. */
+  readonly meta?: Meta;
 }
 
 /** JSON body of `P.in.close`. */
@@ -36,6 +39,8 @@ export interface CloseEvent {
   readonly reason: string;
   /** True when the gateway died and a survivor reported the close on its behalf. */
   readonly lost: boolean;
+  /** The connection's metadata when it closed, when it had any. */
+  readonly meta?: Meta;
 }
 
 /** The KV directory record of one open connection (value under key `<connId>`). */
@@ -44,6 +49,8 @@ export interface ConnectionRecord extends RequestInfo {
   readonly gateway: string;
   readonly connectedAt: number;
   readonly topics: readonly string[];
+  /** The connection's metadata, when it has any. */
+  readonly meta?: Meta;
 }
 
 /** The KV lease of one live gateway (value under key `<gatewayId>`). */
@@ -60,10 +67,15 @@ export interface GatewayLease {
 export type ControlCommand =
   | { readonly op: 'close'; readonly code?: number; readonly reason?: string }
   | { readonly op: 'subscribe'; readonly topic: string }
-  | { readonly op: 'unsubscribe'; readonly topic: string };
+  | { readonly op: 'unsubscribe'; readonly topic: string }
+  /** Sets metadata keys (a null value removes one); later events of the connection carry the result. */
+  | { readonly op: 'meta'; readonly set: MetaPatch };
 
 /** JSON reply from the gateway to a `P.ctl` or `P.out` request that carried a reply subject. */
-export type ControlReply = { readonly ok: true } | { readonly ok: false; readonly error: 'gone' | 'invalid'; readonly message?: string };
+export type ControlReply =
+  /** `seq` (a `meta` command's answer): the last frame published without the change; later frames carry it. */
+  | { readonly ok: true; readonly seq?: number; readonly meta?: Meta }
+  | { readonly ok: false; readonly error: 'gone' | 'invalid'; readonly message?: string };
 
 export class InvalidControlError extends WsgwError {
   constructor(message: string) {
@@ -86,8 +98,10 @@ export function parseControlCommand(value: unknown): ControlCommand {
     case 'subscribe':
     case 'unsubscribe':
       return { op: v.op, topic: assertToken('topic', v.topic) };
+    case 'meta':
+      return { op: 'meta', set: parseMetaPatch(v.set) };
     default:
-      throw new InvalidControlError(`unknown control op ${JSON.stringify(v.op)} (expected close, subscribe or unsubscribe)`);
+      throw new InvalidControlError(`unknown control op ${JSON.stringify(v.op)} (expected close, subscribe, unsubscribe or meta)`);
   }
 }
 
@@ -110,6 +124,8 @@ export type AuthReply =
       /** A first frame sent right after the upgrade (base64 when `binary`). */
       readonly message?: string;
       readonly binary?: boolean;
+      /** The connection's first metadata: carried by every event of the connection, its open event too. */
+      readonly meta?: Meta | null;
     }
   | { readonly ok: false; readonly status?: number; readonly message?: string };
 
@@ -128,11 +144,20 @@ export function parseAuthReply(value: unknown): AuthReply {
     return bad('topics must be safe tokens');
   }
   if (v.message !== undefined && typeof v.message !== 'string') return bad('message must be a string');
+  let meta: Meta | null = null;
+  if (v.meta !== undefined && v.meta !== null) {
+    try {
+      meta = applyMetaPatch(null, parseMetaPatch(v.meta));
+    } catch (err) {
+      return bad((err as Error).message);
+    }
+  }
   return {
     ok: true,
     identity: (v.identity as Record<string, unknown> | undefined) ?? null,
     topics: (v.topics as string[] | undefined) ?? [],
     message: v.message as string | undefined,
     binary: v.binary === true,
+    meta,
   };
 }

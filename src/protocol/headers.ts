@@ -1,7 +1,8 @@
 /**
  * NATS header names on wsgw messages. Values are ASCII.
  *
- * On `P.in.msg.<route>` (gateway -> workers): Conn, Gateway, Seq, Binary (always present).
+ * On `P.in.msg.<route>` (gateway -> workers): Conn, Gateway, Seq, Binary (always present), Meta
+ * (after Seq, when the connection has metadata).
  * On `P.out.<connId>` and `P.topic.<topic>` (anyone -> gateway): Binary (optional, default text).
  * On `P.topic.<topic>` from a gateway's in-process handler: Origin.
  */
@@ -16,6 +17,8 @@ export const Header = {
   Binary: 'Wsgw-Binary',
   /** The route the frame was published under. */
   Route: 'Wsgw-Route',
+  /** The connection's metadata as an ASCII JSON object of strings, when it has any (src/protocol/meta.ts). */
+  Meta: 'Wsgw-Meta',
   /** On `P.topic.<topic>`: the gateway that published it and already delivered it to its own subscribers. */
   Origin: 'Wsgw-Origin',
 } as const;

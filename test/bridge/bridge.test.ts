@@ -177,3 +177,46 @@ t.test('the app is slower than the timeout: given up without blocking other conn
   t.match((await stuck.next(5_000)).json(), { error: 'bridge_unavailable' }, 'the slow event is given up visibly');
   t.equal(slow.size, 1);
 });
+
+t.test('metadata: Wsgw-Set-Meta on an answer, Wsgw-Meta (signed) on every later request, from the authorization on too', async (t) => {
+  const handler: AppHandler = (r, res) => {
+    if (r.event === 'open') {
+      const meta = { 'wsgw-set-meta-user': 'ann', 'wsgw-set-meta-plan': 'pro' };
+      return void res.writeHead(r.headers['wsgw-authorize'] === '1' ? 200 : 204, meta).end();
+    }
+    if (r.event !== 'message') return void res.writeHead(204).end();
+    const text = r.body.toString();
+    if (text === 'downgrade') return void res.writeHead(204, { 'wsgw-set-meta-plan': '' }).end();
+    if (text === 'too long') return void res.writeHead(204, { 'wsgw-set-meta-x': 'y'.repeat(2000) }).end();
+    res.writeHead(200).end(`${text} ${r.headers['wsgw-meta'] ?? 'none'}`);
+  };
+  const { app, g } = await stack(t, handler);
+  const c = await TestClient.connect(g.url);
+  t.teardown(() => c.close());
+  // sent at once: frames the gateway published before it applied the open's answer show it too
+  for (let i = 1; i <= 3; i++) c.send(`m${i}`);
+  for (let i = 1; i <= 3; i++) t.equal((await c.next()).text(), `m${i} {"user":"ann","plan":"pro"}`);
+  const [id] = await g.directory!.ids();
+  t.same((await eventually(() => g.directory!.get(id!).then((r) => (r?.meta ? r : null)), 5_000, 'record')).meta, { user: 'ann', plan: 'pro' }, 'in the record');
+  c.send('downgrade');
+  c.send('after');
+  t.equal((await c.next()).text(), 'after {"user":"ann"}', 'an empty value removes a key');
+  c.send('too long');
+  c.send('still');
+  t.equal((await c.next()).text(), 'still {"user":"ann"}', 'a value past the limit is ignored (logged); the connection is still served');
+  await c.close();
+  const close = await eventually(() => app.requests.find((r) => r.event === 'close'), 5_000, 'close posted');
+  t.equal(close.headers['wsgw-meta'], '{"user":"ann"}', 'the close request carries it');
+  t.equal(app.requests.find((r) => r.event === 'open')!.headers['wsgw-meta'], undefined, 'the open had none');
+  for (const r of app.requests) t.ok(verify(SECRET, String(r.headers['wsgw-signature']), headersOf(r), r.body), `${r.event} request signature verifies`);
+  const forged = { ...headersOf(close), 'wsgw-meta': '{"user":"mallory"}' };
+  t.notOk(verify(SECRET, String(close.headers['wsgw-signature']), forged, close.body), 'a changed Wsgw-Meta breaks the signature');
+
+  // with --authorize, the authorization's answer gives the connection its first metadata
+  const auth = await stack(t, handler, {}, { authorize: true });
+  // the uWebSockets.js first-asynchronous-upgrade quirk (docs/reliability.md): connectKept reconnects
+  const a = await TestClient.connectKept(auth.g.url);
+  t.teardown(() => a.close());
+  a.send('first');
+  t.equal((await a.next()).text(), 'first {"user":"ann","plan":"pro"}', 'the first frame carries it');
+});

@@ -57,7 +57,7 @@ t.test('orphan records (no lease at all) are reported lost once, found by one of
   const now = Date.now();
   await directory.putLease({ id: 'alive', startedAt: now, heartbeatAt: now, leaseMs: 60_000, connections: 2 });
   const alive = [record('alive', now), record('alive', now)];
-  const orphans = Array.from({ length: 5 }, () => record('ghost', now - 300_000));
+  const orphans = Array.from({ length: 5 }, (_, i) => (i === 0 ? { ...record('ghost', now - 300_000), meta: { user: 'gone-user' } } : record('ghost', now - 300_000)));
   for (const r of [...alive, ...orphans]) directory.put(r);
   await eventually(async () => (await directory.ids()).length === 7, 5_000, 'seven records written');
   t.same([...(await directory.recordGateways())].sort(), ['alive', 'ghost'], 'the gateways with records, from the stream');
@@ -72,6 +72,7 @@ t.test('orphan records (no lease at all) are reported lost once, found by one of
   await nc.flush();
   t.same(closes.map((c) => c.id).sort(), orphans.map((r) => r.id).sort(), 'one lost close per orphan record, none for the live gateway');
   t.ok(closes.every((c) => c.lost && c.gateway === 'ghost' && c.code === 1006), 'each marked lost, code 1006');
+  t.same(closes.filter((c) => c.meta).map((c) => [c.id, c.meta]), [[orphans[0]!.id, { user: 'gone-user' }]], 'a lost close carries its record\'s metadata, the others none');
   t.same((await directory.ids()).sort(), alive.map((r) => r.id).sort(), 'the orphans are gone from KV, the live records stay');
   t.same(
     warnings.map((w) => [w.gateway, w.lostConnections]),
