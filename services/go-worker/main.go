@@ -17,7 +17,6 @@ import (
 	"os/signal"
 	"regexp"
 	"strings"
-	"sync"
 	"syscall"
 	"time"
 	"unicode/utf8"
@@ -38,9 +37,16 @@ type openEvent struct {
 }
 
 type closeEvent struct {
-	ID   string `json:"id"`
-	Code int    `json:"code"`
-	Lost bool   `json:"lost"`
+	ID   string            `json:"id"`
+	Code int               `json:"code"`
+	Lost bool              `json:"lost"`
+	Meta map[string]string `json:"meta"`
+}
+
+// A connection record (docs/protocol.md, "Connection directory"): the open event's fields, and its metadata.
+type connectionRecord struct {
+	Query string            `json:"query"`
+	Meta  map[string]string `json:"meta"`
 }
 
 type controlReply struct {
@@ -51,12 +57,12 @@ type controlReply struct {
 
 type member struct{ room, name string }
 
+// The chat keeps no table of its own: a connection's room and name are its metadata (set over P.ctl
+// at open), carried on every later frame (Wsgw-Meta) and close event.
 type worker struct {
 	nc     *nats.Conn
 	prefix string
-	kv     nats.KeyValue // the connection directory, for frames whose open went to another worker
-	mu     sync.Mutex
-	known  map[string]member
+	kv     nats.KeyValue // the connection directory, for frames published before the open's metadata was set
 }
 
 func env(name, fallback string) string {
@@ -96,7 +102,7 @@ func main() {
 	if err != nil {
 		log.Fatalf("cannot connect to NATS at %s: %v", *natsURL, err)
 	}
-	w := &worker{nc: nc, prefix: *prefix, known: map[string]member{}}
+	w := &worker{nc: nc, prefix: *prefix}
 
 	subscribe := func(subject string, handler nats.MsgHandler) {
 		if _, err := nc.QueueSubscribe(subject, *queue, handler); err != nil {
@@ -271,9 +277,11 @@ func (w *worker) chatOpen(m *nats.Msg) {
 		_ = w.control(ev.ID, map[string]any{"op": "close", "code": 4400, "reason": "room must be 1-64 characters of A-Z a-z 0-9 _ -"})
 		return
 	}
-	w.mu.Lock()
-	w.known[ev.ID] = me
-	w.mu.Unlock()
+	// remembered with the connection: every later event of it carries these
+	if err := w.control(ev.ID, map[string]any{"op": "meta", "set": map[string]string{"room": me.room, "name": me.name}}); err != nil {
+		log.Printf("metadata of %s: %v", ev.ID, err)
+		return
+	}
 	topic := "room-" + me.room
 	// the answer comes once the gateway's topic subscription is registered: the join below reaches us too
 	if err := w.control(ev.ID, map[string]any{"op": "subscribe", "topic": topic}); err != nil {
@@ -284,28 +292,30 @@ func (w *worker) chatOpen(m *nats.Msg) {
 	w.broadcast(topic, map[string]any{"type": "join", "room": me.room, "name": me.name, "from": ev.ID})
 }
 
-// lookup finds a connection's room and name: from its open event if this worker saw it, else from
-// its record in the connection directory (another worker in the queue group got the open).
-func (w *worker) lookup(connID string) (member, bool) {
-	w.mu.Lock()
-	me, ok := w.known[connID]
-	w.mu.Unlock()
-	if ok || w.kv == nil {
+// fromMeta reads the room and name the open set as the connection's metadata.
+func fromMeta(meta map[string]string) (member, bool) {
+	room, ok := meta["room"]
+	return member{room, meta["name"]}, ok
+}
+
+// lookup finds a connection's room and name: from the metadata its event carries, else (a frame the
+// gateway published before it applied the open's metadata) from its record in the connection directory.
+func (w *worker) lookup(connID string, meta map[string]string) (member, bool) {
+	if me, ok := fromMeta(meta); ok || w.kv == nil {
 		return me, ok
 	}
 	entry, err := w.kv.Get(connID)
 	if err != nil {
 		return member{}, false
 	}
-	var ev openEvent
-	if json.Unmarshal(entry.Value(), &ev) != nil {
+	var rec connectionRecord
+	if json.Unmarshal(entry.Value(), &rec) != nil {
 		return member{}, false
 	}
-	me = who(connID, ev.Query)
-	w.mu.Lock()
-	w.known[connID] = me
-	w.mu.Unlock()
-	return me, true
+	if me, ok := fromMeta(rec.Meta); ok {
+		return me, true
+	}
+	return who(connID, rec.Query), true
 }
 
 func (w *worker) chatMessage(m *nats.Msg) {
@@ -313,7 +323,11 @@ func (w *worker) chatMessage(m *nats.Msg) {
 		return
 	}
 	connID := m.Header.Get("Wsgw-Conn")
-	me, ok := w.lookup(connID)
+	var meta map[string]string
+	if h := m.Header.Get("Wsgw-Meta"); h != "" {
+		_ = json.Unmarshal([]byte(h), &meta)
+	}
+	me, ok := w.lookup(connID, meta)
 	if !ok || !safe.MatchString(me.room) {
 		return
 	}
@@ -335,11 +349,8 @@ func (w *worker) chatClose(m *nats.Msg) {
 	if err := json.Unmarshal(m.Data, &ev); err != nil {
 		return
 	}
-	// the record may still be in the directory if another worker saw the open (it goes after this event)
-	me, ok := w.lookup(ev.ID)
-	w.mu.Lock()
-	delete(w.known, ev.ID)
-	w.mu.Unlock()
+	// a connection refused at open has no metadata: nothing to announce
+	me, ok := fromMeta(ev.Meta)
 	if ok && safe.MatchString(me.room) {
 		w.broadcast("room-"+me.room, map[string]any{"type": "leave", "room": me.room, "name": me.name, "from": ev.ID})
 	}

@@ -87,9 +87,8 @@ interface ConnData {
   headers?: FrameHeaderEncoder;
   ws: WebSocket<Slot> | null;
   topics: Set<string> | null;
-  /** Metadata set by the application (and its JSON, '' for none), carried by every later event. */
+  /** Metadata set by the application, carried by every later event. */
   meta: Meta | null;
-  metaJson: string;
   seq: number;
   closed: boolean;
   /** Outbound frames waiting for the corked flush: data, binary, data, binary, ... (made on the first send: an idle connection holds none) */
@@ -367,8 +366,7 @@ export async function createGateway(options: GatewayOptions): Promise<Gateway> {
   function setMeta(d: ConnData, patch: MetaPatch): ControlReply {
     const meta = applyMetaPatch(d.meta, patch);
     d.meta = meta;
-    d.metaJson = metaJson(meta);
-    d.headers?.setMeta(d.metaJson);
+    d.headers?.setMeta(metaJson(meta));
     if (d.conn) d.conn.meta = meta ?? EMPTY_META;
     // set as it opens (an in-process handler): the open's JSON, kept to make the record from, is stale now
     if (dirtyRecords.get(d) !== undefined) dirtyRecords.set(d, undefined);
@@ -664,7 +662,6 @@ export async function createGateway(options: GatewayOptions): Promise<Gateway> {
         ws: null,
         topics: null,
         meta: authorized?.meta ?? null,
-        metaJson: metaJson(authorized?.meta ?? null),
         seq: 0,
         closed: false,
         outq: null,
@@ -772,7 +769,7 @@ export async function createGateway(options: GatewayOptions): Promise<Gateway> {
         return;
       }
       // the publisher copies the frame (into its protocol buffer) before this callback returns
-      const h = durable ? frameHeaders(d.id, gatewayId, seq, isBinary, d.metaJson) : (d.headers ??= new FrameHeaderEncoder(d.id, gatewayId, d.metaJson)).at(seq, isBinary);
+      const h = durable ? frameHeaders(d.id, gatewayId, seq, isBinary, metaJson(d.meta)) : (d.headers ??= new FrameHeaderEncoder(d.id, gatewayId, metaJson(d.meta))).at(seq, isBinary);
       if (!publisher!.publish(subject, new Uint8Array(message), h, (d.outSubject ??= nats!.subjects.out(d.id)), durable ? `${d.id}-${seq}` : '')) {
         metrics.outageRefused.inc();
         endWith(d, ws, CloseCode.NatsUnavailable, 'message queue unavailable; retry later');

@@ -129,6 +129,11 @@ t.test('remote mode: a worker sets metadata, every frame carries it (those alrea
   await exercise(t, gateway.url);
 });
 
+t.test('durable mode: the same through the inbound stream (frames carry real headers there)', async (t) => {
+  const { gateway } = await startRemoteStack(t, nats.url, withId, { durable: true }, { ackWaitMs: 5_000 });
+  await exercise(t, gateway.url);
+});
+
 t.test('the connection service sets metadata; workers, records and errors follow', async (t) => {
   const seen: string[] = [];
   const { gateway, prefix } = await startRemoteStack(t, nats.url, {

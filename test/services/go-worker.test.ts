@@ -65,7 +65,7 @@ t.test('durable echo (-durable): a frame sent before the Go worker runs waits in
   t.equal(ci.config.ack_policy, 'explicit', 'the same consumer wsgw worker --durable uses: explicit acks');
 });
 
-t.test('chat: rooms are topics (subscribe over P.ctl), joins, messages and leaves across two gateways; close control', async (t) => {
+t.test('chat: rooms are topics (subscribe over P.ctl), room and name are metadata (P.ctl meta, Wsgw-Meta), joins, messages and leaves across two gateways; close control', async (t) => {
   const prefix = uniquePrefix();
   // the chat reads the connection directory for frames whose open another worker handled
   const g0 = await startGateway({ natsUrl: nats.url, prefix });
@@ -75,7 +75,11 @@ t.test('chat: rooms are topics (subscribe over P.ctl), joins, messages and leave
   t.teardown(() => w.stop());
   const ann = await TestClient.connect(`${g0.url}?room=lobby&name=ann`);
   t.teardown(() => ann.close());
-  t.match(await ann.nextJson((v) => v.type === 'welcome'), { room: 'lobby', name: 'ann' });
+  const welcome = await ann.nextJson((v) => v.type === 'welcome');
+  t.match(welcome, { room: 'lobby', name: 'ann' });
+  // the chat keeps no table: room and name are the connection's metadata, carried by its later events
+  const rec = await eventually(() => g0.directory!.get(welcome.id).then((r) => (r?.meta ? r : null)), 5_000, 'record with metadata');
+  t.same(rec.meta, { room: 'lobby', name: 'ann' }, 'set by the Go worker with a P.ctl meta command');
   const bob = await TestClient.connect(`${g1.url}?room=lobby&name=bob`);
   t.teardown(() => bob.close());
   await bob.nextJson((v) => v.type === 'welcome');
