@@ -142,14 +142,15 @@ export function mountConnectionsApi(app: TemplatedApp, options: ConnectionsApiOp
       if (answer === false) return missing(id);
       return answer === true ? NO_CONTENT : withMeta(answer);
     }
-    return new Promise((resolve, reject) => overNats(id, subjects.ctl(id), JSON.stringify(cmd), undefined, NO_CONTENT, resolve, reject));
+    // a refused metadata change (past the limits once merged) answers as one refused here would
+    return new Promise((resolve, reject) => overNats(id, subjects.ctl(id), JSON.stringify(cmd), undefined, NO_CONTENT, resolve, reject, cmd.op === 'meta' ? 'invalid_meta' : 'invalid'));
   }
 
   /**
    * A request to the owning gateway, its answer mapped to HTTP and given to `done` (or the error to
    * `failed`). Callbacks, not a promise: the send route runs this for every message.
    */
-  function overNats(id: string, subject: string, payload: Uint8Array | string, headers: Uint8Array | undefined, success: Reply, done: (reply: Reply) => void, failed: (err: unknown) => void): void {
+  function overNats(id: string, subject: string, payload: Uint8Array | string, headers: Uint8Array | undefined, success: Reply, done: (reply: Reply) => void, failed: (err: unknown) => void, invalid = 'invalid'): void {
     requester.send(subject, payload, headers, (err, m) => {
       // no gateway listens for this id: it died, or never existed
       if (err instanceof NoRespondersError) return void missing(id).then(done, failed);
@@ -165,13 +166,13 @@ export function mountConnectionsApi(app: TemplatedApp, options: ConnectionsApiOp
       }
       if (answer.ok) done(answer.meta === undefined ? success : withMeta(answer));
       else if (answer.error === 'gone') missing(id).then(done, failed);
-      else done(errorReply(400, 'invalid', answer.message ?? 'refused by the gateway'));
+      else done(errorReply(400, invalid, answer.message ?? 'refused by the gateway'));
     });
   }
 
   /** A metadata command's answer: the connection's metadata now. */
   function withMeta(answer: ControlReply): Reply {
-    return { status: 200, body: { ok: true, meta: answer.ok ? (answer.meta ?? {}) : {} } };
+    return { status: 200, body: { ok: true, meta: (answer.ok && answer.meta) || {} } };
   }
 
   function query(req: HttpRequest): URLSearchParams {

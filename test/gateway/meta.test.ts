@@ -165,11 +165,29 @@ t.test('the connection service sets metadata; workers, records and errors follow
   t.equal((await patch('not json')).status, 400);
   const tooMany = await patch(JSON.stringify(Object.fromEntries(Array.from({ length: 32 }, (_, i) => [`k${i}`, 'v']))));
   t.equal(tooMany.status, 400, 'past the limit once merged: refused by the gateway');
-  t.match(await tooMany.json(), { error: 'invalid', message: /at most 32 metadata keys/ });
+  t.match(await tooMany.json(), { error: 'invalid_meta', message: /at most 32 metadata keys/ });
   t.equal((await patch('{}', `${id.split('.')[0]}.nosuchconn`)).status, 404, 'unknown id: 404');
   await c.close();
   await eventually(() => gateway.directory!.ids().then((x) => x.length === 0), 5_000, 'record removed');
   t.equal((await patch('{"a":"b"}')).status, 410, 'gone: 410');
+});
+
+t.test('the same API on the owning gateway (--api): answered without NATS, the same statuses', async (t) => {
+  const { gateway } = await startRemoteStack(t, nats.url, { message: (conn) => conn.send('ok') }, { api: true });
+  const c = await TestClient.connect(gateway.url);
+  t.teardown(() => c.close());
+  const [id] = await eventually(() => gateway.directory!.ids().then((x) => (x.length ? x : null)), 5_000, 'record');
+  const api = gateway.url.replace('ws://', 'http://').replace(/\/ws$/, '');
+  const patch = (body: string) => fetch(`${api}/connections/${id}/meta`, { method: 'PATCH', body });
+  const ok = await patch('{"user":"dee"}');
+  t.equal(ok.status, 200);
+  t.same(await ok.json(), { ok: true, meta: { user: 'dee' } });
+  const tooMany = await patch(JSON.stringify(Object.fromEntries(Array.from({ length: 32 }, (_, i) => [`k${i}`, 'v']))));
+  t.equal(tooMany.status, 400);
+  t.match(await tooMany.json(), { error: 'invalid_meta', message: /at most 32 metadata keys/ }, 'refused once merged, as through the service');
+  await c.close();
+  await eventually(() => gateway.directory!.ids().then((x) => x.length === 0), 5_000, 'record removed');
+  t.equal((await patch('{"a":"b"}')).status, 410);
 });
 
 t.test('shared-state mode: a change made as the connection opens is in the record other processes read', async (t) => {
