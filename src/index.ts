@@ -5,7 +5,7 @@ export { createWorker } from './handlers/worker.js';
 export type { Worker, WorkerOptions } from './handlers/worker.js';
 export { loadHandler, asHandler } from './handlers/load.js';
 export { echoHandler } from './handlers/echo.js';
-export type { Handler, Conn, Context, Message, CloseInfo, FrameData, SendOptions } from './handlers/types.js';
+export type { Handler, Conn, Context, Message, CloseInfo, FrameData, SendOptions, AuthDecision } from './handlers/types.js';
 export { connectNats, watchStatus, closeNats } from './nats/connect.js';
 export type { ConnectNatsOptions, StatusWatcher, NatsConnection } from './nats/connect.js';
 export { ConnectionDirectory } from './nats/directory.js';
@@ -18,7 +18,7 @@ export { formatConnectionId, parseConnectionId, isConnectionId, newGatewayId } f
 export type { ConnectionIdParts } from './protocol/ids.js';
 export { isToken, assertToken, MAX_TOKEN_LENGTH } from './protocol/tokens.js';
 export { parseControlCommand } from './protocol/events.js';
-export type { RequestInfo, OpenEvent, CloseEvent, ConnectionRecord, GatewayLease, ControlCommand, ControlReply } from './protocol/events.js';
+export type { RequestInfo, OpenEvent, CloseEvent, ConnectionRecord, GatewayLease, ControlCommand, ControlReply, AuthRequest, AuthReply } from './protocol/events.js';
 export { loadConfig } from './config/load.js';
 export { schema as configSchema, envName } from './config/schema.js';
 export type { Config, ConfigKey, Command } from './config/schema.js';

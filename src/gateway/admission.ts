@@ -66,7 +66,7 @@ function withoutToken(query: string): string {
 
 /**
  * Who may upgrade: the origin allow-list, the per-address connect rate, the route, the JWT and the
- * `P.auth` authorizer. No socket here: the gateway copies the request, asks `check` (synchronous,
+ * authorizer (an in-process handler's `authorize`, or `P.auth`). No socket here: the gateway copies the request, asks `check` (synchronous,
  * cheapest refusals first, before anything is published) and, when `waits`, `decide` (the token's
  * signature, then the authorizer), and refuses or upgrades with what they return.
  */
@@ -82,6 +82,8 @@ export class Admission {
   readonly #connectLimiter: RateLimiter | null;
   /** The NATS connection `P.auth` requests go through: null without `--authorize` (or without NATS). */
   readonly #authorizer: { readonly nc: NatsConnection; readonly subjects: Subjects } | null;
+  /** An in-process handler's `authorize`: asked instead of `P.auth`. */
+  readonly #inProcess: ((request: AuthRequest) => Promise<AuthReply>) | null;
   /** Whether the checks read the `Authorization` header (JWT or authorizer). */
   readonly readsAuthorization: boolean;
   /** Whether the checks read the `Cookie` header (the authorizer gets it). */
@@ -89,7 +91,15 @@ export class Admission {
   /** Whether an admitted request still waits for `decide` (a JWT to verify or an authorizer to ask). */
   readonly waits: boolean;
 
-  constructor(options: { config: Config; gatewayId: string; base: string; log: Logger; nats: { readonly nc: NatsConnection; readonly subjects: Subjects } | null }) {
+  constructor(options: {
+    config: Config;
+    gatewayId: string;
+    base: string;
+    log: Logger;
+    nats: { readonly nc: NatsConnection; readonly subjects: Subjects } | null;
+    /** An in-process handler that decides upgrades (exports `authorize`): asked instead of `P.auth`, with or without NATS. */
+    authorize?: (request: AuthRequest) => Promise<AuthReply>;
+  }) {
     const { config } = options;
     this.#config = config;
     this.#gatewayId = options.gatewayId;
@@ -106,10 +116,12 @@ export class Admission {
     this.#origins = config.origins.length ? exact : null;
     this.#originSuffixes = suffixes;
     this.#connectLimiter = config.connectRate > 0 ? new RateLimiter(config.connectRate, config.connectRate) : null;
-    this.#authorizer = config.authorize ? options.nats : null;
-    this.readsAuthorization = this.#verifier !== null || config.authorize;
-    this.readsCookie = config.authorize;
-    this.waits = this.#verifier !== null || this.#authorizer !== null;
+    this.#inProcess = options.authorize ?? null;
+    this.#authorizer = config.authorize && this.#inProcess === null ? options.nats : null;
+    const asks = this.#authorizer !== null || this.#inProcess !== null;
+    this.readsAuthorization = this.#verifier !== null || asks;
+    this.readsCookie = asks;
+    this.waits = this.#verifier !== null || asks;
   }
 
   /** The synchronous checks, in this order: origin, connect rate, route, a token's presence. */
@@ -167,7 +179,8 @@ export class Admission {
       }
     }
     const nats = this.#authorizer;
-    if (nats === null) return { identity, grant: null };
+    const inProcess = this.#inProcess;
+    if (nats === null && inProcess === null) return { identity, grant: null };
     const authRequest: AuthRequest = {
       id,
       gateway: this.#gatewayId,
@@ -180,11 +193,15 @@ export class Admission {
       ...(identity ? { identity } : {}),
     };
     let reply: AuthReply;
-    try {
-      reply = parseAuthReply((await nats.nc.request(nats.subjects.auth, JSON.stringify(authRequest), { timeout: this.#config.requestTimeout })).json());
-    } catch (err) {
-      this.#log.warn({ err: { message: (err as Error).message } }, 'authorizer did not answer; upgrade refused');
-      reply = { ok: false, status: 503, message: 'authorizer unavailable' };
+    if (inProcess !== null) {
+      reply = await inProcess(authRequest);
+    } else {
+      try {
+        reply = parseAuthReply((await nats!.nc.request(nats!.subjects.auth, JSON.stringify(authRequest), { timeout: this.#config.requestTimeout })).json());
+      } catch (err) {
+        this.#log.warn({ err: { message: (err as Error).message } }, 'authorizer did not answer; upgrade refused');
+        reply = { ok: false, status: 503, message: 'authorizer unavailable' };
+      }
     }
     if (!reply.ok) {
       const status = reply.status ?? 403;

@@ -6,7 +6,7 @@ import type { Logger } from 'pino';
 import type { Config } from '../config/schema.js';
 import { ListenError } from '../errors/errors.js';
 import { CloseCode, truncateReason } from '../protocol/close-codes.js';
-import { type CloseEvent, type ConnectionRecord, type ControlCommand, type ControlReply, type OpenEvent, type RequestInfo } from '../protocol/events.js';
+import { type AuthRequest, type CloseEvent, type ConnectionRecord, type ControlCommand, type ControlReply, type OpenEvent, type RequestInfo } from '../protocol/events.js';
 import { applyMetaPatch, EMPTY_META, metaJson, parseMetaPatch, type Meta, type MetaPatch } from '../protocol/meta.js';
 import { Header } from '../protocol/headers.js';
 import { formatConnectionId, newToken, parseConnectionId } from '../protocol/ids.js';
@@ -174,7 +174,9 @@ export async function createGateway(options: GatewayOptions): Promise<Gateway> {
     const kv = { put: metrics.kvLatency.labels('put'), delete: metrics.kvLatency.labels('delete'), lease: metrics.kvLatency.labels('lease') };
     options.nats.directory.observe = (op, seconds) => kv[op].observe(seconds);
   }
-  const admission = new Admission({ config, gatewayId, base, log, nats: options.nats ?? null });
+  // an in-process handler that exports authorize decides upgrades itself (runtime is made below, before any upgrade)
+  const authorize = typeof options.handler?.authorize === 'function' ? (request: AuthRequest) => runtime!.authorize(request) : undefined;
+  const admission = new Admission({ config, gatewayId, base, log, nats: options.nats ?? null, authorize });
   const clientAddress = new ClientAddress(config.trustedProxies);
   const messageBurst = config.messageRate * 2;
   // durable mode applies to published events only (not to in-process handlers)

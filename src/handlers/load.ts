@@ -4,7 +4,7 @@ import { HandlerLoadError } from '../errors/errors.js';
 import { echoHandler } from './echo.js';
 import type { Handler } from './types.js';
 
-const CALLBACKS = ['open', 'message', 'close'] as const;
+const CALLBACKS = ['authorize', 'open', 'message', 'close'] as const;
 
 /** Checks that `value` has the handler shape and returns it; throws HandlerLoadError naming the problem. */
 export function asHandler(value: unknown, from: string): Handler {
@@ -16,7 +16,7 @@ export function asHandler(value: unknown, from: string): Handler {
     if (v[name] !== undefined && typeof v[name] !== 'function') throw new HandlerLoadError(`${from}: "${name}" must be a function`);
   }
   if (!CALLBACKS.some((n) => typeof v[n] === 'function')) {
-    throw new HandlerLoadError(`${from}: exports none of open, message, close`);
+    throw new HandlerLoadError(`${from}: exports none of authorize, open, message, close`);
   }
   return value as Handler;
 }

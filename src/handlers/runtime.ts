@@ -1,8 +1,8 @@
 import type { Logger } from 'pino';
-import type { ConnectionRecord, RequestInfo } from '../protocol/events.js';
+import { parseAuthReply, type AuthReply, type AuthRequest, type ConnectionRecord, type RequestInfo } from '../protocol/events.js';
 import { EMPTY_META, type Meta, type MetaPatch } from '../protocol/meta.js';
 import { KeyedSerializer } from './serializer.js';
-import type { CloseInfo, Conn, Context, FrameData, Handler, Message, SendOptions } from './types.js';
+import type { AuthDecision, CloseInfo, Conn, Context, FrameData, Handler, Message, SendOptions } from './types.js';
 
 /**
  * Where a handler's actions go. The gateway implements it in-process (local sockets first, NATS for
@@ -99,18 +99,48 @@ export function createContext(host: ConnectionHost, log: Logger): Context {
 /** Completion callback of one event: called once, with the error when the handler failed. */
 export type Done = (err?: unknown) => void;
 
+/** A handler's `authorize` answer as an authorizer's reply; anything malformed refuses with 500 (parseAuthReply). */
+export function authReplyOf(decision: AuthDecision): AuthReply {
+  if (decision === true) return { ok: true };
+  if (decision === false || decision === null || decision === undefined) return { ok: false, status: 403, message: 'refused' };
+  if (typeof decision === 'object' && decision.ok === true && decision.message instanceof Uint8Array) {
+    return parseAuthReply({ ...decision, message: Buffer.from(decision.message).toString('base64'), binary: true });
+  }
+  return parseAuthReply(decision);
+}
+
 export class HandlerRuntime {
   readonly context: Context;
   readonly #handler: Handler;
   readonly #serial: KeyedSerializer;
+  readonly #log: Logger;
+  readonly #onError: () => void;
 
   constructor(handler: Handler, host: ConnectionHost, log: Logger, onError: () => void = () => undefined) {
     this.#handler = handler;
+    this.#log = log;
+    this.#onError = onError;
     this.context = createContext(host, log);
     this.#serial = new KeyedSerializer((err, conn) => {
       onError();
       log.error({ err, conn }, 'handler failed');
     });
+  }
+
+  /** Whether the handler decides upgrades (exports `authorize`). */
+  get authorizes(): boolean {
+    return typeof this.#handler.authorize === 'function';
+  }
+
+  /** The handler's decision on an upgrade, as an authorizer's reply: a throw refuses with 500 (logged and counted). */
+  async authorize(request: AuthRequest): Promise<AuthReply> {
+    try {
+      return authReplyOf(await this.#handler.authorize!(request, this.context));
+    } catch (err) {
+      this.#onError();
+      this.#log.error({ err, conn: request.id }, 'authorize failed; upgrade refused');
+      return { ok: false, status: 500, message: 'authorizer failed' };
+    }
   }
 
   /** Connections with a handler promise still pending. */

@@ -1,5 +1,5 @@
 import type { Logger } from 'pino';
-import type { ConnectionRecord, RequestInfo } from '../protocol/events.js';
+import type { AuthRequest, ConnectionRecord, RequestInfo } from '../protocol/events.js';
 import type { Meta, MetaPatch } from '../protocol/meta.js';
 
 /** Text (string) or binary (Uint8Array) frame data. */
@@ -82,7 +82,31 @@ export interface Context {
  * A handler module's default export. Every callback is optional and may return a promise: events of
  * one connection are handled one at a time, in order; different connections run concurrently.
  */
+/**
+ * What `authorize` answers: `true` accepts, `false` refuses with 403; or an object as an authorizer's
+ * reply (docs/protocol.md, AuthRequest): `{ ok: true, identity, topics, meta, message }` accepts (every
+ * field optional; `message` a first frame, text or bytes), `{ ok: false, status, message }` refuses with
+ * that HTTP status (400-599) and message.
+ */
+export type AuthDecision =
+  | boolean
+  | {
+      readonly ok: true;
+      readonly identity?: Readonly<Record<string, unknown>> | null;
+      readonly topics?: readonly string[];
+      readonly meta?: Readonly<Record<string, string>> | null;
+      readonly message?: FrameData;
+    }
+  | { readonly ok: false; readonly status?: number; readonly message?: string };
+
 export interface Handler {
+  /**
+   * Optional: decides each upgrade before it completes, with the request's credentials
+   * (`request.headers.authorization`, `.cookie`, the query) and a verified JWT's claims
+   * (`request.identity`). In-process in local and shared-state modes; through `P.auth` with `wsgw
+   * worker` (gateways run with `--authorize`). A throw or a malformed answer refuses with 500.
+   */
+  authorize?(request: AuthRequest, ctx: Context): AuthDecision | Promise<AuthDecision>;
   open?(conn: Conn, ctx: Context): unknown;
   message?(conn: Conn, message: Message, ctx: Context): unknown;
   close?(conn: Conn, info: CloseInfo, ctx: Context): unknown;

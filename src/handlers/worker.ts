@@ -4,7 +4,7 @@ import { RawPublisher } from '../nats/raw-publish.js';
 import type { Logger } from 'pino';
 import { readFrameMeta } from './frame-meta.js';
 import { InternedText, subjectTail } from '../nats/message-text.js';
-import type { CloseEvent, OpenEvent, RequestInfo } from '../protocol/events.js';
+import type { AuthReply, AuthRequest, CloseEvent, OpenEvent, RequestInfo } from '../protocol/events.js';
 import { InvalidMetaError, metaJson, MetaView, parseMetaPatch } from '../protocol/meta.js';
 import type { Subjects } from '../protocol/subjects.js';
 import { assertToken } from '../protocol/tokens.js';
@@ -219,9 +219,29 @@ export async function createWorker(options: WorkerOptions): Promise<Worker> {
     sub(subjects.inMsgAll, (m) => onMessage(m));
     sub(subjects.inClose, (m) => onClose(m));
   }
+  if (runtime.authorizes) {
+    // the handler decides upgrades: answer gateways started with --authorize, shared in the queue group
+    subs.push(
+      nc.subscribe(subjects.auth, {
+        queue,
+        callback: (err, msg) => {
+          if (err) return log.warn({ err, subject: subjects.auth }, 'subscription failed');
+          let request: AuthRequest;
+          try {
+            request = msg.json<AuthRequest>();
+            parseConnectionId(request.id);
+          } catch {
+            log.warn('malformed authorization request refused');
+            return void msg.respond(JSON.stringify({ ok: false, status: 400, message: 'malformed authorization request' } satisfies AuthReply));
+          }
+          void runtime.authorize(request).then((reply) => msg.respond(JSON.stringify(reply)));
+        },
+      }),
+    );
+  }
   // the log line promises the subscriptions are live: wait until the server has them
   await nc.flush();
-  log.info({ queue, prefix: subjects.prefix, durable: !!options.durable }, 'worker subscribed');
+  log.info({ queue, prefix: subjects.prefix, durable: !!options.durable, authorizes: runtime.authorizes }, 'worker subscribed');
 
   return {
     get handled() {
