@@ -194,7 +194,16 @@ export class Admission {
     };
     let reply: AuthReply;
     if (inProcess !== null) {
-      reply = await inProcess(authRequest);
+      // bounded as a P.auth request is: a handler that never settles refuses, it does not hold the client
+      let timer: NodeJS.Timeout | undefined;
+      const late = new Promise<AuthReply>((resolve) => {
+        timer = setTimeout(() => {
+          this.#log.warn({ conn: id, timeoutMs: this.#config.requestTimeout }, 'authorize did not answer in time; upgrade refused');
+          resolve({ ok: false, status: 503, message: 'authorizer unavailable' });
+        }, this.#config.requestTimeout);
+      });
+      reply = await Promise.race([inProcess(authRequest), late]);
+      clearTimeout(timer);
     } else {
       try {
         reply = parseAuthReply((await nats!.nc.request(nats!.subjects.auth, JSON.stringify(authRequest), { timeout: this.#config.requestTimeout })).json());

@@ -63,6 +63,22 @@ t.test('the same module under wsgw worker answers P.auth for gateways started wi
   await exercise(t, gateway.url);
 });
 
+t.test('an authorize that never settles refuses with 503 after --request-timeout; others are served meanwhile', async (t) => {
+  const g = await startGateway({
+    handler: { authorize: (req) => (req.query === 'hang' ? new Promise<boolean>(() => undefined) : true), message: (conn) => conn.send('served') },
+    flags: { requestTimeout: 300 },
+  });
+  t.teardown(() => g.close());
+  const started = Date.now();
+  const hung = refused(`${g.url}?hang`);
+  const c = await TestClient.connectKept(g.url);
+  t.teardown(() => c.close());
+  c.send('x');
+  t.equal((await c.next()).text(), 'served', 'another client is served while one waits');
+  t.match(await hung, { status: 503, body: /authorizer unavailable/ });
+  t.ok(Date.now() - started >= 290, 'after the timeout');
+});
+
 t.test('answers as authorizer replies; a module exporting only authorize loads', async (t) => {
   t.same(authReplyOf(true), { ok: true });
   t.match(authReplyOf(false), { ok: false, status: 403 });
