@@ -27,7 +27,7 @@ import { mountOpsRoutes } from '../metrics/ops-routes.js';
 import { jetstream, type JetStreamClient } from '@nats-io/jetstream';
 import { ensureInboundStream, inboundStreamConfig } from '../nats/durable.js';
 import { mountConnectionsApi } from '../http/connections-api.js';
-import { mountPage } from '../http/ui.js';
+import { mountClient, mountPage } from '../http/ui.js';
 import { createApp, tlsFiles } from '../http/app.js';
 import type { DirectoryView } from '../http/directory-view.js';
 import { routeFromField } from './route.js';
@@ -839,6 +839,7 @@ export async function createGateway(options: GatewayOptions): Promise<Gateway> {
     res.writeHeader('Content-Type', 'application/json').end(JSON.stringify({ ok: true, gateway: gatewayId, connections: conns.size }));
   });
   if (config.demo) mountPage(app, '/', 'chat.html');
+  mountClient(app);
   // ready: accepting, NATS connected, and the lease (a KV write) confirmed recently
   mountOpsRoutes(
     app,

@@ -30,6 +30,16 @@ export function mountPage(app: TemplatedApp, path: string, name: string): void {
   });
 }
 
+/** Serves the browser client (`client/wsgw-client.js`, read once) at `/wsgw-client.js`, for pages that import it from the gateway. */
+export function mountClient(app: TemplatedApp): void {
+  const js = readFileSync(new URL('../../client/wsgw-client.js', import.meta.url), 'utf8');
+  app.get('/wsgw-client.js', (res) => {
+    res.cork(() => {
+      res.writeHeader('Content-Type', 'text/javascript; charset=utf-8').writeHeader('X-Content-Type-Options', 'nosniff').writeHeader('Cache-Control', 'no-cache').end(js);
+    });
+  });
+}
+
 export interface AdminUiOptions {
   readonly view: DirectoryView;
   readonly directory: ConnectionDirectory;

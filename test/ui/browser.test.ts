@@ -156,3 +156,40 @@ t.test("admin page: a user's every connection signed out from one row", async (t
   t.pass('the page says how many it closed');
   t.equal(bob.closed, null, "bob's connection stayed open");
 });
+
+t.test('the browser client (/wsgw-client.js) in Chromium: its WebSocket, queued sends, a reconnect the gateway asks for', async (t) => {
+  const g = await startGateway({
+    handler: { message: (conn, msg) => conn.send(`echo ${msg.text()}`) },
+    flags: { maxConnectionAge: 1 },
+  });
+  t.teardown(() => g.close());
+  const page = await chromium.browser.newPage();
+  t.teardown(() => page.close());
+  // a page of the gateway's own origin (its health answer), so the module loads as any page of the site would
+  await page.goto(`http://127.0.0.1:${g.gw.port}/healthz`);
+  const got = await page.evaluate(async (url) => {
+    const { WsgwClient } = await import('/wsgw-client.js');
+    const c = new WsgwClient(url, { initialDelay: 50 });
+    const events: string[] = [];
+    const echoes: string[] = [];
+    c.on('message', (d: string) => echoes.push(d));
+    c.on('close', (i: { code: number; reconnecting: boolean }) => events.push(`close ${i.code} ${i.reconnecting}`));
+    c.on('open', () => events.push('open'));
+    c.send('queued before open');
+    const until = (ok: () => boolean) =>
+      new Promise<void>((resolve, reject) => {
+        const deadline = Date.now() + 8_000;
+        const poll = () => (ok() ? resolve() : Date.now() > deadline ? reject(new Error(events.join('; '))) : setTimeout(poll, 20));
+        poll();
+      });
+    await until(() => echoes.length === 1);
+    await until(() => events.filter((e) => e === 'open').length === 2);
+    c.send('after the reconnect');
+    await until(() => echoes.length === 2);
+    c.close();
+    return { events, echoes, state: c.state };
+  }, g.url);
+  t.same(got.echoes, ['echo queued before open', 'echo after the reconnect']);
+  t.same(got.events.slice(0, 3), ['open', 'close 4104 true', 'open'], 'closed for age by the gateway, back by itself');
+  t.equal(got.state, 'closed');
+});
