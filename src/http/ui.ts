@@ -11,8 +11,8 @@ function page(name: string): string {
   return readFileSync(new URL(`../../ui/${name}`, import.meta.url), 'utf8');
 }
 
-/** Everything a page needs is inline: nothing may load from elsewhere (no CDN). */
-const CSP = "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; img-src 'self' data:; connect-src 'self' ws: wss:; base-uri 'none'; form-action 'self'";
+/** Everything a page needs is inline or served by the same process (the client module): nothing may load from elsewhere (no CDN). */
+const CSP = "default-src 'none'; script-src 'self' 'unsafe-inline'; style-src 'unsafe-inline'; img-src 'self' data:; connect-src 'self' ws: wss:; base-uri 'none'; form-action 'self'";
 
 /** Serves one HTML page at `path`, read once. */
 export function mountPage(app: TemplatedApp, path: string, name: string): void {
