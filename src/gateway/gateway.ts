@@ -604,6 +604,11 @@ export async function createGateway(options: GatewayOptions): Promise<Gateway> {
   }
 
   // --- WebSocket behavior ---------------------------------------------------------------------
+  /** An upgrade refused before it completes: answered with its status, and counted by it. */
+  function refuseUpgrade(res: HttpResponse, status: string, message: string): void {
+    metrics.upgradeRefused(Number.parseInt(status, 10));
+    refuse(res, status, message);
+  }
   function refuse(res: HttpResponse, status: string, message: string): void {
     res.cork(() => {
       res.writeStatus(status).writeHeader('Content-Type', 'application/json').end(JSON.stringify({ error: status.slice(4).toLowerCase().replace(/ /g, '_'), message }));
@@ -641,13 +646,13 @@ export async function createGateway(options: GatewayOptions): Promise<Gateway> {
       };
 
       // cheap refusals first, before anything async or anything published
-      if (closing) return refuse(res, '503 Service Unavailable', 'gateway is shutting down');
-      if (conns.size + pendingUpgrades >= config.maxConnections) return refuse(res, '503 Service Unavailable', 'too many connections');
+      if (closing) return refuseUpgrade(res, '503 Service Unavailable', 'gateway is shutting down');
+      if (conns.size + pendingUpgrades >= config.maxConnections) return refuseUpgrade(res, '503 Service Unavailable', 'too many connections');
       const admitted = admission.check(r);
-      if ('refuse' in admitted) return refuse(res, ...admitted.refuse);
+      if ('refuse' in admitted) return refuseUpgrade(res, ...admitted.refuse);
       // a place is held while open (taken in open, released in close) and while the asynchronous
       // checks run (released once decided): a socket uWebSockets.js upgrades but never opens holds none
-      if (perAddress !== null && (perAddress.get(r.remoteAddress) ?? 0) >= config.maxConnectionsPerIp) return refuse(res, '429 Too Many Requests', `too many connections from this address (at most ${config.maxConnectionsPerIp})`);
+      if (perAddress !== null && (perAddress.get(r.remoteAddress) ?? 0) >= config.maxConnectionsPerIp) return refuseUpgrade(res, '429 Too Many Requests', `too many connections from this address (at most ${config.maxConnectionsPerIp})`);
       const { route, query, subprotocol } = admitted;
 
       const token = newToken();
@@ -689,14 +694,14 @@ export async function createGateway(options: GatewayOptions): Promise<Gateway> {
           pendingUpgrades--;
           releaseAddress(r.remoteAddress);
           if (aborted) return;
-          if ('refuse' in outcome) return refuse(res, ...outcome.refuse);
+          if ('refuse' in outcome) return refuseUpgrade(res, ...outcome.refuse);
           res.cork(() => res.upgrade({ d: makeData(outcome.identity, outcome.grant) }, key, subprotocol, extensions, context));
         },
         (err) => {
           pendingUpgrades--;
           releaseAddress(r.remoteAddress);
           log.error({ err }, 'upgrade failed');
-          if (!aborted) refuse(res, '500 Internal Server Error', 'internal error');
+          if (!aborted) refuseUpgrade(res, '500 Internal Server Error', 'internal error');
         },
       );
     },

@@ -57,6 +57,7 @@ export class Metrics {
   readonly natsReconnects: Counter;
   readonly lostReported: Counter;
   readonly kvLatency: Histogram<'op'>;
+  readonly upgradesRefused: Counter<'status'>;
   readonly apiRequests: Counter<'status'>;
   readonly bridgeRequests: Counter<'outcome'>;
   readonly bridgeLatency: Histogram;
@@ -69,6 +70,9 @@ export class Metrics {
   /** API answers by status since start, and how many of them the counter already holds. */
   readonly #statuses = new Float64Array(STATUS_SLOTS);
   readonly #copiedStatuses = new Float64Array(STATUS_SLOTS);
+  /** Upgrades refused, by HTTP status (a connect flood refuses thousands a second). */
+  readonly #refusals = new Float64Array(STATUS_SLOTS);
+  readonly #copiedRefusals = new Float64Array(STATUS_SLOTS);
 
   constructor(service: string, labels: Record<string, string> = {}) {
     this.registry.setDefaultLabels({ service, ...labels });
@@ -90,6 +94,7 @@ export class Metrics {
     this.natsReconnects = new Counter({ name: 'wsgw_nats_reconnects_total', help: 'Reconnects to NATS', registers: r });
     this.lostReported = new Counter({ name: 'wsgw_lost_connections_reported_total', help: 'Connections of dead or fenced gateways reported closed (lost) by this process', registers: r });
     this.kvLatency = new Histogram({ name: 'wsgw_kv_operation_seconds', help: 'KV operation latency', labelNames: ['op'], buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1, 5], registers: r });
+    this.upgradesRefused = new Counter({ name: 'wsgw_upgrades_refused_total', help: 'WebSocket upgrades refused before completing, by HTTP status (shutting down or full: 503; origin: 403; rate or per-address limit: 429; token: 401; authorizer: its status)', labelNames: ['status'], registers: r });
     this.apiRequests = new Counter({ name: 'wsgw_api_requests_total', help: 'Connections API requests, by HTTP status', labelNames: ['status'], registers: r });
     this.bridgeRequests = new Counter({ name: 'wsgw_bridge_requests_total', help: 'Bridge events by outcome (delivered, retried, given_up)', labelNames: ['outcome'], registers: r });
     this.workerEvents = new Counter({ name: 'wsgw_worker_events_total', help: 'Events a worker handed to its handler, by kind (open, message, close)', labelNames: ['kind'], registers: r });
@@ -112,6 +117,11 @@ export class Metrics {
   /** Counts one connections API answer by its status (the send API answers thousands a second). */
   apiAnswered(status: number): void {
     if (status >= 100 && status < STATUS_SLOTS) this.#statuses[status]!++;
+  }
+
+  /** Counts one refused upgrade by its status. */
+  upgradeRefused(status: number): void {
+    if (status >= 100 && status < STATUS_SLOTS) this.#refusals[status]!++;
   }
 
   /** Moves what the hot path counted since the last scrape into the prom-client counters. */
@@ -145,6 +155,11 @@ export class Metrics {
       if (delta > 0) this.apiRequests.inc({ status: String(status) }, delta);
     }
     this.#copiedStatuses.set(this.#statuses);
+    for (let status = 100; status < STATUS_SLOTS; status++) {
+      const delta = this.#refusals[status]! - this.#copiedRefusals[status]!;
+      if (delta > 0) this.upgradesRefused.inc({ status: String(status) }, delta);
+    }
+    this.#copiedRefusals.set(this.#refusals);
   }
 
   /** Close codes as a bounded label: known codes as themselves, application codes by range. */

@@ -92,3 +92,25 @@ t.test('a worker serves its metrics on --metrics-port', async (t) => {
   t.equal(value(text, 'wsgw_worker_events_total', { kind: 'open' }), 1);
   t.equal((await fetch(`http://127.0.0.1:${port}/healthz`)).status, 200);
 });
+
+t.test('refused upgrades are counted by status', async (t) => {
+  const g = await startGateway({
+    handler: { authorize: (req) => new URLSearchParams(req.query).get('key') === 'ok' },
+    flags: { origins: 'https://app.example.com', maxConnectionsPerIp: 1 },
+  });
+  t.teardown(() => g.close());
+  const base = `http://127.0.0.1:${g.gw.port}`;
+  const origin = { origin: 'https://app.example.com' };
+  const status = (url: string, headers: Record<string, string>) => TestClient.connect(url, { headers }).then(
+    (c) => (t.teardown(() => c.close()), 101),
+    (e: { status: number }) => e.status,
+  );
+  t.equal(await status(g.url, { origin: 'https://evil.example' }), 403, 'origin refused');
+  t.equal(await status(`${g.url}?key=no`, origin), 403, 'the authorizer refused');
+  const kept = await TestClient.connectKept(`${g.url}?key=ok`, { headers: origin });
+  t.teardown(() => kept.close());
+  t.equal(await status(`${g.url}?key=ok`, origin), 429, 'past the per-address limit');
+  const text = await scrape(base);
+  t.equal(value(text, 'wsgw_upgrades_refused_total', { status: '403' }), 2, 'two 403s');
+  t.equal(value(text, 'wsgw_upgrades_refused_total', { status: '429' }), 1, 'one 429');
+});
