@@ -85,6 +85,9 @@ export function parseMetaJson(text: string): Meta {
 
 export const EMPTY_META: Meta = Object.freeze({});
 
+/** Answered changes kept one by one; past this many they are merged into one. */
+const MAX_ANSWERED = 16;
+
 /** A change a process asked the owning gateway for, until later events carry it. */
 interface Asked {
   readonly patch: MetaPatch;
@@ -131,6 +134,24 @@ export class MetaView {
   /** The gateway applied it after frame `seq`. */
   applied(a: Asked, seq: number): void {
     a.after = seq;
+    // a connection that gets many changes and no frames: the answered ones at the front become one
+    // (shown until a frame published after the last of them), so the list stays short
+    let answered = 0;
+    while (answered < this.#asked.length && this.#asked[answered]!.after !== Infinity) answered++;
+    if (answered > MAX_ANSWERED) {
+      let patch: MetaPatch = {};
+      let after = 0;
+      for (const x of this.#asked.slice(0, answered)) {
+        patch = { ...patch, ...x.patch };
+        after = Math.max(after, x.after);
+      }
+      this.#asked = [{ patch, after }, ...this.#asked.slice(answered)];
+    }
+  }
+
+  /** Changes kept (for tests). */
+  get size(): number {
+    return this.#asked.length;
   }
 
   /** The gateway refused it, or the connection is gone. */

@@ -44,6 +44,13 @@ t.test('a consumer\'s view: its own changes shown until events published after t
   t.same(v.current, { a: '2' }, 'a refused change is taken back');
   v.ask({ z: '1' });
   t.same(v.see('', Infinity), { z: '1' }, 'a close still shows a change the gateway has not answered');
+
+  // many changes and no frame: the answered ones are merged, in order, so the list stays short
+  const busy = new MetaView();
+  for (let i = 1; i <= 100; i++) busy.applied(busy.ask({ n: String(i), [`k${i % 3}`]: String(i) }), 7);
+  t.ok(busy.size <= 17, `at most 17 kept (${busy.size})`);
+  t.same(busy.see('', 7), { n: '100', k1: '100', k0: '99', k2: '98' }, 'the same result as applying each in order');
+  t.same(busy.see('{"n":"100"}', 8), { n: '100' }, 'and all gone once a later frame arrives');
 });
 
 const nats = await startNatsServer();
