@@ -45,7 +45,8 @@ export class WsgwClient {
   constructor(url, options = {}) {
     this.#url = url;
     this.#options = { maxQueue: 1000, initialDelay: 250, maxDelay: 10_000, ...options };
-    this.#connect();
+    // after the caller's synchronous code: listeners added right after construction see every event
+    queueMicrotask(() => this.#connect());
   }
 
   /**
@@ -111,6 +112,7 @@ export class WsgwClient {
   }
 
   async #connect() {
+    if (this.#stopped) return;
     let protocols = this.#options.protocols ?? [];
     if (this.#options.token !== undefined) {
       let token;
@@ -124,7 +126,16 @@ export class WsgwClient {
       protocols = [TOKEN_PREFIX + token, ...(protocols.length > 0 ? protocols : ['wsgw'])];
     }
     const Impl = this.#options.WebSocket ?? globalThis.WebSocket;
-    const ws = protocols.length > 0 ? new Impl(this.#url, protocols) : new Impl(this.#url);
+    let ws;
+    try {
+      ws = protocols.length > 0 ? new Impl(this.#url, protocols) : new Impl(this.#url);
+    } catch (err) {
+      // a URL or subprotocol the WebSocket refuses outright: trying again would not help
+      this.#emit('error', err);
+      this.#stopped = true;
+      this.#queue = [];
+      return this.#closed({ code: 1006, reason: String(err?.message ?? err), reconnecting: false, delay: 0 });
+    }
     ws.binaryType = 'arraybuffer';
     this.#ws = ws;
     ws.onopen = () => {

@@ -116,6 +116,29 @@ t.test('nothing listening: the queue is bounded, and close() stops the attempts'
   t.equal(c.queued, 0, 'queued frames dropped');
 });
 
+t.test('a URL the WebSocket refuses outright: an error, then closed for good', async (t) => {
+  const errors: unknown[] = [];
+  const c = new WsgwClient('not a url', { WebSocket: WebSocket as never });
+  c.on('error', (e) => void errors.push(e));
+  const info = await next<WsgwCloseInfo>(c, 'close');
+  t.match(info, { code: 1006, reconnecting: false, reason: /Invalid URL/ });
+  t.equal(errors.length, 1);
+  t.equal(c.state, 'closed');
+});
+
+t.test('closed before it connected: no connection is made', async (t) => {
+  const g = await startGateway({ handler });
+  t.teardown(() => g.close());
+  const c = new WsgwClient(g.url, { WebSocket: WebSocket as never });
+  const closed = next<WsgwCloseInfo>(c, 'close');
+  c.close();
+  t.match(await closed, { code: 1000, reconnecting: false });
+  // a client that did connect, opened after it: the gateway's only connection
+  const { c: other } = client(t, g.url);
+  await next(other, 'open');
+  t.equal(g.gw.connections, 1, 'the closed one never connected');
+});
+
 t.test('gateways serve the client at /wsgw-client.js', async (t) => {
   const g = await startGateway({ handler });
   t.teardown(() => g.close());
