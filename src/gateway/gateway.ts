@@ -9,7 +9,7 @@ import { CloseCode, truncateReason } from '../protocol/close-codes.js';
 import { type AuthRequest, type CloseEvent, type ConnectionRecord, type ControlCommand, type ControlReply, type OpenEvent, type RequestInfo } from '../protocol/events.js';
 import { applyMetaPatch, EMPTY_META, metaJson, parseMetaPatch, type Meta, type MetaPatch } from '../protocol/meta.js';
 import { Header } from '../protocol/headers.js';
-import { formatConnectionId, newToken, parseConnectionId } from '../protocol/ids.js';
+import { formatConnectionId, isConnectionId, newToken, parseConnectionId } from '../protocol/ids.js';
 import type { Subjects } from '../protocol/subjects.js';
 import { assertToken } from '../protocol/tokens.js';
 import type { ConnectionDirectory } from '../nats/directory.js';
@@ -269,11 +269,21 @@ export async function createGateway(options: GatewayOptions): Promise<Gateway> {
           // our own broadcast, already fanned out locally when it was published
           if (h?.get(Header.Origin) === gatewayId) return;
           flushOutNow();
-          app.publish(topic, msg.data, h?.get(Header.Binary) === '1', compress && worthCompressing(msg.data));
+          publishLocal(topic, msg.data, h?.get(Header.Binary) === '1', h?.get(Header.Except) || undefined);
         },
       });
     }
     topicSubs.set(topic, { count: 1, sub });
+  }
+  /**
+   * A broadcast to this gateway's subscribers of `topic`, but `except` when it is one of them: published
+   * from its own socket, which uWebSockets.js leaves out.
+   */
+  function publishLocal(topic: string, data: FrameData, binary: boolean, except: string | undefined): void {
+    const c = compress && worthCompressing(data);
+    const d = except !== undefined && isConnectionId(except) ? localOf(except) : null;
+    if (d && !d.closed && d.ws && d.topics?.has(topic)) d.ws.publish(topic, data, binary, c);
+    else app.publish(topic, data, binary, c);
   }
   function topicUnref(topic: string): void {
     const entry = topicSubs.get(topic);
@@ -444,12 +454,18 @@ export async function createGateway(options: GatewayOptions): Promise<Gateway> {
       const d = localOf(conn.id);
       if (d) setMeta(d, set);
     },
-    publish(topic, data, binary) {
+    publish(topic, data, binary, except) {
       assertToken('topic', topic);
       // local subscribers first, in order with the sends queued before; other gateways through NATS
       flushOutNow();
-      app.publish(topic, data, binary, compress && worthCompressing(data));
-      if (nats) nats.nc.publish(nats.subjects.topic(topic), data, { headers: binary ? ORIGIN_BINARY_HEADERS : ORIGIN_HEADERS });
+      publishLocal(topic, data, binary, except);
+      if (!nats) return;
+      if (except === undefined) return nats.nc.publish(nats.subjects.topic(topic), data, { headers: binary ? ORIGIN_BINARY_HEADERS : ORIGIN_HEADERS });
+      const h = natsHeaders();
+      h.set(Header.Origin, gatewayId);
+      if (binary) h.set(Header.Binary, '1');
+      h.set(Header.Except, except);
+      nats.nc.publish(nats.subjects.topic(topic), data, { headers: h });
     },
     async lookup(id) {
       const d = localOf(id);

@@ -2,7 +2,8 @@ import type { Logger } from 'pino';
 import { parseAuthReply, type AuthReply, type AuthRequest, type ConnectionRecord, type RequestInfo } from '../protocol/events.js';
 import { EMPTY_META, type Meta, type MetaPatch } from '../protocol/meta.js';
 import { KeyedSerializer } from './serializer.js';
-import type { AuthDecision, CloseInfo, Conn, Context, FrameData, Handler, Message, SendOptions } from './types.js';
+import type { AuthDecision, CloseInfo, Conn, Context, FrameData, Handler, Message, PublishOptions, SendOptions } from './types.js';
+import { parseConnectionId } from '../protocol/ids.js';
 
 /**
  * Where a handler's actions go. The gateway implements it in-process (local sockets first, NATS for
@@ -17,7 +18,8 @@ export interface ConnectionHost {
   unsubscribe(connectionId: string, topic: string): Promise<void>;
   /** Sets metadata on the connection and updates `conn.meta`; resolves once the owning gateway applied it. */
   setMeta(conn: HostConn, patch: MetaPatch): Promise<void>;
-  publish(topic: string, data: FrameData, binary: boolean): void;
+  /** `except`: a connection id left out of the broadcast (already checked). */
+  publish(topic: string, data: FrameData, binary: boolean, except?: string): void;
   lookup(connectionId: string): Promise<ConnectionRecord | null>;
 }
 
@@ -86,7 +88,7 @@ export function createContext(host: ConnectionHost, log: Logger): Context {
     log,
     send: (id: string, data: FrameData, options?: SendOptions) => host.send(id, data, isBinary(data, options)),
     close: (id: string, code?: number, reason?: string) => host.close(id, code, reason),
-    publish: (topic: string, data: FrameData, options?: SendOptions) => host.publish(topic, data, isBinary(data, options)),
+    publish: (topic: string, data: FrameData, options?: PublishOptions) => host.publish(topic, data, isBinary(data, options), options?.except === undefined ? undefined : (parseConnectionId(options.except), options.except)),
     lookup: (id: string) => host.lookup(id),
   });
 }

@@ -10,6 +10,11 @@ export interface SendOptions {
   readonly binary?: boolean;
 }
 
+export interface PublishOptions extends SendOptions {
+  /** A connection id that does not get this broadcast (the sender of a chat line, say), on whichever gateway it is. */
+  readonly except?: string;
+}
+
 /** One frame from a client. */
 export interface Message {
   /** Raw frame bytes (valid until the handler's promise settles; copy to keep longer). */
@@ -72,8 +77,8 @@ export interface Context {
   /** Sends to any connection on any gateway; bytes are copied before this returns. Unknown or closed ids are ignored (use the connection service for acknowledged sends). */
   send(connectionId: string, data: FrameData, options?: SendOptions): void;
   close(connectionId: string, code?: number, reason?: string): void;
-  /** Broadcasts to every connection subscribed to `topic`, on every gateway. */
-  publish(topic: string, data: FrameData, options?: SendOptions): void;
+  /** Broadcasts to every connection subscribed to `topic`, on every gateway (but `options.except`). */
+  publish(topic: string, data: FrameData, options?: PublishOptions): void;
   /** The directory record of a connection, or null when it is not open. */
   lookup(connectionId: string): Promise<ConnectionRecord | null>;
 }

@@ -1,5 +1,5 @@
 import type { Msg, MsgHdrs, NatsConnection, Subscription } from '@nats-io/transport-node';
-import { BINARY_HEADER_BYTES, CONTROL_TIMEOUT_MS, orderedControl } from '../nats/control.js';
+import { BINARY_HEADER_BYTES, CONTROL_TIMEOUT_MS, orderedControl, topicHeaderBytes } from '../nats/control.js';
 import { RawPublisher } from '../nats/raw-publish.js';
 import type { Logger } from 'pino';
 import { readFrameMeta } from './frame-meta.js';
@@ -99,8 +99,8 @@ export async function createWorker(options: WorkerOptions): Promise<Worker> {
       c.meta = view.current;
       if (reply?.error === 'invalid') throw new InvalidMetaError(reply.message ?? 'metadata refused by the gateway');
     },
-    publish(topic, data, binary) {
-      out.publish(subjects.topic(topic), data, binary ? BINARY_HEADER_BYTES : undefined);
+    publish(topic, data, binary, except) {
+      out.publish(subjects.topic(topic), data, topicHeaderBytes(binary, except));
     },
     lookup: (id) => directory.get(id),
   };

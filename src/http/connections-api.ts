@@ -12,7 +12,7 @@ import type { ConnectionDirectory } from '../nats/directory.js';
 import type { DirectoryView } from './directory-view.js';
 import type { Metrics } from '../metrics/metrics.js';
 import { NoRespondersError, RequestTimeoutError, Requester } from '../nats/requester.js';
-import { BINARY_HEADER_BYTES } from '../nats/control.js';
+import { BINARY_HEADER_BYTES, topicHeaderBytes } from '../nats/control.js';
 import { OK_BYTES } from '../nats/acks.js';
 import { bytesAre } from '../nats/message-text.js';
 import { BodyTooLargeError, bearerMatches, constantReply, errorReply, onBody, readBody, responder, serve, UNAUTHORIZED, type Reply } from './respond.js';
@@ -320,10 +320,13 @@ export function mountConnectionsApi(app: TemplatedApp, options: ConnectionsApiOp
     route((res, req) => {
       const topic = req.getParameter(0)!;
       const binary = OCTET_STREAM.test(req.getHeader('content-type'));
+      const except = query(req).get('except') ?? undefined;
       const body = readBody(res, req, options.maxPayload);
       assertToken('topic', topic);
+      // a connection left out of the broadcast (its gateway skips it)
+      if (except !== undefined) parseConnectionId(except);
       return async () => {
-        requester.publish(subjects.topic(topic), await body, binary ? BINARY_HEADER_BYTES : undefined);
+        requester.publish(subjects.topic(topic), await body, topicHeaderBytes(binary, except));
         return ACCEPTED;
       };
     }),

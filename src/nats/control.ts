@@ -11,6 +11,15 @@ BINARY_HEADERS.set(Header.Binary, '1');
 /** The same, encoded once, for publishes written as protocol bytes (RawPublisher, Requester). */
 export const BINARY_HEADER_BYTES: Uint8Array = encodeHeaders(BINARY_HEADERS);
 
+/** A broadcast's headers on `P.topic`, encoded: the binary flag and the connection left out (undefined when neither). */
+export function topicHeaderBytes(binary: boolean, except: string | undefined): Uint8Array | undefined {
+  if (except === undefined) return binary ? BINARY_HEADER_BYTES : undefined;
+  const h = natsHeaders();
+  if (binary) h.set(Header.Binary, '1');
+  h.set(Header.Except, except);
+  return encodeHeaders(h);
+}
+
 /** How long a control command waits for the owning gateway, unless the caller has its own setting. */
 export const CONTROL_TIMEOUT_MS = 5_000;
 

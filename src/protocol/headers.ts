@@ -19,6 +19,8 @@ export const Header = {
   Route: 'Wsgw-Route',
   /** The connection's metadata as an ASCII JSON object of strings, when it has any (src/protocol/meta.ts). */
   Meta: 'Wsgw-Meta',
+  /** On `P.topic.<topic>`: a connection id its gateway leaves out of the broadcast (the others deliver to every subscriber). */
+  Except: 'Wsgw-Except',
   /** On `P.topic.<topic>`: the gateway that published it and already delivered it to its own subscribers. */
   Origin: 'Wsgw-Origin',
 } as const;
