@@ -2,7 +2,8 @@
 """Chat rooms for WebSocket clients, written with Python's standard library only.
 
 The application never touches a WebSocket: `wsgw bridge` POSTs every WebSocket event here, and this app
-answers over HTTP. Broadcasts go through the connection service's HTTP API (`wsgw connections`).
+answers over HTTP. A message's answer is its broadcast to the room (`Wsgw-Publish`); joins and leaves go
+through the connection service's HTTP API (`wsgw connections`).
 
     python3 services/python-chat/app.py            # listens on 127.0.0.1:3000 (PORT to change)
     npx wsgw bridge --target http://127.0.0.1:3000/events --secret "$WSGW_SECRET"
@@ -121,7 +122,9 @@ class Events(BaseHTTPRequestHandler):
             if known and SAFE.match(known[0]):
                 room, name = known
                 text = body.decode("utf-8", "replace")[:2000]
-                broadcast(f"room-{room}", {"type": "message", "room": room, "name": name, "text": text, "from": conn})
+                line = json.dumps({"type": "message", "room": room, "name": name, "text": text, "from": conn}).encode()
+                # the answer itself is the broadcast: no call to the connection service per message
+                return self.answer(200, line, {"Content-Type": "text/plain; charset=utf-8", "Wsgw-Publish": f"room-{room}"})
         elif event == "close":
             # a connection the app refused at open has no room in its metadata: nothing to announce
             meta = json.loads(headers.get("wsgw-meta") or "{}")

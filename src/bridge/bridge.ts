@@ -5,7 +5,7 @@ import type { Config } from '../config/schema.js';
 import { isApplicationCloseCode, truncateReason } from '../protocol/close-codes.js';
 import type { AuthReply, CloseEvent, OpenEvent } from '../protocol/events.js';
 import { applyMetaPatch, metaJson, MetaView, parseMetaPatch, type Meta, type MetaPatch } from '../protocol/meta.js';
-import { BINARY_HEADER_BYTES, orderedControl } from '../nats/control.js';
+import { BINARY_HEADER_BYTES, orderedControl, topicHeaderBytes } from '../nats/control.js';
 import { readFrameMeta } from '../handlers/frame-meta.js';
 import { isConnectionId } from '../protocol/ids.js';
 import type { Subjects } from '../protocol/subjects.js';
@@ -66,6 +66,10 @@ const ANSWER = {
   close: 'wsgw-close',
   closeReason: 'wsgw-close-reason',
   identity: 'wsgw-identity',
+  /** `Wsgw-Publish: <topic>`: the body is broadcast to the topic instead of sent to the connection. */
+  publish: 'wsgw-publish',
+  /** `Wsgw-Publish-Except: <connId>`: a connection left out of that broadcast (the sender, say). */
+  publishExcept: 'wsgw-publish-except',
   /** `Wsgw-Set-Meta-<key>: <value>` sets a metadata key (an empty value removes it). */
   setMetaPrefix: 'wsgw-set-meta-',
 } as const;
@@ -289,7 +293,16 @@ export async function createBridge(options: BridgeOptions): Promise<Bridge> {
 
   /** The answer's frame and close, after its topics. */
   function finish(ev: BridgeEvent, { status, headers, body }: Answer): void {
-    if (body.length > 0 && status !== 204) out.publish(subjects.out(ev.id), body, isBinary(headers) ? BINARY_HEADER_BYTES : undefined);
+    if (body.length > 0 && status !== 204) {
+      const topic = one(headers[ANSWER.publish]);
+      if (topic === undefined) out.publish(subjects.out(ev.id), body, isBinary(headers) ? BINARY_HEADER_BYTES : undefined);
+      else if (validTopics(ev.id, [topic]).length === 1) {
+        // a broadcast from the answer: no call to the connection service, in order with this connection's other answers
+        const except = one(headers[ANSWER.publishExcept]);
+        if (except !== undefined && !isConnectionId(except)) log.warn({ conn: ev.id }, 'Wsgw-Publish-Except is not a connection id; the broadcast goes to all');
+        out.publish(subjects.topic(topic), body, topicHeaderBytes(isBinary(headers), except !== undefined && isConnectionId(except) ? except : undefined));
+      }
+    }
     const closeHeader = one(headers[ANSWER.close]);
     if (closeHeader !== undefined) {
       const code = Number(closeHeader);

@@ -220,3 +220,29 @@ t.test('metadata: Wsgw-Set-Meta on an answer, Wsgw-Meta (signed) on every later 
   a.send('first');
   t.equal((await a.next()).text(), 'first {"user":"ann","plan":"pro"}', 'the first frame carries it');
 });
+
+t.test('an answer broadcasts: Wsgw-Publish sends the body to a topic (Wsgw-Publish-Except leaves the sender out)', async (t) => {
+  const { g } = await stack(t, (r, res) => {
+    if (r.event === 'open') return void res.writeHead(204, { 'wsgw-subscribe': 'room' }).end();
+    if (r.event !== 'message') return void res.writeHead(204).end();
+    const text = r.body.toString();
+    const conn = String(r.headers['wsgw-conn']);
+    if (text === 'to all') return void res.writeHead(200, { 'wsgw-publish': 'room' }).end(`all: ${text}`);
+    if (text === 'to others') return void res.writeHead(200, { 'wsgw-publish': 'room', 'wsgw-publish-except': conn }).end(`others: ${text}`);
+    if (text === 'bad topic') return void res.writeHead(200, { 'wsgw-publish': 'no.dots' }).end('never');
+    res.writeHead(200).end(`echo: ${text}`);
+  });
+  const a = await TestClient.connect(g.url);
+  const b = await TestClient.connect(g.url);
+  t.teardown(() => Promise.all([a.close(), b.close()]));
+  // both in the room: an echo comes back once the open's subscription is applied
+  await eventually(() => g.directory!.ids().then(async (ids) => ids.length === 2 && (await Promise.all(ids.map((id) => g.directory!.get(id)))).every((r) => r?.topics.includes('room'))), 5_000, 'both subscribed');
+  a.send('to all');
+  t.equal((await a.next()).text(), 'all: to all', 'the sender is in the room too');
+  t.equal((await b.next()).text(), 'all: to all');
+  a.send('to others');
+  t.equal((await b.next()).text(), 'others: to others');
+  a.send('bad topic');
+  a.send('after');
+  t.equal((await a.next()).text(), 'echo: after', 'left out of its own broadcast; an unsafe topic is dropped (logged), the connection still served');
+});
