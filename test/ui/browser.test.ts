@@ -108,6 +108,11 @@ t.test('admin page: token, live list within a second, search, send, broadcast, c
   await logHas(user, 'hello from the admin page');
   t.pass('the page under test received the message');
 
+  await admin.fill(`tr[data-id="${id}"] input.meta`, 'plan=pro');
+  await admin.click(`tr[data-id="${id}"] button:has-text("set")`);
+  await admin.waitForFunction((rid) => document.querySelector(`tr[data-id="${rid}"]`)?.textContent?.includes('"plan":"pro"'), id, { timeout: 5_000 });
+  t.pass('metadata set from the page, and the row shows it live');
+
   await admin.fill('#topic', 'room-kitchen');
   await admin.fill('#topic-text', 'kitchen news');
   await admin.click('#broadcast button');
