@@ -55,13 +55,19 @@ def room_and_name(query, conn):
     return (q.get("room") or ["lobby"])[0], (q.get("name") or [f"guest-{conn[-4:]}"])[0][:32]
 
 
+def from_meta(headers):
+    """(room, name) from the metadata the request carries (Wsgw-Meta), or None."""
+    meta = json.loads(headers.get("wsgw-meta") or "{}")
+    return (meta["room"], urllib.parse.unquote(meta.get("name", ""))) if "room" in meta else None
+
+
 def who(headers, conn):
     """(room, name) from the metadata the request carries. A frame the gateway published before it
     applied the open's answer, posted by another bridge than the open's, has none yet: then the
     connection's record (GET /connections/<id>) tells."""
-    meta = json.loads(headers.get("wsgw-meta") or "{}")
-    if "room" in meta:
-        return meta["room"], urllib.parse.unquote(meta.get("name", ""))
+    known = from_meta(headers)
+    if known:
+        return known
     req = urllib.request.Request(f"{API}/connections/{conn}")
     if API_TOKEN:
         req.add_header("Authorization", f"Bearer {API_TOKEN}")
@@ -127,9 +133,9 @@ class Events(BaseHTTPRequestHandler):
                 return self.answer(200, line, {"Content-Type": "text/plain; charset=utf-8", "Wsgw-Publish": f"room-{room}"})
         elif event == "close":
             # a connection the app refused at open has no room in its metadata: nothing to announce
-            meta = json.loads(headers.get("wsgw-meta") or "{}")
-            if "room" in meta:
-                broadcast(f"room-{meta['room']}", {"type": "leave", "room": meta["room"], "name": urllib.parse.unquote(meta.get("name", "")), "from": conn})
+            known = from_meta(headers)
+            if known:
+                broadcast(f"room-{known[0]}", {"type": "leave", "room": known[0], "name": known[1], "from": conn})
         return self.answer(204)
 
     def log_message(self, fmt, *args):  # quiet: one line per request is noise at chat rates

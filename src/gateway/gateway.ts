@@ -14,13 +14,14 @@ import type { Subjects } from '../protocol/subjects.js';
 import { assertToken } from '../protocol/tokens.js';
 import type { ConnectionDirectory } from '../nats/directory.js';
 import { watchStatus, within } from '../nats/connect.js';
-import { BINARY_HEADERS, CONTROL_TIMEOUT_MS, requestControl } from '../nats/control.js';
+import { BINARY_HEADERS, CONTROL_TIMEOUT_MS, requestControl, topicHeaders } from '../nats/control.js';
 import { LeaseKeeper } from '../nats/lease.js';
 import { purgePolicy, startSweeper, type Sweeper } from '../nats/sweeper.js';
 import { FrameMessage, HandlerRuntime, HostConn, type ConnectionHost } from '../handlers/runtime.js';
 import type { FrameData, Handler } from '../handlers/types.js';
 import { InboundPublisher } from './publisher.js';
 import { Deadlines } from './deadlines.js';
+import { Tally } from '../util/tally.js';
 import { FrameHeaderEncoder, frameHeaders } from './frame-headers.js';
 import { Metrics } from '../metrics/metrics.js';
 import { mountOpsRoutes } from '../metrics/ops-routes.js';
@@ -165,7 +166,7 @@ export async function createGateway(options: GatewayOptions): Promise<Gateway> {
   const closesAtExpiry = config.tokenExpiry === 'close';
   const maxAgeMs = config.maxConnectionAge * 1000;
   // --max-connections-per-ip: connections open or being admitted, per address
-  const perAddress = config.maxConnectionsPerIp > 0 ? new Map<string, number>() : null;
+  const perAddress = config.maxConnectionsPerIp > 0 ? new Tally<string>() : null;
   const deadlineTimer = closesAtExpiry || maxAgeMs > 0 ? setInterval(() => deadlines.fire(Date.now(), closeAtDeadline), DEADLINE_TICK_MS) : null;
   deadlineTimer?.unref();
   const app: TemplatedApp = createApp(tlsFiles(config));
@@ -292,14 +293,16 @@ export async function createGateway(options: GatewayOptions): Promise<Gateway> {
     topicSubs.delete(topic);
     entry.sub?.unsubscribe();
   }
-  /** A connection's open event without its authorized flag: the fields it shares with the record, in the record's order. */
+  /** A connection's open event without its metadata and authorized flag: the fields it shares with the record, in the record's order. */
   function openEvent(d: ConnData): OpenEvent {
-    const ev: OpenEvent = { id: d.id, gateway: gatewayId, connectedAt: d.connectedAt, ...d.request };
-    return d.meta === null ? ev : { ...ev, meta: d.meta };
+    return { id: d.id, gateway: gatewayId, connectedAt: d.connectedAt, ...d.request };
   }
   const topicList = (d: ConnData): string[] => (d.topics ? [...d.topics] : []);
+  /** `,"meta":{...}` when the connection has metadata, else nothing: the last field of its record, and of its open event. */
+  const metaField = (d: ConnData): string => (d.meta === null ? '' : `,"meta":${metaJson(d.meta)}`);
   function record(d: ConnData): ConnectionRecord {
-    return { ...openEvent(d), topics: topicList(d) };
+    const r: ConnectionRecord = { ...openEvent(d), topics: topicList(d) };
+    return d.meta === null ? r : { ...r, meta: d.meta };
   }
   /** Subscribes the socket to `topic`; false when it already was, or is gone. The record is the caller's to write. */
   function joinTopic(d: ConnData, topic: string): boolean {
@@ -311,8 +314,8 @@ export async function createGateway(options: GatewayOptions): Promise<Gateway> {
     topicRef(topic);
     return true;
   }
-  /** A record's JSON from the open event's JSON without its closing brace (`shared`) and its topics now. */
-  const recordJson = (d: ConnData, shared: string): string => `${shared},"topics":${JSON.stringify(topicList(d))}}`;
+  /** A record's JSON from the open event's JSON without its closing brace (`shared`), and its topics and metadata now. */
+  const recordJson = (d: ConnData, shared: string): string => `${shared},"topics":${JSON.stringify(topicList(d))}${metaField(d)}}`;
   /**
    * Connections opened (with an in-process handler), or whose topics changed, this turn: each record
    * is written once at the turn's end, with every change in it (a handler joining a room at open
@@ -343,15 +346,6 @@ export async function createGateway(options: GatewayOptions): Promise<Gateway> {
     topicUnref(topic);
     writeRecord(d);
   }
-  function holdAddress(address: string): void {
-    perAddress?.set(address, (perAddress.get(address) ?? 0) + 1);
-  }
-  function releaseAddress(address: string): void {
-    if (perAddress === null) return;
-    const n = perAddress.get(address)! - 1;
-    if (n === 0) perAddress.delete(address);
-    else perAddress.set(address, n);
-  }
   /** When the connection's token expires (its identity's `exp`, in seconds), in ms; null without one. */
   function tokenExpiryOf(d: ConnData): number | null {
     const exp = d.request.identity?.exp;
@@ -380,8 +374,6 @@ export async function createGateway(options: GatewayOptions): Promise<Gateway> {
     d.meta = meta;
     d.headers?.setMeta(metaJson(meta));
     if (d.conn) d.conn.meta = meta ?? EMPTY_META;
-    // set as it opens (an in-process handler): the open's JSON, kept to make the record from, is stale now
-    if (dirtyRecords.get(d) !== undefined) dirtyRecords.set(d, undefined);
     writeRecord(d);
     return { ok: true, seq: d.seq, meta: meta ?? EMPTY_META };
   }
@@ -460,12 +452,8 @@ export async function createGateway(options: GatewayOptions): Promise<Gateway> {
       flushOutNow();
       publishLocal(topic, data, binary, except);
       if (!nats) return;
-      if (except === undefined) return nats.nc.publish(nats.subjects.topic(topic), data, { headers: binary ? ORIGIN_BINARY_HEADERS : ORIGIN_HEADERS });
-      const h = natsHeaders();
-      h.set(Header.Origin, gatewayId);
-      if (binary) h.set(Header.Binary, '1');
-      h.set(Header.Except, except);
-      nats.nc.publish(nats.subjects.topic(topic), data, { headers: h });
+      const headers = except === undefined ? (binary ? ORIGIN_BINARY_HEADERS : ORIGIN_HEADERS) : topicHeaders(binary, except, gatewayId);
+      nats.nc.publish(nats.subjects.topic(topic), data, { headers });
     },
     async lookup(id) {
       const d = localOf(id);
@@ -668,7 +656,7 @@ export async function createGateway(options: GatewayOptions): Promise<Gateway> {
       if ('refuse' in admitted) return refuseUpgrade(res, ...admitted.refuse);
       // a place is held while open (taken in open, released in close) and while the asynchronous
       // checks run (released once decided): a socket uWebSockets.js upgrades but never opens holds none
-      if (perAddress !== null && (perAddress.get(r.remoteAddress) ?? 0) >= config.maxConnectionsPerIp) return refuseUpgrade(res, '429 Too Many Requests', `too many connections from this address (at most ${config.maxConnectionsPerIp})`);
+      if (perAddress !== null && perAddress.get(r.remoteAddress) >= config.maxConnectionsPerIp) return refuseUpgrade(res, '429 Too Many Requests', `too many connections from this address (at most ${config.maxConnectionsPerIp})`);
       const { route, query, subprotocol } = admitted;
 
       const token = newToken();
@@ -704,18 +692,18 @@ export async function createGateway(options: GatewayOptions): Promise<Gateway> {
         aborted = true;
       });
       pendingUpgrades++;
-      holdAddress(r.remoteAddress);
+      perAddress?.add(r.remoteAddress);
       admission.decide(r, admitted, id).then(
         (outcome) => {
           pendingUpgrades--;
-          releaseAddress(r.remoteAddress);
+          perAddress?.remove(r.remoteAddress);
           if (aborted) return;
           if ('refuse' in outcome) return refuseUpgrade(res, ...outcome.refuse);
           res.cork(() => res.upgrade({ d: makeData(outcome.identity, outcome.grant) }, key, subprotocol, extensions, context));
         },
         (err) => {
           pendingUpgrades--;
-          releaseAddress(r.remoteAddress);
+          perAddress?.remove(r.remoteAddress);
           log.error({ err }, 'upgrade failed');
           if (!aborted) refuseUpgrade(res, '500 Internal Server Error', 'internal error');
         },
@@ -727,7 +715,7 @@ export async function createGateway(options: GatewayOptions): Promise<Gateway> {
       conns.set(d.token, d);
       metrics.opens.inc();
       if (deadlineTimer !== null) scheduleDeadline(d);
-      holdAddress(d.request.remoteAddress);
+      perAddress?.add(d.request.remoteAddress);
       if (d.authorized) {
         // the record written below carries these topics: no record write per topic
         for (const t of d.authorized.topics) joinTopic(d, t);
@@ -735,8 +723,8 @@ export async function createGateway(options: GatewayOptions): Promise<Gateway> {
       }
       if (nats) {
         // the record and the open event share every field but their last: serialised once, the
-        // record is that JSON with its topics, the event with its authorized flag (the same bytes
-        // as serialising each: the fields in the same order)
+        // record is that JSON with its topics and metadata, the event with its metadata and
+        // authorized flag (the same bytes as serialising each: the fields in the same order)
         const shared = JSON.stringify(openEvent(d)).slice(0, -1);
         if (runtime) {
           // an in-process handler may join topics as it opens: the record is written at the turn's
@@ -747,7 +735,8 @@ export async function createGateway(options: GatewayOptions): Promise<Gateway> {
           nats.directory.putJson(d.id, recordJson(d, shared));
         }
         if (publisher) {
-          publisher.publish(nats.subjects.inOpen, d.authorized ? `${shared},"authorized":true}` : `${shared}}`, undefined, '', durable ? `${d.id}-open` : '');
+          // with the authorizer's metadata, when it gave some
+          publisher.publish(nats.subjects.inOpen, `${shared}${metaField(d)}${d.authorized ? ',"authorized":true' : ''}}`, undefined, '', durable ? `${d.id}-open` : '');
         }
       }
       log.debug({ conn: d.id, path: d.request.path }, 'open');
@@ -807,7 +796,7 @@ export async function createGateway(options: GatewayOptions): Promise<Gateway> {
       const reason = Buffer.from(message).toString();
       if (d.topics) for (const t of d.topics) topicUnref(t);
       deadlines.delete(d);
-      releaseAddress(d.request.remoteAddress);
+      perAddress?.remove(d.request.remoteAddress);
       if (d.swept) return;
       if (nats) {
         const { directory } = nats;
@@ -815,7 +804,7 @@ export async function createGateway(options: GatewayOptions): Promise<Gateway> {
           // the record goes once the close event is out (acknowledged by the stream in durable mode):
           // if this gateway dies in between, a sweeper finds the record and reports the close instead
           // (with the same message id, so the durable stream keeps one)
-          const ev: CloseEvent = d.meta === null ? { id: d.id, gateway: gatewayId, code, reason, lost: false } : { id: d.id, gateway: gatewayId, code, reason, lost: false, meta: d.meta };
+          const ev: CloseEvent = { id: d.id, gateway: gatewayId, code, reason, lost: false, ...(d.meta !== null && { meta: d.meta }) };
           const removeRecord = () => directory.remove(d.id);
           if (!publisher.publish(nats.subjects.inClose, JSON.stringify(ev), undefined, '', durable ? `${d.id}-close` : '', removeRecord)) removeRecord();
         } else {

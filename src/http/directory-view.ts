@@ -4,6 +4,7 @@ import type { KvWatchEntry } from '@nats-io/kv';
 import type { ConnectionRecord, GatewayLease } from '../protocol/events.js';
 import type { ConnectionDirectory } from '../nats/directory.js';
 import { IdIndex, SortedIds } from './sorted-ids.js';
+import { Tally } from '../util/tally.js';
 
 /** How many recently closed ids are remembered to answer 410 rather than 404. */
 const GONE_MEMORY = 100_000;
@@ -60,7 +61,7 @@ export class DirectoryView {
    */
   #index: Index | null = null;
   /** Open connections per gateway, kept as records come and go (`GET /gateways` every 2 s on the admin page: no pass over every record). */
-  readonly #perGateway = new Map<string, number>();
+  readonly #perGateway = new Tally<string>();
   /** Recently closed ids and when the view saw them close. */
   readonly #gone = new Map<string, number>();
   readonly #goneMs: number;
@@ -181,8 +182,8 @@ export class DirectoryView {
     }
     const previous = this.records.get(id)?.gateway;
     if (previous !== record.gateway) {
-      if (previous !== undefined) this.#uncount(previous);
-      this.#perGateway.set(record.gateway, (this.#perGateway.get(record.gateway) ?? 0) + 1);
+      if (previous !== undefined) this.#perGateway.remove(previous);
+      this.#perGateway.add(record.gateway);
     }
     this.records.set(id, record);
     this.#gone.delete(id);
@@ -193,7 +194,7 @@ export class DirectoryView {
     const before = this.records.get(id);
     if (before !== undefined) {
       this.records.delete(id);
-      this.#uncount(before.gateway);
+      this.#perGateway.remove(before.gateway);
       if (this.#index !== null) {
         this.#index.ids.delete(id);
         this.#index.byTopic.move(id, topicsOf(before.topics), []);
@@ -205,12 +206,6 @@ export class DirectoryView {
     this.#gone.set(id, closedAt);
     if (this.#gone.size > GONE_MEMORY) this.#gone.delete(this.#gone.keys().next().value!);
     for (const l of this.#listeners) l(id, null);
-  }
-
-  #uncount(gateway: string): void {
-    const n = this.#perGateway.get(gateway)! - 1;
-    if (n === 0) this.#perGateway.delete(gateway);
-    else this.#perGateway.set(gateway, n);
   }
 
   /** The index, made from every record the first time (one sort: cheaper than an add per record). */
@@ -277,7 +272,7 @@ export class DirectoryView {
 
   /** How many open connections `gateway` holds (a count kept as records change). */
   connectionsOf(gateway: string): number {
-    return this.#perGateway.get(gateway) ?? 0;
+    return this.#perGateway.get(gateway);
   }
 
   /** The gateways' leases with their health and how many listed connections each holds (for `GET /gateways` and the admin page). */

@@ -11,13 +11,19 @@ BINARY_HEADERS.set(Header.Binary, '1');
 /** The same, encoded once, for publishes written as protocol bytes (RawPublisher, Requester). */
 export const BINARY_HEADER_BYTES: Uint8Array = encodeHeaders(BINARY_HEADERS);
 
-/** A broadcast's headers on `P.topic`, encoded: the binary flag and the connection left out (undefined when neither). */
-export function topicHeaderBytes(binary: boolean, except: string | undefined): Uint8Array | undefined {
-  if (except === undefined) return binary ? BINARY_HEADER_BYTES : undefined;
+/** A broadcast's headers on `P.topic`: the binary flag, the connection left out, and the gateway that already delivered it locally. */
+export function topicHeaders(binary: boolean, except: string, origin?: string): MsgHdrs {
   const h = natsHeaders();
+  if (origin !== undefined) h.set(Header.Origin, origin);
   if (binary) h.set(Header.Binary, '1');
   h.set(Header.Except, except);
-  return encodeHeaders(h);
+  return h;
+}
+
+/** The same, encoded (undefined when there is neither a binary flag nor a connection left out). */
+export function topicHeaderBytes(binary: boolean, except: string | undefined): Uint8Array | undefined {
+  if (except === undefined) return binary ? BINARY_HEADER_BYTES : undefined;
+  return encodeHeaders(topicHeaders(binary, except));
 }
 
 /** How long a control command waits for the owning gateway, unless the caller has its own setting. */
