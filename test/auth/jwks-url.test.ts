@@ -47,7 +47,7 @@ async function servingGateway(t: Tap.Test) {
 t.test('--jwks-url: tokens are checked against the provider’s published keys', async (t) => {
   const { idp, g } = await servingGateway(t);
 
-  const c = await TestClient.connect(g.url, await bearer(provider.privateKey, 'k1'));
+  const c = await TestClient.connectKept(g.url, await bearer(provider.privateKey, 'k1'));
   t.teardown(() => c.close());
   c.send('signed by the provider');
   t.equal((await c.next()).text(), 'signed by the provider', 'accepted');
@@ -67,7 +67,7 @@ t.test('--jwks-url unreachable: upgrades get 503 (not 401) until the provider an
   await t.rejects(TestClient.connect(g.url, await bearer(provider.privateKey, 'k1')), { status: 503 }, 'a set that is not JSON is unavailable too');
   idp.state.body = JSON.stringify({ keys: [publicJwk] });
   await warmUp(g.url, provider.privateKey);
-  const c = await TestClient.connect(g.url, await bearer(provider.privateKey, 'k1'));
+  const c = await TestClient.connectKept(g.url, await bearer(provider.privateKey, 'k1'));
   t.teardown(() => c.close());
   c.send('back');
   t.equal((await c.next()).text(), 'back', 'accepted once the set can be fetched');
@@ -86,7 +86,7 @@ t.test('--jwks-url: a rotated-in key is fetched once the cooldown after the last
   c.send('rotated');
   t.equal((await c.next()).text(), 'rotated', 'a token signed with the new key is accepted');
   t.equal(idp.state.requests, 2, 'one more fetch, not one per refused attempt');
-  const old = await TestClient.connect(g.url, await bearer(provider.privateKey, 'k1'));
+  const old = await TestClient.connectKept(g.url, await bearer(provider.privateKey, 'k1'));
   t.teardown(() => old.close());
   t.pass('the old key still works while it is published');
 });

@@ -123,7 +123,7 @@ t.test('RS256 with a PEM public key file, ES256 with a JWKS file', async (t) => 
   t.teardown(() => g1.close());
   const rsToken = await new SignJWT({ sub: 'rs' }).setProtectedHeader({ alg: 'RS256' }).setExpirationTime('5m').sign(rsa.privateKey);
   await warmUp(g1.url, { headers: { authorization: `Bearer ${rsToken}` } });
-  const c1 = await TestClient.connect(g1.url, { headers: { authorization: `Bearer ${rsToken}` } });
+  const c1 = await TestClient.connectKept(g1.url, { headers: { authorization: `Bearer ${rsToken}` } });
   t.teardown(() => c1.close());
   c1.send('rs ok');
   t.equal((await c1.next()).text(), 'rs ok');
@@ -136,7 +136,7 @@ t.test('RS256 with a PEM public key file, ES256 with a JWKS file', async (t) => 
   t.teardown(() => g2.close());
   const es = (iss: string) => new SignJWT({ sub: 'es' }).setProtectedHeader({ alg: 'ES256', kid: 'k1' }).setIssuer(iss).setAudience('wsgw').setExpirationTime('5m').sign(ec.privateKey);
   await warmUp(g2.url, { headers: { authorization: `Bearer ${await es('https://issuer.test')}` } });
-  const c2 = await TestClient.connect(g2.url, { headers: { authorization: `Bearer ${await es('https://issuer.test')}` } });
+  const c2 = await TestClient.connectKept(g2.url, { headers: { authorization: `Bearer ${await es('https://issuer.test')}` } });
   t.teardown(() => c2.close());
   c2.send('es ok');
   t.equal((await c2.next()).text(), 'es ok');
