@@ -28,3 +28,6 @@ export { InvalidControlError } from './protocol/events.js';
 export { InvalidMetaError, META_LIMITS } from './protocol/meta.js';
 export type { Meta, MetaPatch } from './protocol/meta.js';
 export { DurableStreamError, inboundStream } from './nats/durable.js';
+export { HistoryOffError, InvalidHistoryQueryError, MAX_HISTORY } from './protocol/history.js';
+export type { HistoryEntry, HistoryQuery } from './protocol/history.js';
+export { HistoryStreamError, historyStream, ensureHistoryStream } from './nats/history.js';

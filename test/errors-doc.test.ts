@@ -13,6 +13,9 @@ t.test('every exported error class is in docs/errors.md with its code, and nothi
     ['HandlerLoadError', new wsgw.HandlerLoadError('x')],
     ['ListenError', new wsgw.ListenError('h', 1)],
     ['DurableStreamError', new wsgw.DurableStreamError('s', 'x')],
+    ['HistoryStreamError', new wsgw.HistoryStreamError('s', 'x')],
+    ['HistoryOffError', new wsgw.HistoryOffError('x')],
+    ['InvalidHistoryQueryError', new wsgw.InvalidHistoryQueryError('x')],
   ];
   const exported = Object.entries(wsgw).filter(([, v]) => typeof v === 'function' && (v as { prototype?: unknown }).prototype instanceof wsgw.WsgwError).map(([k]) => k).sort();
   t.same(exported, samples.map(([n]) => n).sort(), 'the samples cover every exported error class');

@@ -16,6 +16,8 @@ import { superviseGateways } from './procs.js';
 import { createGateway } from '../gateway/gateway.js';
 import { loadHandler } from '../handlers/load.js';
 import { createWorker } from '../handlers/worker.js';
+import { ensureHistoryStream } from '../nats/history.js';
+import { historyLimits } from '../protocol/history.js';
 import { createExecHandler } from '../handlers/exec.js';
 import { createLogger, type LogFormat } from '../log/logger.js';
 import { closeNats, connectNats, type NatsAuth, type NatsConnection } from '../nats/connect.js';
@@ -74,6 +76,8 @@ async function startNats(config: Config, name: string, log: Logger, signal: Abor
   for (let attempt = 1; ; attempt++) {
     try {
       const directory = await ConnectionDirectory.open(nc, { prefix: config.prefix, replicas: config.kvReplicas, log, create });
+      // --history: this process creates the stream, or brings its limits to its own
+      if (config.history > 0) await ensureHistoryStream(nc, createSubjects(config.prefix), historyLimits(config), config.kvReplicas, log);
       return { nc, directory };
     } catch (err) {
       if (signal.aborted) throw err;

@@ -27,6 +27,8 @@ import { Metrics } from '../metrics/metrics.js';
 import { mountOpsRoutes } from '../metrics/ops-routes.js';
 import { jetstream, type JetStreamClient } from '@nats-io/jetstream';
 import { ensureInboundStream, inboundStreamConfig } from '../nats/durable.js';
+import { StreamHistory } from '../nats/history.js';
+import { HistoryOffError, MemoryHistory, historyLimits } from '../protocol/history.js';
 import { mountConnectionsApi } from '../http/connections-api.js';
 import { mountClient, mountPage } from '../http/ui.js';
 import { createApp, tlsFiles } from '../http/app.js';
@@ -451,6 +453,7 @@ export async function createGateway(options: GatewayOptions): Promise<Gateway> {
       // local subscribers first, in order with the sends queued before; other gateways through NATS
       flushOutNow();
       publishLocal(topic, data, binary, except);
+      memoryHistory?.append(topic, data, binary);
       if (!nats) return;
       const headers = except === undefined ? (binary ? ORIGIN_BINARY_HEADERS : ORIGIN_HEADERS) : topicHeaders(binary, except, gatewayId);
       nats.nc.publish(nats.subjects.topic(topic), data, { headers });
@@ -461,7 +464,15 @@ export async function createGateway(options: GatewayOptions): Promise<Gateway> {
       if (d === null || !nats) return null;
       return nats.directory.get(id);
     },
+    async history(topic, query) {
+      if (memoryHistory) return memoryHistory.read(topic, query);
+      if (streamHistory) return streamHistory.read(topic, query);
+      throw new HistoryOffError('start wsgw local with --history <n>');
+    },
   };
+  // local mode keeps history itself; with NATS the stream keeps every broadcast published to P.topic.>
+  const memoryHistory = !nats && config.history > 0 ? new MemoryHistory(historyLimits(config)) : null;
+  const streamHistory = nats ? new StreamHistory(nats.nc, nats.subjects) : null;
   const ORIGIN_HEADERS = natsHeaders();
   ORIGIN_HEADERS.set(Header.Origin, gatewayId);
   const ORIGIN_BINARY_HEADERS = natsHeaders();

@@ -4,6 +4,8 @@ import { EMPTY_META, type Meta, type MetaPatch } from '../protocol/meta.js';
 import { KeyedSerializer } from './serializer.js';
 import type { AuthDecision, CloseInfo, Conn, Context, FrameData, Handler, Message, PublishOptions, SendOptions } from './types.js';
 import { parseConnectionId } from '../protocol/ids.js';
+import { parseHistoryQuery, type HistoryEntry, type HistoryQuery } from '../protocol/history.js';
+import { assertToken } from '../protocol/tokens.js';
 
 /**
  * Where a handler's actions go. The gateway implements it in-process (local sockets first, NATS for
@@ -21,6 +23,8 @@ export interface ConnectionHost {
   /** `except`: a connection id left out of the broadcast (already checked). */
   publish(topic: string, data: FrameData, binary: boolean, except?: string): void;
   lookup(connectionId: string): Promise<ConnectionRecord | null>;
+  /** The query is checked; the topic is a valid token. */
+  history(topic: string, query: HistoryQuery): Promise<HistoryEntry[]>;
 }
 
 const decoder = new TextDecoder();
@@ -90,6 +94,8 @@ export function createContext(host: ConnectionHost, log: Logger): Context {
     close: (id: string, code?: number, reason?: string) => host.close(id, code, reason),
     publish: (topic: string, data: FrameData, options?: PublishOptions) => host.publish(topic, data, isBinary(data, options), options?.except === undefined ? undefined : (parseConnectionId(options.except), options.except)),
     lookup: (id: string) => host.lookup(id),
+    // checked here, so a bad query rejects the same way in every mode
+    history: async (topic: string, query?: HistoryQuery) => host.history(assertToken('topic', topic), parseHistoryQuery(query)),
   });
 }
 

@@ -1,3 +1,4 @@
+import type { HistoryEntry, HistoryQuery } from '../protocol/history.js';
 import type { Logger } from 'pino';
 import type { AuthRequest, ConnectionRecord, RequestInfo } from '../protocol/events.js';
 import type { Meta, MetaPatch } from '../protocol/meta.js';
@@ -81,6 +82,12 @@ export interface Context {
   publish(topic: string, data: FrameData, options?: PublishOptions): void;
   /** The directory record of a connection, or null when it is not open. */
   lookup(connectionId: string): Promise<ConnectionRecord | null>;
+  /**
+   * A topic's last broadcasts, oldest first (`--history`): all that are kept, or those `after` a
+   * sequence number, `since` a time (ms), at most `limit` of the newest. Rejects with HistoryOffError
+   * (`WSGW_HISTORY_OFF`) when history is off, InvalidHistoryQueryError on a bad query.
+   */
+  history(topic: string, query?: HistoryQuery): Promise<HistoryEntry[]>;
 }
 
 /**

@@ -12,6 +12,7 @@ import { parseConnectionId } from '../protocol/ids.js';
 import type { ConnectionDirectory } from '../nats/directory.js';
 import { FrameMessage, HandlerRuntime, HostConn, type ConnectionHost, type Done } from './runtime.js';
 import { consumeDurable, MAX_DELIVER, type DurableConsumer } from '../nats/durable.js';
+import { StreamHistory } from '../nats/history.js';
 import type { Conn, Handler } from './types.js';
 import type { Metrics } from '../metrics/metrics.js';
 
@@ -103,7 +104,9 @@ export async function createWorker(options: WorkerOptions): Promise<Worker> {
       out.publish(subjects.topic(topic), data, topicHeaderBytes(binary, except));
     },
     lookup: (id) => directory.get(id),
+    history: (topic, query) => history.read(topic, query),
   };
+  const history = new StreamHistory(nc, subjects);
   const runtime = new HandlerRuntime(options.handler, host, log.child({ component: 'handler' }), () => options.metrics?.handlerErrors.inc());
   const hot = options.metrics?.hot;
 

@@ -15,6 +15,8 @@ import { NoRespondersError, RequestTimeoutError, Requester } from '../nats/reque
 import { BINARY_HEADER_BYTES, topicHeaderBytes } from '../nats/control.js';
 import { OK_BYTES } from '../nats/acks.js';
 import { bytesAre } from '../nats/message-text.js';
+import { StreamHistory } from '../nats/history.js';
+import { HistoryOffError, historyQueryOf, InvalidHistoryQueryError } from '../protocol/history.js';
 import { BodyTooLargeError, bearerMatches, constantReply, errorReply, onBody, readBody, responder, serve, UNAUTHORIZED, type Reply } from './respond.js';
 
 export interface ConnectionsApiOptions {
@@ -86,6 +88,8 @@ function toReply(err: unknown): Reply | null {
   if (err instanceof BadRequest) return errorReply(400, err.error, err.message);
   if (err instanceof BodyTooLargeError) return PAYLOAD_TOO_LARGE;
   if (err instanceof InvalidMetaError) return errorReply(400, 'invalid_meta', err.message);
+  if (err instanceof InvalidHistoryQueryError) return errorReply(400, 'invalid_history_query', err.message);
+  if (err instanceof HistoryOffError) return errorReply(404, 'history_off', err.message);
   return null;
 }
 
@@ -99,6 +103,7 @@ export function mountConnectionsApi(app: TemplatedApp, options: ConnectionsApiOp
   const { nc, subjects, directory, view, log } = options;
   // sends are answered by gateways, which batch their acknowledgements for it
   const requester = new Requester(nc, options.requestTimeout, { batchedAcks: true });
+  const history = new StreamHistory(nc, subjects);
   const onError = (err: unknown) => log.error({ err }, 'connections API failed');
   const metrics = options.metrics;
   const onStatus = metrics ? (status: number) => metrics.apiAnswered(status) : undefined;
@@ -339,6 +344,17 @@ export function mountConnectionsApi(app: TemplatedApp, options: ConnectionsApiOp
       const topic = req.getParameter(0)!;
       assertToken('topic', topic);
       return () => ({ status: 200, body: { topic, connections: view.subscribers(topic) } });
+    }),
+  );
+
+  // a topic's last broadcasts (--history), oldest first; JSON: text as is, bytes in base64
+  app.get(
+    '/topics/:topic/history',
+    route((_res, req) => {
+      const topic = req.getParameter(0)!;
+      const q = historyQueryOf(query(req));
+      assertToken('topic', topic);
+      return async () => ({ status: 200, body: { topic, messages: await history.read(topic, q) } });
     }),
   );
 
