@@ -2,7 +2,9 @@ import t from 'tap';
 import { readFileSync } from 'node:fs';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { startNatsServer } from '../harness/nats-server.js';
-import { startBridge, startConnectionService, startGateway, startWorker } from '../harness/stack.js';
+import { quietLog, startBridge, startConnectionService, startGateway, startWorker } from '../harness/stack.js';
+import { ensureHistoryStream } from '../../src/nats/history.js';
+import { createSubjects } from '../../src/protocol/subjects.js';
 import { startTestApp } from '../harness/http-app.js';
 import { TestClient, eventually } from '../harness/ws-client.js';
 import { spawnWsgw } from '../harness/process.js';
@@ -82,6 +84,39 @@ t.test('durable mode with the shipped users: the gateway creates the stream, a d
   t.teardown(() => c2.close());
   c2.send('still stored');
   t.equal((await c2.next(10_000)).text(), 'worker: still stored', 'a gateway started with other limits still runs, on the stream as it is');
+});
+
+t.test('topic history with the shipped users: the connection service creates the stream, a worker and the API read it', async (t) => {
+  const prefix = 'wsgw';
+  const admin = await connect({ servers: nats.url, ...as('connections') });
+  t.teardown(() => admin.close());
+  await ensureHistoryStream(admin, createSubjects(prefix), { perTopic: 10, ttlS: 600, maxBytes: 8 * 1024 * 1024 }, 1, quietLog);
+  const svc = await startConnectionService({ natsUrl: nats.url, prefix, nats: as('connections') });
+  t.teardown(() => svc.close());
+  const g = await startGateway({ natsUrl: nats.url, prefix, nats: as('gateway') });
+  t.teardown(() => g.close());
+  const w = await startWorker({
+    natsUrl: nats.url,
+    prefix,
+    nats: as('worker'),
+    handler: { message: async (conn, m, ctx) => conn.send((await ctx.history(m.text())).map((e) => e.text()).join(',')) },
+  });
+  t.teardown(() => w.close());
+  t.equal((await fetch(`${svc.url}/topics/news/messages`, { method: 'POST', body: 'first' })).status, 202);
+  const c = await TestClient.connect(g.url);
+  t.teardown(() => c.close());
+  await eventually(async () => {
+    c.send('news');
+    return (await c.next()).text() === 'first';
+  }, 5_000, 'the worker user reads the history');
+  const res = await fetch(`${svc.url}/topics/news/history`);
+  t.equal(res.status, 200);
+  t.same((await res.json()).messages.map((m: { data: string }) => m.data), ['first'], 'the connections user reads it');
+  // a gateway started with other limits: its user may not update streams, so it keeps the current ones
+  const gnc = await connect({ servers: nats.url, ...as('gateway') });
+  t.teardown(() => gnc.close());
+  await ensureHistoryStream(gnc, createSubjects(prefix), { perTopic: 20, ttlS: 600, maxBytes: 8 * 1024 * 1024 }, 1, quietLog);
+  t.pass('a gateway with other limits starts on the stream as it is');
 });
 
 t.test('the CLI takes NATS credentials from the environment; a wrong password is retried and named', async (t) => {
