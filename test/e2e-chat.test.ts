@@ -1,7 +1,10 @@
 import t from 'tap';
 import { loadHandler } from '../src/handlers/load.js';
 import { startNatsServer } from './harness/nats-server.js';
-import { startGateway, startWorker, uniquePrefix, type RunningGateway } from './harness/stack.js';
+import { quietLog, startGateway, startWorker, uniquePrefix, type RunningGateway } from './harness/stack.js';
+import { connect } from '@nats-io/transport-node';
+import { ensureHistoryStream } from '../src/nats/history.js';
+import { createSubjects } from '../src/protocol/subjects.js';
 import { TestClient } from './harness/ws-client.js';
 
 const nats = await startNatsServer();
@@ -64,4 +67,40 @@ t.test('chat in remote-handler mode: two gateways, one worker', async (t) => {
   const gws: RunningGateway[] = [await startGateway({ natsUrl: nats.url, prefix }), await startGateway({ natsUrl: nats.url, prefix })];
   t.teardown(() => Promise.all(gws.map((g) => g.close())));
   await checkChat(t, gws[0]!.url, gws[1]!.url);
+});
+
+/** With topic history on, who joins a room gets its last chat lines (not its joins and leaves). */
+async function checkHistory(t: Tap.Test, urlA: string, urlB: string) {
+  const ann = await TestClient.connect(`${urlA}?room=tea&name=ann`);
+  t.teardown(() => ann.close());
+  await ann.nextJson((v) => v.type === 'welcome');
+  for (const text of ['one', 'two']) {
+    ann.send(text);
+    await ann.nextJson((v) => v.type === 'message' && v.text === text);
+  }
+  t.notOk(ann.frames.some((f) => f.json().type === 'history'), 'the first in the room gets no history');
+  const bob = await TestClient.connect(`${urlB}?room=tea&name=bob`);
+  t.teardown(() => bob.close());
+  await bob.nextJson((v) => v.type === 'welcome');
+  const earlier = await bob.nextJson((v) => v.type === 'history');
+  t.match(earlier, { room: 'tea', messages: [{ name: 'ann', text: 'one' }, { name: 'ann', text: 'two' }] });
+  t.equal(earlier.messages.length, 2, 'only the chat lines');
+}
+
+t.test('chat with topic history: local mode keeps it in memory', async (t) => {
+  const g = await startGateway({ handler: chat, flags: { history: 100 } });
+  t.teardown(() => g.close());
+  await checkHistory(t, g.url, g.url);
+});
+
+t.test('chat with topic history: a worker reads the stream, across two gateways', async (t) => {
+  const prefix = uniquePrefix();
+  const nc = await connect({ servers: nats.url });
+  t.teardown(() => nc.close());
+  await ensureHistoryStream(nc, createSubjects(prefix), { perTopic: 100, ttlS: 600, maxBytes: 8 * 1024 * 1024 }, 1, quietLog);
+  const w = await startWorker({ natsUrl: nats.url, prefix, handler: chat });
+  t.teardown(() => w.close());
+  const gws: RunningGateway[] = [await startGateway({ natsUrl: nats.url, prefix }), await startGateway({ natsUrl: nats.url, prefix })];
+  t.teardown(() => Promise.all(gws.map((g) => g.close())));
+  await checkHistory(t, gws[0]!.url, gws[1]!.url);
 });

@@ -91,7 +91,8 @@ export async function runDev(options: DevOptions): Promise<void> {
 
   // children log NDJSON, which this process turns into its own prefixed lines
   const wsgw = (name: string, args: string[]) => pipe(name, spawn(process.execPath, [BIN, ...args, '--nats', natsUrl, '--log-format', 'json'], { stdio: ['ignore', 'pipe', 'pipe'], detached: true }));
-  wsgw('connections', ['connections', '-p', String(options.apiPort)]);
+  // topic history on (the chat shows a room's last lines to who joins): its stream is per temporary server
+  wsgw('connections', ['connections', '-p', String(options.apiPort), '--history', '100']);
   wsgw(`gw-${options.port}`, ['gateway', '-p', String(options.port), '--id', `dev-${options.port}`, '--drain-ms', '0', '--demo']);
   wsgw(`gw-${options.port + 1}`, ['gateway', '-p', String(options.port + 1), '--id', `dev-${options.port + 1}`, '--drain-ms', '0', '--demo']);
   wsgw('worker', ['worker', ...(options.handler ? ['--handler', options.handler] : [])]);
@@ -103,7 +104,7 @@ export async function runDev(options: DevOptions): Promise<void> {
       `  Chat page:  http://localhost:${options.port}/   http://localhost:${options.port + 1}/   (one tab on each: they chat through NATS)`,
       `  WebSocket:  ws://localhost:${options.port}/ws   ws://localhost:${options.port + 1}/ws`,
       `  Admin page:  http://localhost:${options.apiPort}/ui`,
-      `  Connections API:  http://localhost:${options.apiPort}/connections   http://localhost:${options.apiPort}/gateways`,
+      `  Connections API:  http://localhost:${options.apiPort}/connections   http://localhost:${options.apiPort}/gateways   (topic history on: GET /topics/<topic>/history)`,
       `  Metrics:  http://localhost:${options.port}/metrics`,
       '  Ctrl-C stops everything.',
       '',
