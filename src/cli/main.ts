@@ -16,7 +16,7 @@ import { superviseGateways } from './procs.js';
 import { createGateway } from '../gateway/gateway.js';
 import { loadHandler } from '../handlers/load.js';
 import { createWorker } from '../handlers/worker.js';
-import { ensureHistoryStream } from '../nats/history.js';
+import { ensureHistoryStream, historyStreamConfig } from '../nats/history.js';
 import { historyLimits } from '../protocol/history.js';
 import { createExecHandler } from '../handlers/exec.js';
 import { createLogger, type LogFormat } from '../log/logger.js';
@@ -77,7 +77,12 @@ async function startNats(config: Config, name: string, log: Logger, signal: Abor
     try {
       const directory = await ConnectionDirectory.open(nc, { prefix: config.prefix, replicas: config.kvReplicas, log, create });
       // --history: this process creates the stream, or brings its limits to its own
-      if (config.history > 0) await ensureHistoryStream(nc, createSubjects(config.prefix), historyLimits(config), config.kvReplicas, log);
+      if (config.history > 0) {
+        const subjects = createSubjects(config.prefix);
+        await ensureHistoryStream(nc, subjects, historyLimits(config), config.kvReplicas, log);
+        // lost with a store, or deleted by hand: created again by the directory's looks at its buckets
+        directory.keepStream(historyStreamConfig(subjects, historyLimits(config), config.kvReplicas));
+      }
       return { nc, directory };
     } catch (err) {
       if (signal.aborted) throw err;

@@ -3,10 +3,10 @@ import { connect } from '@nats-io/transport-node';
 import { jetstreamManager } from '@nats-io/jetstream';
 import type { Handler } from '../../src/handlers/types.js';
 import { historyQueryOf, MemoryHistory, parseHistoryQuery, type HistoryEntry } from '../../src/protocol/history.js';
-import { ensureHistoryStream, historyStream } from '../../src/nats/history.js';
+import { ensureHistoryStream, historyStream, historyStreamConfig } from '../../src/nats/history.js';
 import { createSubjects } from '../../src/protocol/subjects.js';
 import { startNatsServer } from '../harness/nats-server.js';
-import { quietLog, startConnectionService, startGateway, startWorker, uniquePrefix } from '../harness/stack.js';
+import { openDirectory, quietLog, startConnectionService, startGateway, startWorker, uniquePrefix } from '../harness/stack.js';
 import { spawnWsgw } from '../harness/process.js';
 import { eventually, TestClient } from '../harness/ws-client.js';
 
@@ -195,4 +195,17 @@ t.test('--history on the command line creates the stream; a later process brings
   t.teardown(() => second.stop());
   await second.waitFor((l) => l.msg === 'history stream limits updated', 10_000);
   t.match((await jsm.streams.info(historyStream(prefix))).config, { max_msgs_per_subject: 7, max_age: 3600 * 1e9 });
+});
+
+t.test('a lost history stream is created again by the directory\'s looks at its buckets (gateways, the connection service)', async (t) => {
+  const prefix = uniquePrefix();
+  const { nc, dir } = await openDirectory(t, nats.url, prefix);
+  const subjects = createSubjects(prefix);
+  const limits = { perTopic: 5, ttlS: 60, maxBytes: 1024 * 1024 };
+  await ensureHistoryStream(nc, subjects, limits, 1, quietLog);
+  dir.keepStream(historyStreamConfig(subjects, limits, 1));
+  const jsm = await jetstreamManager(nc);
+  await jsm.streams.delete(historyStream(prefix));
+  await dir.checkBuckets(true);
+  t.match((await jsm.streams.info(historyStream(prefix))).config, { subjects: [`${prefix}.topic.>`], max_msgs_per_subject: 5 }, 'back, with its limits');
 });
