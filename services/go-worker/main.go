@@ -1,7 +1,8 @@
 // A wsgw worker in Go, written against docs/protocol.md alone, with the official nats.go client.
 //
 //	wsgw-go-worker -mode echo   answers every frame on its reply subject (P.out.<connId>)
-//	wsgw-go-worker -mode chat   the chat of services/examples/chat.js: rooms are topics
+//	wsgw-go-worker -mode chat   the chat of services/examples/chat.js: rooms are topics, and who
+//	                            joins gets the room's last lines when topic history is on
 //
 // Configuration: -nats (or NATS_URL), -prefix (or WSGW_PREFIX), -queue (default wsgw-workers).
 package main
@@ -62,7 +63,8 @@ type member struct{ room, name string }
 type worker struct {
 	nc     *nats.Conn
 	prefix string
-	kv     nats.KeyValue // the connection directory, for frames published before the open's metadata was set
+	kv     nats.KeyValue         // the connection directory, for frames published before the open's metadata was set
+	js     nats.JetStreamContext // the topic history, when some process runs with --history
 }
 
 func env(name, fallback string) string {
@@ -116,6 +118,7 @@ func main() {
 	} else {
 		js, err := nc.JetStream()
 		if err == nil {
+			w.js = js
 			w.kv, err = js.KeyValue(*prefix + "_connections")
 		}
 		if err != nil {
@@ -289,7 +292,70 @@ func (w *worker) chatOpen(m *nats.Msg) {
 		return
 	}
 	w.send(ev.ID, map[string]any{"type": "welcome", "id": ev.ID, "room": me.room, "name": me.name})
+	if earlier := w.lastLines(topic); len(earlier) > 0 {
+		w.send(ev.ID, map[string]any{"type": "history", "room": me.room, "messages": earlier})
+	}
 	w.broadcast(topic, map[string]any{"type": "join", "room": me.room, "name": me.name, "from": ev.ID})
+}
+
+const historyLines = 50
+
+// lastLines reads the room's last chat lines from the topic history (docs/protocol.md, "Topic
+// history"): an ephemeral consumer on P_history filtered to the topic, fetched up to the count its
+// creation gave, then deleted. None when no process was started with --history (no stream).
+func (w *worker) lastLines(topic string) []map[string]any {
+	if w.js == nil {
+		return nil
+	}
+	stream, subject := w.prefix+"_history", w.prefix+".topic."+topic
+	ci, err := w.js.AddConsumer(stream, &nats.ConsumerConfig{
+		FilterSubject:     subject,
+		AckPolicy:         nats.AckNonePolicy,
+		DeliverPolicy:     nats.DeliverAllPolicy,
+		InactiveThreshold: 30 * time.Second,
+		MemoryStorage:     true,
+	})
+	if err != nil {
+		if !errors.Is(err, nats.ErrStreamNotFound) {
+			log.Printf("history of %s: %v", topic, err)
+		}
+		return nil
+	}
+	defer func() { _ = w.js.DeleteConsumer(stream, ci.Name) }()
+	if ci.NumPending == 0 {
+		return nil
+	}
+	sub, err := w.js.PullSubscribe(subject, "", nats.Bind(stream, ci.Name))
+	if err != nil {
+		log.Printf("history of %s: %v", topic, err)
+		return nil
+	}
+	defer func() { _ = sub.Unsubscribe() }()
+	lines := []map[string]any{}
+	for fetched := uint64(0); fetched < ci.NumPending; {
+		msgs, err := sub.Fetch(int(ci.NumPending-fetched), nats.MaxWait(5*time.Second))
+		if err != nil {
+			log.Printf("history of %s: %v", topic, err)
+			break
+		}
+		for _, m := range msgs {
+			fetched++
+			var line struct{ Type, Name, Text, From string }
+			// anything else broadcast to the room is not a chat line
+			if m.Header.Get("Wsgw-Binary") == "1" || json.Unmarshal(m.Data, &line) != nil || line.Type != "message" {
+				continue
+			}
+			at := int64(0)
+			if md, err := m.Metadata(); err == nil {
+				at = md.Timestamp.UnixMilli()
+			}
+			lines = append(lines, map[string]any{"name": line.Name, "text": line.Text, "from": line.From, "time": at})
+		}
+	}
+	if len(lines) > historyLines {
+		lines = lines[len(lines)-historyLines:]
+	}
+	return lines
 }
 
 // fromMeta reads the room and name the open set as the connection's metadata.

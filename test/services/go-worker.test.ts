@@ -3,12 +3,14 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startNatsServer } from '../harness/nats-server.js';
-import { startGateway, uniquePrefix } from '../harness/stack.js';
+import { quietLog, startGateway, uniquePrefix } from '../harness/stack.js';
 import { build, have, startProgram } from '../harness/toolchain.js';
 import { TestClient, eventually } from '../harness/ws-client.js';
 import { connect } from '@nats-io/transport-node';
 import { jetstreamManager } from '@nats-io/jetstream';
 import { inboundStream } from '../../src/nats/durable.js';
+import { ensureHistoryStream } from '../../src/nats/history.js';
+import { createSubjects } from '../../src/protocol/subjects.js';
 
 // The Go worker (services/go-worker) builds offline in GOPATH mode against Debian's nats.go
 // (golang-go, golang-github-nats-io-go-nats-dev); test/preflight.mjs installs them when it can.
@@ -97,4 +99,30 @@ t.test('chat: rooms are topics (subscribe over P.ctl), room and name are metadat
   t.notOk(ann.frames.some((f) => f.text().includes('not for the lobby')), 'rooms are separate topics');
   const bad = await TestClient.connect(`${g0.url}?room=no.dots`);
   t.equal((await bad.waitClosed()).code, 4400, 'an unsafe room is refused with a close');
+});
+
+t.test('chat with topic history: who joins gets the room\'s last lines, read from P_history as docs/protocol.md says', async (t) => {
+  const prefix = uniquePrefix();
+  const nc = await connect({ servers: nats.url });
+  t.teardown(() => nc.close());
+  await ensureHistoryStream(nc, createSubjects(prefix), { perTopic: 100, ttlS: 600, maxBytes: 8 * 1024 * 1024 }, 1, quietLog);
+  const g = await startGateway({ natsUrl: nats.url, prefix });
+  t.teardown(() => g.close());
+  const w = await startProgram(bin, ['-mode', 'chat'], { NATS_URL: nats.url, WSGW_PREFIX: prefix });
+  t.teardown(() => w.stop());
+  const ann = await TestClient.connect(`${g.url}?room=tea&name=ann`);
+  t.teardown(() => ann.close());
+  await ann.nextJson((v) => v.type === 'welcome');
+  for (const text of ['one', 'two']) {
+    ann.send(text);
+    await ann.nextJson((v) => v.type === 'message' && v.text === text);
+  }
+  const bob = await TestClient.connect(`${g.url}?room=tea&name=bob`);
+  t.teardown(() => bob.close());
+  await bob.nextJson((v) => v.type === 'welcome');
+  const earlier = await bob.nextJson((v) => v.type === 'history');
+  t.match(earlier, { room: 'tea', messages: [{ name: 'ann', text: 'one' }, { name: 'ann', text: 'two' }] });
+  t.equal(earlier.messages.length, 2, 'only the chat lines');
+  t.ok(earlier.messages.every((m: { time: number }) => Math.abs(m.time - Date.now()) < 60_000), 'with the time each was stored');
+  t.notOk(ann.frames.some((f) => f.json().type === 'history'), 'the first in the room got none');
 });
