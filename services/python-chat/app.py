@@ -33,6 +33,7 @@ API = os.environ.get("WSGW_API", "http://127.0.0.1:8004").rstrip("/")
 API_TOKEN = os.environ.get("WSGW_API_TOKEN", "")
 SECRET = os.environ.get("WSGW_SECRET", "")
 SAFE = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+HISTORY_LINES = 50
 SIGNED_HEADERS = ["wsgw-timestamp", "wsgw-event", "wsgw-conn", "wsgw-gateway", "wsgw-route", "wsgw-binary", "wsgw-seq"]
 
 
@@ -68,24 +69,45 @@ def who(headers, conn):
     known = from_meta(headers)
     if known:
         return known
-    req = urllib.request.Request(f"{API}/connections/{conn}")
-    if API_TOKEN:
-        req.add_header("Authorization", f"Bearer {API_TOKEN}")
     try:
-        record = json.loads(urllib.request.urlopen(req, timeout=5).read())
+        record = json.loads(api_request(f"/connections/{conn}"))
     except urllib.error.URLError:
         return None
     return room_and_name(record.get("query", ""), conn)
 
 
-def broadcast(topic, payload):
-    """POST /topics/<topic>/messages on the connection service."""
-    req = urllib.request.Request(f"{API}/topics/{topic}/messages", data=json.dumps(payload).encode(), method="POST")
-    req.add_header("Content-Type", "text/plain; charset=utf-8")
+def api_request(path, data=None, method="GET"):
+    """A request to the connection service's HTTP API, with its token when it has one."""
+    req = urllib.request.Request(f"{API}{path}", data=data, method=method)
+    if data is not None:
+        req.add_header("Content-Type", "text/plain; charset=utf-8")
     if API_TOKEN:
         req.add_header("Authorization", f"Bearer {API_TOKEN}")
+    return urllib.request.urlopen(req, timeout=5).read()
+
+
+def last_lines(topic):
+    """The room's last chat lines from the topic history (GET /topics/<topic>/history): none when
+    history is off (404 history_off) or the API cannot be reached."""
     try:
-        urllib.request.urlopen(req, timeout=5).read()
+        kept = json.loads(api_request(f"/topics/{topic}/history?limit={HISTORY_LINES * 2}"))["messages"]
+    except (urllib.error.URLError, ValueError, KeyError):
+        return []
+    lines = []
+    for m in kept:
+        try:
+            line = json.loads(m["data"]) if not m["binary"] else None
+        except ValueError:
+            line = None  # something else broadcast to the room is not a chat line
+        if isinstance(line, dict) and line.get("type") == "message":
+            lines.append({"name": line.get("name"), "text": line.get("text"), "from": line.get("from"), "time": m["time"]})
+    return lines[-HISTORY_LINES:]
+
+
+def broadcast(topic, payload):
+    """POST /topics/<topic>/messages on the connection service."""
+    try:
+        api_request(f"/topics/{topic}/messages", json.dumps(payload).encode(), "POST")
     except urllib.error.URLError as err:
         print(f"broadcast to {topic} failed: {err}", file=sys.stderr, flush=True)
 
@@ -114,6 +136,13 @@ class Events(BaseHTTPRequestHandler):
                 # refuse: the bridge closes the connection with 4400
                 return self.answer(400, b"room must be 1-64 characters of A-Z a-z 0-9 _ -")
             welcome = json.dumps({"type": "welcome", "id": conn, "room": room, "name": name}).encode()
+            # with topic history on, the room's last lines; sent now, so they arrive before the welcome
+            earlier = last_lines(f"room-{room}")
+            if earlier:
+                try:
+                    api_request(f"/connections/{conn}/messages", json.dumps({"type": "history", "room": room, "messages": earlier}).encode(), "POST")
+                except urllib.error.URLError as err:
+                    print(f"history to {conn} failed: {err}", file=sys.stderr, flush=True)
             broadcast(f"room-{room}", {"type": "join", "room": room, "name": name, "from": conn})
             # remembered with the connection, not here: header values are ASCII, so the name is percent-encoded
             return self.answer(200, welcome, {

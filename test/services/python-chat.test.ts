@@ -2,7 +2,10 @@ import t from 'tap';
 import { spawn, spawnSync } from 'node:child_process';
 import { once } from 'node:events';
 import { startNatsServer } from '../harness/nats-server.js';
-import { startBridge, startConnectionService, startGateway, uniquePrefix } from '../harness/stack.js';
+import { quietLog, startBridge, startConnectionService, startGateway, uniquePrefix } from '../harness/stack.js';
+import { connect } from '@nats-io/transport-node';
+import { ensureHistoryStream } from '../../src/nats/history.js';
+import { createSubjects } from '../../src/protocol/subjects.js';
 import { TestClient, eventually } from '../harness/ws-client.js';
 
 const python = spawnSync('python3', ['--version']).status === 0;
@@ -12,6 +15,10 @@ t.test('the Python standard-library chat app runs through the bridge, stateless:
   const nats = await startNatsServer();
   t.teardown(() => nats.stop());
   const prefix = uniquePrefix();
+  // topic history on: who joins later is given the room's last lines, read over the HTTP API
+  const nc = await connect({ servers: nats.url });
+  t.teardown(() => nc.close());
+  await ensureHistoryStream(nc, createSubjects(prefix), { perTopic: 100, ttlS: 600, maxBytes: 8 * 1024 * 1024 }, 1, quietLog);
   const svc = await startConnectionService({ natsUrl: nats.url, prefix, flags: { token: 'api-token' } });
   t.teardown(() => svc.close());
   /** One app process and a bridge in front of it (the bridges share the queue group: each event goes to one of them). */
@@ -53,6 +60,14 @@ t.test('the Python standard-library chat app runs through the bridge, stateless:
   const texts = seen().filter((v) => v.type === 'message').map((v) => v.text);
   t.same(new Set(texts), new Set(Array.from({ length: 8 }, (_, i) => `hello ${i + 1}`)), 'every message arrived, named after its sender');
   t.equal(ann.frames.filter((f) => (f.json() as { type: string }).type === 'message').length, 8, 'none under another name');
+  t.notOk(ann.frames.some((f) => f.json().type === 'history'), 'the first in the room got no history');
+  const cy = await TestClient.connect(`${g.url}?room=lobby&name=cy`);
+  t.teardown(() => cy.close());
+  const earlier = await cy.nextJson((v) => v.type === 'history');
+  t.same(new Set(earlier.messages.map((m: { text: string }) => m.text)), new Set(texts), 'who joins later gets the room\'s lines (GET /topics/:topic/history), before the welcome');
+  t.ok(earlier.messages.every((m: { name: string }) => m.name === 'Zoë'), 'with their senders');
+  await cy.nextJson((v) => v.type === 'welcome');
+
   await bob.close();
   await eventually(() => seen().some((v) => v.type === 'leave') || null, 5_000, 'ann sees Zoë leave');
 
