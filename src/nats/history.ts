@@ -105,7 +105,8 @@ export class StreamHistory {
     try {
       const pending = info.num_pending;
       if (pending === 0) return out;
-      const consumer = await js.consumers.get(this.#stream, info.name);
+      // from the creation answer: no info round trip
+      const consumer = js.consumers.getConsumerFromInfo(info);
       const messages = await consumer.fetch({ max_messages: pending, expires: READ_EXPIRES_MS });
       for await (const m of messages) {
         const time = Number(m.timestampNanos / 1_000_000n);
