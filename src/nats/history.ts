@@ -22,6 +22,8 @@ export class HistoryStreamError extends WsgwError {
 const NANOS = 1_000_000_000;
 /** How long a reader's consumer lives on the server if the reader dies before deleting it. */
 const READER_INACTIVE_NS = 30 * NANOS;
+/** How long a missing stream is taken to stay missing before a read asks the server again. */
+const OFF_RECHECK_MS = 5_000;
 /** How long one read may take to fetch what its consumer counted. */
 const READ_EXPIRES_MS = 5_000;
 
@@ -77,6 +79,8 @@ export class StreamHistory {
   readonly #subjects: Subjects;
   readonly #stream: string;
   #clients: Promise<{ jsm: JetStreamManager; js: JetStreamClient }> | null = null;
+  /** Until when the stream is taken to be missing (it was at the last read). */
+  #offUntil = 0;
 
   constructor(nc: NatsConnection, subjects: Subjects) {
     this.#nc = nc;
@@ -86,6 +90,8 @@ export class StreamHistory {
 
   async read(topic: string, q: HistoryQuery): Promise<HistoryMessage[]> {
     const subject = this.#subjects.topic(topic);
+    // history off: said at once for a while, not with a request to the server per read
+    if (Date.now() < this.#offUntil) throw this.#off();
     this.#clients ??= jetstreamManager(this.#nc).then((jsm) => ({ jsm, js: jetstream(this.#nc) }));
     const { jsm, js } = await this.#clients;
     const start =
@@ -98,7 +104,10 @@ export class StreamHistory {
     try {
       info = await jsm.consumers.add(this.#stream, { ...start, filter_subject: subject, ack_policy: AckPolicy.None, inactive_threshold: READER_INACTIVE_NS, mem_storage: true, num_replicas: 1 });
     } catch (err) {
-      if (/stream not found/i.test((err as Error).message)) throw new HistoryOffError(`no stream ${this.#stream} (start a gateway or the connection service with --history)`);
+      if (/stream not found/i.test((err as Error).message)) {
+        this.#offUntil = Date.now() + OFF_RECHECK_MS;
+        throw this.#off();
+      }
       throw err;
     }
     const out: HistoryMessage[] = [];
@@ -118,5 +127,9 @@ export class StreamHistory {
       jsm.consumers.delete(this.#stream, info.name).catch(() => undefined);
     }
     return q.limit !== undefined && out.length > q.limit ? out.slice(out.length - q.limit) : out;
+  }
+
+  #off(): HistoryOffError {
+    return new HistoryOffError(`no stream ${this.#stream} (start a gateway, a worker or the connection service with --history)`);
   }
 }

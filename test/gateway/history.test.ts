@@ -171,11 +171,19 @@ t.test('with NATS: the stream keeps every broadcast (worker, API, in-process), r
   }
 
   // a prefix nobody started with --history has no stream
-  const other = await startConnectionService({ natsUrl: nats.url, prefix: uniquePrefix() });
+  const otherPrefix = uniquePrefix();
+  const asked: string[] = [];
+  nc.subscribe(`$JS.API.CONSUMER.CREATE.${historyStream(otherPrefix)}`, { callback: (_e, m) => void asked.push(m.subject) });
+  await nc.flush();
+  const other = await startConnectionService({ natsUrl: nats.url, prefix: otherPrefix });
   t.teardown(() => other.close());
   const r = await fetch(`${other.url}/topics/room/history`);
   t.equal(r.status, 404);
   t.match(await r.json(), { error: 'history_off', message: /--history/ });
+  t.equal((await fetch(`${other.url}/topics/room/history`)).status, 404);
+  t.equal((await fetch(`${other.url}/topics/lobby/history`)).status, 404);
+  await nc.flush();
+  t.equal(asked.length, 1, 'then said at once for a while, without asking the server again');
   const jsm = await jetstreamManager(nc);
   await eventually(async () => (await jsm.consumers.list(historyStream(prefix)).next()).length === 0, 5_000, 'every read\'s consumer deleted');
   t.pass('every read\'s consumer deleted');
