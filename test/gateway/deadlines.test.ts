@@ -132,8 +132,10 @@ t.test('the earlier of the two deadlines closes, in remote mode too: close event
   const records = await Promise.all(ids.map((i) => g.directory!.get(i)));
   const id = records.find((r) => r?.identity?.sub === 'ann')!.id;
   t.equal((await c.waitClosed(8_000)).code, CloseCode.TokenExpired, 'the token expired long before the age');
-  await eventually(() => (events.length > 0 ? true : null), 5_000, 'the close event');
-  t.match(events, [{ id, code: CloseCode.TokenExpired, lost: false }], 'one close event, with 4103');
+  await eventually(() => (events.some((e) => e.id === id) ? true : null), 5_000, 'the close event');
+  t.match(events.filter((e) => e.id === id), [{ id, code: CloseCode.TokenExpired, lost: false }], 'one close event, with 4103');
+  // a try connectKept made again has its own (uWebSockets.js dropped it as it opened: docs/reliability.md)
+  t.ok(events.every((e) => e.id === id || e.code === CloseCode.Abnormal), 'no other close but a dropped try\'s');
   await eventually(async () => ((await g.directory!.get(id)) === null ? true : null), 5_000, 'the record removed');
   t.equal(g.gw.connections, 1, "the other connection is still open (its token and its age have minutes to go)");
   t.ok(await g.directory!.get(records.find((r) => r?.identity?.sub === 'bob')!.id), 'and keeps its record');
