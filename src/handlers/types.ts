@@ -1,7 +1,7 @@
-import type { HistoryEntry, HistoryQuery } from '../protocol/history.js';
 import type { Logger } from 'pino';
 import type { AuthRequest, ConnectionRecord, RequestInfo } from '../protocol/events.js';
 import type { Meta, MetaPatch } from '../protocol/meta.js';
+import type { HistoryEntry, HistoryQuery } from '../protocol/history.js';
 
 /** Text (string) or binary (Uint8Array) frame data. */
 export type FrameData = string | Uint8Array;
