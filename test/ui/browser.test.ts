@@ -5,7 +5,10 @@ import chat from '../../services/examples/chat.js';
 import type { Handler } from '../../src/handlers/types.js';
 import { launchChromium, screenshotPath } from '../harness/browser.js';
 import { startNatsServer } from '../harness/nats-server.js';
-import { startConnectionService, startGateway, startWorker, uniquePrefix } from '../harness/stack.js';
+import { quietLog, startConnectionService, startGateway, startWorker, uniquePrefix } from '../harness/stack.js';
+import { connect } from '@nats-io/transport-node';
+import { ensureHistoryStream } from '../../src/nats/history.js';
+import { createSubjects } from '../../src/protocol/subjects.js';
 import { connectAs } from '../harness/jwt.js';
 
 const chatHandler = chat as unknown as Handler;
@@ -67,6 +70,10 @@ t.test('admin page: token, live list within a second, search, send, broadcast, c
   const nats = await startNatsServer();
   t.teardown(() => nats.stop());
   const prefix = uniquePrefix();
+  // topic history on: the page shows a topic's last broadcasts
+  const nc = await connect({ servers: nats.url });
+  t.teardown(() => nc.close());
+  await ensureHistoryStream(nc, createSubjects(prefix), { perTopic: 100, ttlS: 600, maxBytes: 8 * 1024 * 1024 }, 1, quietLog);
   const svc = await startConnectionService({ natsUrl: nats.url, prefix, flags: { token: 'admin-secret' } });
   t.teardown(() => svc.close());
   const g = await startGateway({ natsUrl: nats.url, prefix, handler: chatHandler, flags: { demo: true } });
@@ -118,6 +125,9 @@ t.test('admin page: token, live list within a second, search, send, broadcast, c
   await admin.click('#broadcast button');
   await logHas(other, 'kitchen news');
   t.pass('broadcast reached the topic');
+  await admin.click('#show-history');
+  await admin.waitForFunction(() => document.getElementById('history')!.innerText.includes('kitchen news'), undefined, { timeout: 5_000 });
+  t.pass('and the topic\'s history shows it');
 
   await admin.fill(`tr[data-id="${id}"] input.code`, '4321');
   const shot = screenshotPath('admin.png');
