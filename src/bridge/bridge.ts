@@ -158,7 +158,7 @@ export async function createBridge(options: BridgeOptions): Promise<Bridge> {
     if (ev.authorize) h['wsgw-authorize'] = '1';
     // what the event carries, with what this bridge set that the event may predate
     const view = metaViews.get(ev.id);
-    const meta = view ? metaJson(view.see(ev.meta, ev.kind === 'message' ? Number(ev.seq) : ev.kind === 'open' ? 0 : Infinity)) : ev.meta;
+    const meta = view ? view.seeJson(ev.meta, ev.kind === 'message' ? Number(ev.seq) : ev.kind === 'open' ? 0 : Infinity) : ev.meta;
     if (meta !== '' && meta !== '{}') h['wsgw-meta'] = meta;
     if (config.secret !== '') h['wsgw-signature'] = sign(config.secret, h, ev.body);
     // undici's dispatch with a plain handler: no Readable body stream or async iterator per answer

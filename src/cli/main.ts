@@ -79,9 +79,10 @@ async function startNats(config: Config, name: string, log: Logger, signal: Abor
       // --history: this process creates the stream, or brings its limits to its own
       if (config.history > 0) {
         const subjects = createSubjects(config.prefix);
-        await ensureHistoryStream(nc, subjects, historyLimits(config), config.kvReplicas, log);
+        const limits = historyLimits(config);
+        await ensureHistoryStream(nc, subjects, limits, config.kvReplicas, log);
         // lost with a store, or deleted by hand: created again by the directory's looks at its buckets
-        directory.keepStream(historyStreamConfig(subjects, historyLimits(config), config.kvReplicas));
+        directory.keepStream(historyStreamConfig(subjects, limits, config.kvReplicas));
       }
       return { nc, directory };
     } catch (err) {

@@ -74,6 +74,13 @@ export interface Gateway {
 }
 
 /** Per-socket state, created at upgrade from data copied out of the request. */
+/** A connection's metadata and its JSON (ASCII, metaJson): the JSON goes on every frame's headers and record write. */
+interface KeptMeta {
+  readonly value: Meta;
+  readonly json: string;
+}
+const kept = (meta: Meta | null): KeptMeta | null => (meta === null ? null : { value: meta, json: metaJson(meta) });
+
 interface ConnData {
   readonly id: string;
   readonly token: string;
@@ -90,8 +97,8 @@ interface ConnData {
   headers?: FrameHeaderEncoder;
   ws: WebSocket<Slot> | null;
   topics: Set<string> | null;
-  /** Metadata set by the application, carried by every later event. */
-  meta: Meta | null;
+  /** Metadata set by the application, carried by every later event; with its JSON, made once per change. */
+  meta: KeptMeta | null;
   seq: number;
   closed: boolean;
   /** Outbound frames waiting for the corked flush: data, binary, data, binary, ... (made on the first send: an idle connection holds none) */
@@ -301,10 +308,9 @@ export async function createGateway(options: GatewayOptions): Promise<Gateway> {
   }
   const topicList = (d: ConnData): string[] => (d.topics ? [...d.topics] : []);
   /** `,"meta":{...}` when the connection has metadata, else nothing: the last field of its record, and of its open event. */
-  const metaField = (d: ConnData): string => (d.meta === null ? '' : `,"meta":${metaJson(d.meta)}`);
+  const metaField = (d: ConnData): string => (d.meta === null ? '' : `,"meta":${d.meta.json}`);
   function record(d: ConnData): ConnectionRecord {
-    const r: ConnectionRecord = { ...openEvent(d), topics: topicList(d) };
-    return d.meta === null ? r : { ...r, meta: d.meta };
+    return { ...openEvent(d), topics: topicList(d), ...(d.meta !== null && { meta: d.meta.value }) };
   }
   /** Subscribes the socket to `topic`; false when it already was, or is gone. The record is the caller's to write. */
   function joinTopic(d: ConnData, topic: string): boolean {
@@ -372,9 +378,9 @@ export async function createGateway(options: GatewayOptions): Promise<Gateway> {
    * events up to that one themselves). Throws InvalidMetaError past the limits.
    */
   function setMeta(d: ConnData, patch: MetaPatch): ControlReply {
-    const meta = applyMetaPatch(d.meta, patch);
-    d.meta = meta;
-    d.headers?.setMeta(metaJson(meta));
+    const meta = applyMetaPatch(d.meta?.value ?? null, patch);
+    d.meta = kept(meta);
+    d.headers?.setMeta(d.meta?.json ?? '');
     if (d.conn) d.conn.meta = meta ?? EMPTY_META;
     writeRecord(d);
     return { ok: true, seq: d.seq, meta: meta ?? EMPTY_META };
@@ -482,7 +488,7 @@ export async function createGateway(options: GatewayOptions): Promise<Gateway> {
   function connOf(d: ConnData): HostConn {
     if (d.conn === null) {
       d.conn = new HostConn(host, d.id, gatewayId, d.request);
-      if (d.meta !== null) d.conn.meta = d.meta;
+      if (d.meta !== null) d.conn.meta = d.meta.value;
     }
     return d.conn;
   }
@@ -683,7 +689,7 @@ export async function createGateway(options: GatewayOptions): Promise<Gateway> {
         outSubject: null,
         ws: null,
         topics: null,
-        meta: authorized?.meta ?? null,
+        meta: kept(authorized?.meta ?? null),
         seq: 0,
         closed: false,
         outq: null,
@@ -792,7 +798,7 @@ export async function createGateway(options: GatewayOptions): Promise<Gateway> {
         return;
       }
       // the publisher copies the frame (into its protocol buffer) before this callback returns
-      const h = durable ? frameHeaders(d.id, gatewayId, seq, isBinary, metaJson(d.meta)) : (d.headers ??= new FrameHeaderEncoder(d.id, gatewayId, metaJson(d.meta))).at(seq, isBinary);
+      const h = durable ? frameHeaders(d.id, gatewayId, seq, isBinary, d.meta?.json) : (d.headers ??= new FrameHeaderEncoder(d.id, gatewayId, d.meta?.json)).at(seq, isBinary);
       if (!publisher!.publish(subject, new Uint8Array(message), h, (d.outSubject ??= nats!.subjects.out(d.id)), durable ? `${d.id}-${seq}` : '')) {
         metrics.outageRefused.inc();
         endWith(d, ws, CloseCode.NatsUnavailable, 'message queue unavailable; retry later');
@@ -815,7 +821,7 @@ export async function createGateway(options: GatewayOptions): Promise<Gateway> {
           // the record goes once the close event is out (acknowledged by the stream in durable mode):
           // if this gateway dies in between, a sweeper finds the record and reports the close instead
           // (with the same message id, so the durable stream keeps one)
-          const ev: CloseEvent = { id: d.id, gateway: gatewayId, code, reason, lost: false, ...(d.meta !== null && { meta: d.meta }) };
+          const ev: CloseEvent = { id: d.id, gateway: gatewayId, code, reason, lost: false, ...(d.meta !== null && { meta: d.meta.value }) };
           const removeRecord = () => directory.remove(d.id);
           if (!publisher.publish(nats.subjects.inClose, JSON.stringify(ev), undefined, '', durable ? `${d.id}-close` : '', removeRecord)) removeRecord();
         } else {

@@ -6,6 +6,7 @@ import type { AuthDecision, CloseInfo, Conn, Context, FrameData, Handler, Messag
 import { parseConnectionId } from '../protocol/ids.js';
 import { parseHistoryQuery, type HistoryEntry, type HistoryQuery } from '../protocol/history.js';
 import { assertToken } from '../protocol/tokens.js';
+import { FrameBytes } from '../protocol/frame-bytes.js';
 
 /**
  * Where a handler's actions go. The gateway implements it in-process (local sockets first, NATS for
@@ -26,8 +27,6 @@ export interface ConnectionHost {
   /** The query is checked; the topic is a valid token. */
   history(topic: string, query: HistoryQuery): Promise<HistoryEntry[]>;
 }
-
-const decoder = new TextDecoder();
 
 function isBinary(data: FrameData, options?: SendOptions): boolean {
   return options?.binary ?? typeof data !== 'string';
@@ -67,22 +66,13 @@ export class HostConn implements Conn {
   }
 }
 
-export class FrameMessage implements Message {
-  readonly data: Uint8Array;
-  readonly binary: boolean;
+export class FrameMessage extends FrameBytes implements Message {
   readonly route: string;
   readonly seq: number;
   constructor(data: Uint8Array, binary: boolean, route: string, seq: number) {
-    this.data = data;
-    this.binary = binary;
+    super(data, binary);
     this.route = route;
     this.seq = seq;
-  }
-  text(): string {
-    return decoder.decode(this.data);
-  }
-  json<T = unknown>(): T {
-    return JSON.parse(this.text()) as T;
   }
 }
 

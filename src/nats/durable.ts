@@ -1,4 +1,5 @@
 import { AckPolicy, DeliverPolicy, jetstream, jetstreamManager, type ConsumerMessages, type JetStreamManager, type JsMsg } from '@nats-io/jetstream';
+import { ensureStream } from './streams.js';
 import type { NatsConnection } from '@nats-io/transport-node';
 import type { Logger } from 'pino';
 import { assertToken } from '../protocol/tokens.js';
@@ -47,34 +48,9 @@ export function inboundStreamConfig(o: InboundStreamOptions) {
  * Creates the inbound stream when missing (gateways with `--durable`): it captures `P.in.open`,
  * `P.in.msg.>` and `P.in.close`, with the configured limits, de-duplicating by message id.
  */
-export async function ensureInboundStream(nc: NatsConnection, o: InboundStreamOptions): Promise<JetStreamManager> {
-  const jsm = await jetstreamManager(nc);
+export function ensureInboundStream(nc: NatsConnection, o: InboundStreamOptions): Promise<JetStreamManager> {
   const config = inboundStreamConfig(o);
-  const name = config.name;
-  try {
-    const info = await jsm.streams.info(name);
-    if (info.config.max_age !== config.max_age || info.config.max_bytes !== config.max_bytes) {
-      try {
-        await jsm.streams.update(name, { ...info.config, max_age: config.max_age, max_bytes: config.max_bytes });
-        o.log.info({ stream: name, maxAgeS: o.maxAgeS, maxBytes: o.maxBytes }, 'inbound stream limits updated');
-      } catch (err) {
-        // a least-privilege user may not update streams (deploy/nats): the stream works as it is
-        o.log.warn(
-          { err: { message: (err as Error).message }, stream: name, maxAgeS: o.maxAgeS, maxBytes: o.maxBytes, current: { maxAgeS: info.config.max_age / NANOS, maxBytes: info.config.max_bytes } },
-          'inbound stream limits differ from --durable-max-age/--durable-max-bytes and could not be updated; keeping the current ones',
-        );
-      }
-    }
-  } catch (err) {
-    if (!/stream not found/i.test((err as Error).message)) throw err;
-    try {
-      await jsm.streams.add(config);
-    } catch (e) {
-      throw new DurableStreamError(name, (e as Error).message, e);
-    }
-    o.log.info({ stream: name }, 'inbound stream created');
-  }
-  return jsm;
+  return ensureStream(nc, config, ['max_age', 'max_bytes'], 'inbound stream', o.log, (reason, cause) => new DurableStreamError(config.name, reason, cause));
 }
 
 /** Redeliveries before a message that keeps failing is given up (terminated, and logged). */

@@ -1,8 +1,9 @@
 import { AckPolicy, DeliverPolicy, jetstream, jetstreamManager, type JetStreamClient, type JetStreamManager } from '@nats-io/jetstream';
+import { ensureStream } from './streams.js';
 import type { NatsConnection } from '@nats-io/transport-node';
 import type { Logger } from 'pino';
 import { Header } from '../protocol/headers.js';
-import { HistoryMessage, HistoryOffError, type HistoryLimits, type HistoryQuery } from '../protocol/history.js';
+import { HistoryMessage, HistoryOffError, selectHistory, type HistoryLimits, type HistoryQuery } from '../protocol/history.js';
 import type { Subjects } from '../protocol/subjects.js';
 import { assertToken } from '../protocol/tokens.js';
 import { WsgwError } from '../errors/errors.js';
@@ -45,28 +46,8 @@ export function historyStreamConfig(subjects: Subjects, limits: HistoryLimits, r
  * server keeps every broadcast published to `P.topic.<topic>`, whoever published it.
  */
 export async function ensureHistoryStream(nc: NatsConnection, subjects: Subjects, limits: HistoryLimits, replicas: number, log: Logger): Promise<void> {
-  const jsm = await jetstreamManager(nc);
   const config = historyStreamConfig(subjects, limits, replicas);
-  try {
-    const info = await jsm.streams.info(config.name);
-    const c = info.config;
-    if (c.max_msgs_per_subject !== config.max_msgs_per_subject || c.max_age !== config.max_age || c.max_bytes !== config.max_bytes) {
-      try {
-        await jsm.streams.update(config.name, { ...c, max_msgs_per_subject: config.max_msgs_per_subject, max_age: config.max_age, max_bytes: config.max_bytes });
-        log.info({ stream: config.name, ...limits }, 'history stream limits updated');
-      } catch (err) {
-        log.warn({ err: { message: (err as Error).message }, stream: config.name, wanted: limits }, 'history stream limits differ and could not be updated; keeping the current ones');
-      }
-    }
-  } catch (err) {
-    if (!/stream not found/i.test((err as Error).message)) throw err;
-    try {
-      await jsm.streams.add(config);
-    } catch (e) {
-      throw new HistoryStreamError(config.name, (e as Error).message, e);
-    }
-    log.info({ stream: config.name, ...limits }, 'history stream created');
-  }
+  await ensureStream(nc, config, ['max_msgs_per_subject', 'max_age', 'max_bytes'], 'history stream', log, (reason, cause) => new HistoryStreamError(config.name, reason, cause));
 }
 
 /**
@@ -118,15 +99,14 @@ export class StreamHistory {
       const consumer = js.consumers.getConsumerFromInfo(info);
       const messages = await consumer.fetch({ max_messages: pending, expires: READ_EXPIRES_MS });
       for await (const m of messages) {
-        const time = Number(m.timestampNanos / 1_000_000n);
-        // both bounds: an `after` read starts by sequence, and `since` may narrow it further
-        if (q.since === undefined || time >= q.since) out.push(new HistoryMessage(m.seq, time, m.data, m.headers?.get(Header.Binary) === '1'));
+        out.push(new HistoryMessage(m.seq, Number(m.timestampNanos / 1_000_000n), m.data, m.headers?.get(Header.Binary) === '1'));
         if (m.info.pending === 0) break;
       }
     } finally {
       jsm.consumers.delete(this.#stream, info.name).catch(() => undefined);
     }
-    return q.limit !== undefined && out.length > q.limit ? out.slice(out.length - q.limit) : out;
+    // the consumer starts at one bound; an `after` read may be narrowed by `since` too, and `limit` keeps the newest
+    return selectHistory(out, q);
   }
 
   #off(): HistoryOffError {

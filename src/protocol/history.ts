@@ -1,4 +1,5 @@
 import { WsgwError } from '../errors/errors.js';
+import { FrameBytes } from './frame-bytes.js';
 
 /**
  * Topic history: the last broadcasts of each topic, kept for a while, for a handler (or any program,
@@ -49,24 +50,13 @@ export class InvalidHistoryQueryError extends WsgwError {
   }
 }
 
-const decoder = new TextDecoder();
-
-export class HistoryMessage implements HistoryEntry {
+export class HistoryMessage extends FrameBytes implements HistoryEntry {
   readonly seq: number;
   readonly time: number;
-  readonly data: Uint8Array;
-  readonly binary: boolean;
   constructor(seq: number, time: number, data: Uint8Array, binary: boolean) {
+    super(data, binary);
     this.seq = seq;
     this.time = time;
-    this.data = data;
-    this.binary = binary;
-  }
-  text(): string {
-    return decoder.decode(this.data);
-  }
-  json<T = unknown>(): T {
-    return JSON.parse(this.text()) as T;
   }
   /** The HTTP API's form: text as is, bytes in base64. */
   toJSON(): { seq: number; time: number; binary: boolean; data: string } {

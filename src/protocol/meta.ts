@@ -118,6 +118,12 @@ export class MetaView {
     return this.current;
   }
 
+  /** `see` as metaJson: the event's own JSON (no new one) once none of this process's changes is pending. */
+  seeJson(json: string, seq: number): string {
+    const meta = this.see(json, seq);
+    return this.#asked.length === 0 ? json : metaJson(meta);
+  }
+
   get current(): Meta {
     let meta: Meta = this.#carried;
     for (const a of this.#asked) meta = merge(meta, a.patch);
